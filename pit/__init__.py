@@ -1,0 +1,1 @@
+"""pit: lightweight data orchestration on trio."""

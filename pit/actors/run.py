@@ -1,0 +1,267 @@
+"""The run actor: walks one DAG run from start to end.
+
+It starts a task actor for each task whose dependencies succeeded (at most `max_active` at a time),
+marks everything downstream of a failure `upstream_failed`, enforces the DAG timeout, and answers
+`CancelRun`. Every state change becomes a `RunEvent` for its observers (the manifest writer, views).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+import trio
+
+from pit.actors.task import DEFAULT_GRACE, TaskActor, TaskHandle
+from pit.clock import Clock
+from pit.messages.run import (
+    CancelRun,
+    RunDeadlinePassed,
+    RunEvent,
+    RunFinished,
+    RunInbox,
+    RunRecord,
+    RunStarted,
+    TaskRecord,
+    TaskUpdated,
+)
+from pit.messages.task import (
+    AttemptFailed,
+    AttemptStarted,
+    KillTask,
+    StopTask,
+    TaskCommand,
+    TaskFinished,
+    TaskOutput,
+)
+from pit.runners.command import Launch
+from pit.spec.dag import DagSpec, TaskSpec
+from pit.spec.durations import format_duration
+from pit.spec.graph import downstream
+from pit.spec.states import RunState, TaskState, check_run_transition, check_task_transition
+
+_FINISH_WAIT = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class RunHandle:
+    run_id: str
+    inbox: trio.MemorySendChannel[RunInbox]
+
+
+@attrs.define(kw_only=True)
+class RunActor:
+    dag: DagSpec
+    run_id: str
+    trigger: str
+    launch: Callable[[TaskSpec, int], Launch]
+    logs_dir: Path
+    clock: Clock
+    observers: Sequence[trio.MemorySendChannel[RunEvent]] = ()
+    """Each receives every state event; the actor closes them when the run has ended."""
+    output: trio.MemorySendChannel[TaskOutput] | None = None
+    max_active: int = 4
+    only_task: str | None = None
+    """Run just this task; the others are skipped (`pit run dag/task`)."""
+    grace: float = DEFAULT_GRACE
+
+    record: RunRecord = attrs.field(init=False)
+    _tasks: dict[str, TaskRecord] = attrs.field(init=False, factory=dict)
+    _running: dict[str, TaskHandle] = attrs.field(init=False, factory=dict)
+    _ready: deque[str] = attrs.field(init=False, factory=deque)
+    _waiting_on: dict[str, int] = attrs.field(init=False, factory=dict)
+    _dependants: dict[str, list[str]] = attrs.field(init=False, factory=dict)
+    _edges: dict[str, tuple[str, ...]] = attrs.field(init=False, factory=dict)
+    _stopping: str | None = attrs.field(init=False, default=None)
+    """Why the run is being stopped (timeout, cancel); no task starts once it is set."""
+
+    def __attrs_post_init__(self) -> None:
+        self.record = RunRecord(run_id=self.run_id, dag=self.dag.name, trigger=self.trigger)
+        for task in self.dag.tasks:
+            self._tasks[task.name] = TaskRecord(name=task.name)
+            self._waiting_on[task.name] = len(task.depends_on)
+            self._edges[task.name] = task.depends_on
+            self._dependants.setdefault(task.name, [])
+            for dep in task.depends_on:
+                self._dependants.setdefault(dep, []).append(task.name)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[RunHandle] = trio.TASK_STATUS_IGNORED
+    ) -> RunRecord:
+        send, inbox = trio.open_memory_channel[RunInbox](0)
+        async with inbox, send:
+            try:
+                task_status.started(RunHandle(run_id=self.run_id, inbox=send.clone()))
+                await self._execute(send, inbox)
+            finally:
+                # Shielded so an outer cancellation still records the end, bounded so an
+                # observer that stopped receiving cannot hold the run open.
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + _FINISH_WAIT):
+                    await self._finish()
+        return self.record
+
+    async def _execute(
+        self, send: trio.MemorySendChannel[RunInbox], inbox: trio.MemoryReceiveChannel[RunInbox]
+    ) -> None:
+        await self._set_run(state=RunState.RUNNING, started_at=self.clock.now())
+        await self._publish(RunStarted(record=self.record))
+        if self.only_task is not None:
+            for name in self._tasks:
+                if name != self.only_task:
+                    await self._set_task(name, state=TaskState.SKIPPED)
+            self._ready.append(self.only_task)
+        else:
+            self._ready.extend(t.name for t in self.dag.tasks if not t.depends_on)
+        async with trio.open_nursery() as tasks_nursery:
+            if self.dag.timeout is not None:
+                tasks_nursery.start_soon(_deadline, self.dag.timeout, send.clone())
+            await self._start_ready(tasks_nursery, send)
+            while self._running:
+                await self._handle(await inbox.receive(), tasks_nursery, send)
+            tasks_nursery.cancel_scope.cancel()  # only the deadline timer is left
+
+    async def _handle(
+        self, message: RunInbox, nursery: trio.Nursery, send: trio.MemorySendChannel[RunInbox]
+    ) -> None:
+        match message:
+            case AttemptStarted(task=name, attempt=attempt, at=at):
+                record = self._tasks[name]
+                await self._set_task(
+                    name,
+                    state=TaskState.RUNNING,
+                    attempts=attempt,
+                    started_at=record.started_at or at,
+                    retry_in=None,
+                )
+            case AttemptFailed(task=name, exit_code=code, error=error, retry_in=retry_in):
+                await self._set_task(
+                    name, state=TaskState.RUNNING, exit_code=code, error=error, retry_in=retry_in
+                )
+            case TaskFinished(
+                task=name, state=state, attempts=attempts, exit_code=code, error=error, at=at
+            ):
+                del self._running[name]
+                await self._set_task(
+                    name,
+                    state=state,
+                    attempts=attempts,
+                    exit_code=code,
+                    error=error,
+                    ended_at=at,
+                    retry_in=None,
+                )
+                if state is TaskState.SUCCESS:
+                    self._release_dependants(name)
+                else:
+                    await self._fail_downstream(name)
+                await self._start_ready(nursery, send)
+            case RunDeadlinePassed():
+                timeout = format_duration(self.dag.timeout or 0)
+                await self._stop_run(f"run timed out after {timeout}", StopTask)
+            case CancelRun(kill=kill):
+                await self._stop_run("cancelled", KillTask if kill else StopTask)
+
+    def _release_dependants(self, name: str) -> None:
+        if self.only_task is not None:
+            return
+        for dependant in self._dependants[name]:
+            self._waiting_on[dependant] -= 1
+            if self._waiting_on[dependant] == 0:
+                self._ready.append(dependant)
+
+    async def _fail_downstream(self, name: str) -> None:
+        if self.only_task is not None:
+            return
+        for dependant in sorted(downstream(self._edges, name)):
+            if self._tasks[dependant].state is TaskState.PENDING:
+                await self._set_task(
+                    dependant,
+                    state=TaskState.UPSTREAM_FAILED,
+                    error=f"upstream task '{name}' did not succeed",
+                )
+
+    async def _start_ready(
+        self, nursery: trio.Nursery, send: trio.MemorySendChannel[RunInbox]
+    ) -> None:
+        while self._ready and len(self._running) < self.max_active and self._stopping is None:
+            name = self._ready.popleft()
+            spec = self.dag.task(name)
+            actor = TaskActor(
+                task=spec,
+                launch=functools.partial(self.launch, spec),
+                log_path=self.logs_dir / f"{name}.log",
+                run_inbox=send.clone(),
+                clock=self.clock,
+                grace=self.grace,
+                output=self.output.clone() if self.output else None,
+            )
+            self._running[name] = await nursery.start(actor.run)
+
+    async def _stop_run(self, reason: str, command: type[StopTask] | type[KillTask]) -> None:
+        if self._stopping is None:
+            self._stopping = reason
+            self.record = attrs.evolve(self.record, error=reason)
+            for name, record in self._tasks.items():
+                if record.state is TaskState.PENDING:
+                    await self._set_task(name, state=TaskState.SKIPPED, error=reason)
+        message: TaskCommand = KillTask() if command is KillTask else StopTask(reason=reason)
+        for handle in list(self._running.values()):
+            # A task that finished meanwhile has closed its inbox; its TaskFinished is on its way.
+            with contextlib.suppress(trio.BrokenResourceError):
+                await handle.inbox.send(message)
+
+    async def _finish(self) -> None:
+        """Settle the final state (also after an outer cancellation) and close the observers."""
+        unsettled = [name for name, r in self._tasks.items() if not r.state.terminal]
+        for name in unsettled:
+            # Only an outer cancellation leaves tasks unsettled; their processes are dead by now.
+            running = self._tasks[name].state is TaskState.RUNNING
+            await self._set_task(
+                name, state=TaskState.FAILED if running else TaskState.SKIPPED, error="cancelled"
+            )
+        succeeded = all(
+            r.state in (TaskState.SUCCESS, TaskState.SKIPPED) for r in self._tasks.values()
+        )
+        if self._stopping == "cancelled" or unsettled:
+            state = RunState.CANCELLED
+        elif self._stopping is None and succeeded:
+            state = RunState.SUCCESS
+        else:
+            state = RunState.FAILED
+        if not self.record.state.terminal:
+            await self._set_run(state=state, ended_at=self.clock.now())
+        await self._publish(RunFinished(record=self.record))
+        for observer in self.observers:
+            await observer.aclose()
+
+    async def _set_task(self, name: str, **changes: object) -> None:
+        old = self._tasks[name]
+        new_state = changes.get("state", old.state)
+        assert isinstance(new_state, TaskState)
+        check_task_transition(old.state, new_state)
+        record = attrs.evolve(old, **changes)  # type: ignore[arg-type]
+        self._tasks[name] = record
+        self.record = attrs.evolve(self.record, tasks=tuple(self._tasks.values()))
+        await self._publish(TaskUpdated(record=record, run=self.record))
+
+    async def _set_run(self, **changes: object) -> None:
+        state = changes.get("state", self.record.state)
+        assert isinstance(state, RunState)
+        check_run_transition(self.record.state, state)
+        self.record = attrs.evolve(self.record, tasks=tuple(self._tasks.values()), **changes)  # type: ignore[arg-type]
+
+    async def _publish(self, event: RunEvent) -> None:
+        for observer in self.observers:
+            # An observer that went away (a closed view) must not stop the run.
+            with contextlib.suppress(trio.BrokenResourceError):
+                await observer.send(event)
+
+
+async def _deadline(seconds: float, inbox: trio.MemorySendChannel[RunInbox]) -> None:
+    async with inbox:
+        await trio.sleep(seconds)
+        await inbox.send(RunDeadlinePassed())

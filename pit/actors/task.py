@@ -1,0 +1,255 @@
+"""The task actor: runs one task's attempts, with retries, a timeout and graceful stopping.
+
+It owns a mailbox of `TaskCommand`s (stop, kill) and reports `TaskEvent`s to its run. Whatever
+happens (exit, timeout, stop, an outer cancellation) the task's process group is gone when the
+actor returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import attrs
+import trio
+
+from pit.actors.process import (
+    kill_group,
+    open_group_process,
+    pump_output,
+    signal_name,
+    terminate_group,
+    wait_for_output,
+)
+from pit.clock import Clock
+from pit.messages.run import RunInbox
+from pit.messages.task import (
+    AttemptFailed,
+    AttemptStarted,
+    KillTask,
+    StopTask,
+    TaskCommand,
+    TaskFinished,
+    TaskOutput,
+)
+from pit.runners.command import InProcessLaunch, Launch, Outcome, ProcessLaunch
+from pit.spec.dag import TaskSpec
+from pit.spec.durations import format_duration
+from pit.spec.states import TaskState
+
+DEFAULT_GRACE = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class TaskHandle:
+    name: str
+    inbox: trio.MemorySendChannel[TaskCommand]
+
+
+@attrs.define
+class _Control:
+    """What the mailbox listener and the attempt loop share inside one task actor."""
+
+    grace: float
+    stop_reason: str | None = None
+    killed: bool = False
+    interruptible: trio.CancelScope | None = None
+    """The scope a stop cancels: the wait on the process, or the sleep before a retry."""
+    grace_scope: trio.CancelScope | None = None
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        if self.interruptible is not None:
+            self.interruptible.cancel()
+
+    def kill(self) -> None:
+        self.killed = True
+        self.stop("killed")
+        if self.grace_scope is not None:
+            self.grace_scope.cancel()
+
+    @contextlib.contextmanager
+    def interruptible_scope(self) -> Iterator[trio.CancelScope]:
+        with trio.CancelScope() as scope:
+            self.interruptible = scope
+            if self.stop_reason is not None:
+                scope.cancel()
+            try:
+                yield scope
+            finally:
+                self.interruptible = None
+
+    def new_grace_scope(self) -> trio.CancelScope:
+        self.grace_scope = trio.CancelScope(deadline=trio.current_time() + self.grace)
+        if self.killed:
+            self.grace_scope.cancel()
+        return self.grace_scope
+
+
+@attrs.frozen(kw_only=True)
+class TaskActor:
+    task: TaskSpec
+    launch: Callable[[int], Launch]
+    """Builds the launch of attempt number n (the environment names the attempt)."""
+    log_path: Path
+    run_inbox: trio.MemorySendChannel[RunInbox]
+    """This actor's own clone of its run's inbox; closed when the actor ends."""
+    clock: Clock
+    grace: float = DEFAULT_GRACE
+    output: trio.MemorySendChannel[TaskOutput] | None = None
+    """Where live output goes when a view asked for it; None keeps output in the log file only."""
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[TaskHandle] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        send, receive = trio.open_memory_channel[TaskCommand](0)
+        control = _Control(grace=self.grace)
+        async with self.run_inbox, contextlib.AsyncExitStack() as stack:
+            if self.output is not None:
+                await stack.enter_async_context(self.output)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._listen, receive, control)
+                task_status.started(TaskHandle(name=self.task.name, inbox=send))
+                finished = await self._attempts(control)
+                await self.run_inbox.send(finished)
+                nursery.cancel_scope.cancel()
+
+    async def _listen(
+        self, receive: trio.MemoryReceiveChannel[TaskCommand], control: _Control
+    ) -> None:
+        async with receive:
+            async for command in receive:
+                match command:
+                    case StopTask(reason=reason):
+                        control.stop(reason)
+                    case KillTask():
+                        control.kill()
+
+    async def _attempts(self, control: _Control) -> TaskFinished:
+        attempt, outcome = 0, Outcome(exit_code=None, error=None)
+        while control.stop_reason is None:
+            attempt += 1
+            await self.run_inbox.send(
+                AttemptStarted(task=self.task.name, attempt=attempt, at=self.clock.now())
+            )
+            outcome = await self._attempt(attempt, control)
+            if outcome.ok or control.stop_reason is not None or attempt > self.task.retries:
+                break
+            retry_in = self.task.retry_wait(attempt)
+            await self.run_inbox.send(
+                AttemptFailed(
+                    task=self.task.name,
+                    attempt=attempt,
+                    exit_code=outcome.exit_code,
+                    error=outcome.error or "",
+                    retry_in=retry_in,
+                )
+            )
+            with control.interruptible_scope():
+                await trio.sleep(retry_in)
+        error = control.stop_reason if control.stop_reason is not None else outcome.error
+        return TaskFinished(
+            task=self.task.name,
+            state=TaskState.SUCCESS if error is None else TaskState.FAILED,
+            attempts=attempt,
+            exit_code=outcome.exit_code,
+            error=error,
+            at=self.clock.now(),
+        )
+
+    async def _attempt(self, attempt: int, control: _Control) -> Outcome:
+        launch = self.launch(attempt)
+        # Unbuffered: the header lands before the process writes, and `pit logs -f` sees output
+        # as it comes. Opening a local file is too quick to be worth a thread.
+        with self.log_path.open("ab", buffering=0) as log:
+            total = self.task.retries + 1
+            log.write(
+                f"=== attempt {attempt}/{total} at {self.clock.now().isoformat()} ===\n".encode()
+            )
+            if isinstance(launch, ProcessLaunch):
+                return await self._run_process(launch, log, control)
+            return await self._run_in_process(launch, log, control)
+
+    async def _run_in_process(
+        self, launch: InProcessLaunch, log: BinaryIO, control: _Control
+    ) -> Outcome:
+        outcome = Outcome(exit_code=None, error="did not finish")
+        with control.interruptible_scope():
+            with trio.move_on_after(self.task.timeout or math.inf) as deadline:
+                outcome = await launch.execute(log)
+        return _outcome(outcome, deadline.cancelled_caught, self.task.timeout, control.stop_reason)
+
+    async def _run_process(
+        self, launch: ProcessLaunch, log: BinaryIO, control: _Control
+    ) -> Outcome:
+        try:
+            process = await open_group_process(
+                launch.argv,
+                cwd=str(launch.cwd),
+                env=dict(launch.env),
+                log=log,
+                pipe=self.output is not None,
+            )
+        except OSError as exc:
+            message = f"cannot start {launch.argv[0]}: {exc.strerror or exc}"
+            log.write(f"pit: {message}\n".encode())
+            return Outcome(exit_code=None, error=message)
+        timed_out = False
+        try:
+            async with trio.open_nursery() as nursery:
+                pumped = trio.Event()
+                if self.output is not None:
+                    nursery.start_soon(self._pump, process, log, pumped)
+                else:
+                    pumped.set()
+                with control.interruptible_scope():
+                    with trio.move_on_after(self.task.timeout or math.inf) as deadline:
+                        await process.wait()
+                    timed_out = deadline.cancelled_caught
+                await terminate_group(process, control.new_grace_scope())
+                await wait_for_output(pumped)
+                nursery.cancel_scope.cancel()
+        finally:
+            # Reached with the process still running only when the actor itself is cancelled
+            # from outside (a pit bug or a teardown): kill at once, never leave it behind.
+            if process.returncode is None:
+                await kill_group(process)
+        return _outcome(
+            _exit_outcome(process.returncode), timed_out, self.task.timeout, control.stop_reason
+        )
+
+    async def _pump(self, process: trio.Process, log: BinaryIO, done: trio.Event) -> None:
+        output = self.output
+        assert output is not None
+
+        async def forward(chunk: bytes) -> None:
+            await output.send(TaskOutput(task=self.task.name, data=chunk))
+
+        try:
+            await pump_output(process, log, forward)
+        finally:
+            done.set()
+
+
+def _exit_outcome(returncode: int | None) -> Outcome:
+    if returncode == 0:
+        return Outcome(exit_code=0, error=None)
+    if returncode is not None and returncode < 0:
+        return Outcome(exit_code=returncode, error=f"killed by {signal_name(returncode)}")
+    return Outcome(exit_code=returncode, error=f"exit code {returncode}")
+
+
+def _outcome(
+    natural: Outcome, timed_out: bool, timeout: float | None, stop_reason: str | None
+) -> Outcome:
+    """The attempt's outcome: a timeout or a stop outranks how the work itself ended."""
+    if timed_out:
+        return Outcome(
+            exit_code=natural.exit_code, error=f"timed out after {format_duration(timeout or 0)}"
+        )
+    if stop_reason is not None:
+        return Outcome(exit_code=natural.exit_code, error=stop_reason)
+    return natural

@@ -1,0 +1,34 @@
+"""The only place that reads the wall clock.
+
+Everything that needs "now" takes a `Clock`; tests pass a fixed one. Sleeping and timeouts use
+trio's own clock, which tests fake with `autojump_clock`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """The current time, timezone-aware, in the machine's local zone."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now().astimezone()
+
+
+class FixedClock:
+    """A clock that reads what it is told; for tests and for replaying records."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.at += delta

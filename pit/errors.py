@@ -1,0 +1,32 @@
+"""The one exception hierarchy of pit.
+
+Bad input is reported to the user as a message naming the file, key and fix; it never surfaces as a
+traceback. Exceptions here carry that message. Anything else that escapes is a pit bug.
+"""
+
+from __future__ import annotations
+
+
+class PitError(Exception):
+    """Base of every error pit reports to a user instead of a traceback."""
+
+
+class WorkspaceError(PitError):
+    """Raised when the workspace cannot be used: no `projects/` folder, an unknown DAG name, an
+    unreadable `pit_config.toml` or secrets file. The message says which path and what to do."""
+
+
+class SpecError(PitError):
+    """Raised when configuration files fail validation; `problems` lists every one found."""
+
+    def __init__(self, problems: list[object]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RunError(PitError):
+    """Raised when a run cannot start: its run directory or snapshot cannot be created."""
+
+
+class LogsError(PitError):
+    """Raised by `pit logs` when the asked-for run or task log does not exist."""

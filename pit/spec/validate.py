@@ -1,0 +1,88 @@
+"""Rules that need more than one key: the task graph, script files, names across projects."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from pit.spec.cron import cron_problem
+from pit.spec.dag import DagSpec, RunnerKind
+from pit.spec.graph import find_cycle
+from pit.spec.problems import Problem, did_you_mean
+
+
+def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) -> list[Problem]:
+    """Every cross-key problem of one DAG; `script_exists` takes paths relative to the project."""
+    problems: list[Problem] = []
+
+    def add(key: str, message: str, fix: str = "") -> None:
+        problems.append(Problem(file=file, key=key, message=message, fix=fix))
+
+    names = [task.name for task in dag.tasks]
+    for name, count in Counter(names).items():
+        if count > 1:
+            index = [i for i, n in enumerate(names) if n == name][1]
+            add(
+                f"tasks[{index}].name", f"duplicate task name '{name}'", "task names must be unique"
+            )
+    known = set(names)
+    for index, task in enumerate(dag.tasks):
+        for dep in task.depends_on:
+            if dep == task.name:
+                add(f"tasks[{index}].depends_on", f"task '{task.name}' depends on itself")
+            elif dep not in known:
+                add(
+                    f"tasks[{index}].depends_on",
+                    f"unknown task '{dep}'",
+                    did_you_mean(dep, known) or f"tasks are: {', '.join(names)}",
+                )
+        if task.runner.kind is RunnerKind.DBT:
+            if dag.dbt is None:
+                add(
+                    f"tasks[{index}].runner",
+                    "a dbt task needs a [dag.dbt] table",
+                    "add [dag.dbt] with version, adapter, project_dir and connection",
+                )
+        elif not dag.git_backed and not script_exists(task.script):
+            add(
+                f"tasks[{index}].script",
+                f"script '{task.script}' does not exist",
+                "create it, or fix the path (relative to the project folder)",
+            )
+    edges = {task.name: [d for d in task.depends_on if d != task.name] for task in dag.tasks}
+    cycle = find_cycle(edges)
+    if cycle:
+        add("tasks", f"dependency cycle: {' -> '.join(cycle)}", "remove one of these depends_on")
+    if dag.schedule is not None and (reason := cron_problem(dag.schedule)):
+        add("dag.schedule", reason, "e.g. '0 6 * * *' for 06:00 daily")
+    if (
+        dag.dbt
+        and dag.dbt.project_dir
+        and not dag.git_backed
+        and not script_exists(f"{dag.dbt.project_dir}/dbt_project.yml")
+    ):
+        add(
+            "dag.dbt.project_dir",
+            f"no dbt_project.yml in '{dag.dbt.project_dir}'",
+            "point project_dir at the dbt project's root folder",
+        )
+    return problems
+
+
+def validate_dag_names(dags: Iterable[tuple[str, DagSpec]]) -> list[Problem]:
+    """A problem for each DAG whose name another project already uses. Items are (file, dag)."""
+    first: dict[str, str] = {}
+    problems = []
+    for file, dag in dags:
+        if dag.name in first:
+            problems.append(
+                Problem(
+                    file=file,
+                    key="dag.name",
+                    message=f"DAG name '{dag.name}' is already used by {first[dag.name]}",
+                    fix="DAG names must be unique across projects",
+                )
+            )
+        else:
+            first[dag.name] = file
+    return problems

@@ -1,0 +1,52 @@
+"""`pit_config.toml`: workspace-wide defaults. Every field is optional; CLI flags win over it."""
+
+from __future__ import annotations
+
+import attrs
+
+from pit.spec.dag import ARTIFACTS, parse_toml
+from pit.spec.problems import Problem
+from pit.spec.reader import TableReader
+
+CONFIG_FILE = "pit_config.toml"
+
+
+@attrs.frozen(kw_only=True)
+class WorkspaceConfig:
+    secrets_path: str | None = None
+    """`secrets_dir` in the file (the seed's name): path of the secrets TOML file."""
+    runs_dir: str = "runs"
+    repo_cache_dir: str = "repo_cache"
+    dbt_driver: str = "ODBC Driver 17 for SQL Server"
+    keep_artifacts: tuple[str, ...] = ARTIFACTS
+    max_active_tasks: int | None = None
+    """A cap on concurrently running tasks of any one run, over the DAG's own setting."""
+
+
+def parse_workspace_config(
+    text: str, file: str = CONFIG_FILE
+) -> tuple[WorkspaceConfig, list[Problem]]:
+    raw, problems = parse_toml(text, file)
+    if raw is None:
+        return WorkspaceConfig(), problems
+    r = TableReader(file, "", raw, problems)
+    defaults = WorkspaceConfig()
+    keep = r.strings("keep_artifacts")
+    for value in keep or ():
+        if value not in ARTIFACTS:
+            r.problem(
+                "keep_artifacts",
+                f"'{value}' is not a run artifact",
+                f"use any of {', '.join(ARTIFACTS)}",
+            )
+    cap = r.integer("max_active_tasks", default=0, minimum=1)
+    config = WorkspaceConfig(
+        secrets_path=r.string("secrets_dir"),
+        runs_dir=r.string("runs_dir") or defaults.runs_dir,
+        repo_cache_dir=r.string("repo_cache_dir") or defaults.repo_cache_dir,
+        dbt_driver=r.string("dbt_driver") or defaults.dbt_driver,
+        keep_artifacts=defaults.keep_artifacts if keep is None else keep,
+        max_active_tasks=cap or None,
+    )
+    r.finish()
+    return config, problems

@@ -1,0 +1,153 @@
+"""A run on disk: `runs/<run-id>/{project,logs,data}` and the `run.json` manifest.
+
+Plain blocking file operations; actors call them through `trio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from pit.errors import RunError
+from pit.messages.run import RunRecord, TaskRecord
+from pit.spec.states import RunState, TaskState
+
+MANIFEST = "run.json"
+SNAPSHOT_SKIP = (".venv", ".git", "__pycache__", "node_modules")
+_ID_TIME_FORMAT = "%Y%m%d_%H%M%S"
+
+
+@attrs.frozen(kw_only=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def project(self) -> Path:
+        return self.root / "project"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    def log(self, task: str) -> Path:
+        return self.logs / f"{task}.log"
+
+
+def format_run_id(at: dt.datetime, dag: str) -> str:
+    return f"{at.strftime(_ID_TIME_FORMAT)}.{at.microsecond // 1000:03d}_{dag}"
+
+
+def create_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
+    """Make a fresh `runs/<run-id>/` with empty logs/ and data/. Two runs started in the same
+    millisecond get ids one millisecond apart: ids stay unique, sortable and in the same format."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            root = runs_dir / format_run_id(at, dag)
+            try:
+                root.mkdir()
+                break
+            except FileExistsError:
+                at += dt.timedelta(milliseconds=1)
+        paths = RunPaths(root=root)
+        paths.logs.mkdir()
+        paths.data.mkdir()
+    except OSError as exc:
+        raise RunError(f"cannot create a run folder under {runs_dir}: {exc}") from exc
+    return paths
+
+
+def snapshot_project(source: Path, paths: RunPaths) -> None:
+    """Copy the project into the run (keeping modes and symlinks), skipping venvs and VCS data."""
+    try:
+        shutil.copytree(
+            source, paths.project, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_SKIP)
+        )
+    except (OSError, shutil.Error) as exc:
+        raise RunError(f"cannot snapshot {source} into {paths.project}: {exc}") from exc
+
+
+def write_manifest(paths: RunPaths, record: RunRecord) -> None:
+    """Write run.json atomically: a reader sees the old file or the new one, never half of one."""
+    data = json.dumps(record.to_json(), indent=1).encode()
+    fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".run.", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, paths.manifest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already unless the write failed
+
+
+def read_manifest(path: Path) -> RunRecord:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return RunRecord(
+        run_id=raw["run_id"],
+        dag=raw["dag"],
+        trigger=raw["trigger"],
+        state=RunState(raw["state"]),
+        started_at=_time(raw["started_at"]),
+        ended_at=_time(raw["ended_at"]),
+        error=raw.get("error"),
+        tasks=tuple(_task(t) for t in raw["tasks"]),
+    )
+
+
+def _task(raw: dict[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        name=raw["name"],
+        state=TaskState(raw["state"]),
+        attempts=raw["attempts"],
+        exit_code=raw["exit_code"],
+        started_at=_time(raw["started_at"]),
+        ended_at=_time(raw["ended_at"]),
+        error=raw["error"],
+    )
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def list_runs(runs_dir: Path, dag: str | None = None) -> list[tuple[RunPaths, RunRecord]]:
+    """Runs with a readable manifest, oldest first (run ids sort by start time)."""
+    if not runs_dir.is_dir():
+        return []
+    suffix = f"_{dag}" if dag else ""
+    runs = []
+    for root in sorted(runs_dir.iterdir()):
+        if not root.name.endswith(suffix) or not (root / MANIFEST).is_file():
+            continue
+        try:
+            record = read_manifest(root / MANIFEST)
+        except (OSError, ValueError, KeyError):
+            continue  # a foreign or damaged folder is not a run
+        if dag is None or record.dag == dag:
+            runs.append((RunPaths(root=root), record))
+    return runs
+
+
+def apply_retention(paths: RunPaths, keep: tuple[str, ...]) -> None:
+    """Remove the run's artifact folders not in `keep`; run.json always stays."""
+    for name, folder in (("project", paths.project), ("logs", paths.logs), ("data", paths.data)):
+        if name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)

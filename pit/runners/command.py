@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -111,6 +112,11 @@ def build_launch(
     cwd = place.snapshot_dir
     if kind is RunnerKind.PYTHON:
         argv: tuple[str, ...] = ("uv", "run", "--project", str(place.source_dir), str(script))
+        # The project's src/ (its shared package) is importable without building the project.
+        src = str(place.snapshot_dir / "src")
+        env["PYTHONPATH"] = (
+            f"{src}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else src
+        )
     elif kind is RunnerKind.BASH:
         argv = ("bash", str(script))
     elif kind is RunnerKind.CUSTOM:

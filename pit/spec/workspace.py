@@ -21,6 +21,8 @@ class WorkspaceConfig:
     keep_artifacts: tuple[str, ...] = ARTIFACTS
     max_active_tasks: int | None = None
     """A cap on concurrently running tasks of any one run, over the DAG's own setting."""
+    stop_grace: float = 10.0
+    """Seconds a stopped task gets between SIGTERM and SIGKILL."""
 
 
 def parse_workspace_config(
@@ -40,6 +42,7 @@ def parse_workspace_config(
                 f"use any of {', '.join(ARTIFACTS)}",
             )
     cap = r.integer("max_active_tasks", default=0, minimum=1)
+    grace = r.duration("stop_grace")
     config = WorkspaceConfig(
         secrets_path=r.string("secrets_dir"),
         runs_dir=r.string("runs_dir") or defaults.runs_dir,
@@ -47,6 +50,7 @@ def parse_workspace_config(
         dbt_driver=r.string("dbt_driver") or defaults.dbt_driver,
         keep_artifacts=defaults.keep_artifacts if keep is None else keep,
         max_active_tasks=cap or None,
+        stop_grace=defaults.stop_grace if grace is None else grace,
     )
     r.finish()
     return config, problems

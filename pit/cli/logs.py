@@ -1,0 +1,134 @@
+"""`pit logs dag[/task]`: the logs of a run (the latest unless --run-id), a list of runs, or -f."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+
+from pit.cli.context import cli_context
+from pit.errors import LogsError
+from pit.messages.run import RunRecord
+from pit.spec.durations import format_duration
+from pit.store.rundir import RunPaths, list_runs, read_manifest
+
+_FOLLOW_POLL = 0.25
+
+
+def register(app: typer.Typer) -> None:
+    app.command("logs")(logs_command)
+
+
+def logs_command(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="DAG name, or dag/task for one task's log.")],
+    list_runs_: Annotated[bool, typer.Option("--list", help="List the DAG's runs.")] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Show this run.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: JSON output.")] = False,
+) -> None:
+    """Show task logs of a DAG's latest run (or of --run-id), or list its runs."""
+    cli = cli_context(ctx)
+    workspace = cli.workspace()
+    runs_dir = workspace.resolve(workspace.config.runs_dir)
+    dag, _, task = target.partition("/")
+    runs = list_runs(runs_dir, dag)
+    if list_runs_:
+        _print_list(runs, as_json)
+        return
+    if not runs:
+        raise LogsError(f"no runs of '{dag}' in {runs_dir}; start one with `pit run {dag}`")
+    if run_id is None:
+        paths, record = runs[-1]
+    else:
+        found = [(p, r) for p, r in runs if p.run_id == run_id]
+        if not found:
+            raise LogsError(f"no run '{run_id}' of '{dag}'; see `pit logs {dag} --list`")
+        paths, record = found[0]
+    names = [t.name for t in record.tasks]
+    if task and task not in names:
+        raise LogsError(f"run {paths.run_id} has no task '{task}' (its tasks: {', '.join(names)})")
+    if not paths.logs.is_dir():
+        raise LogsError(f"run {paths.run_id} kept no logs (keep_artifacts leaves them out)")
+    chosen = [task] if task else names
+    if follow:
+        _follow(paths, chosen)
+    else:
+        _print_logs(paths, record, chosen)
+
+
+def _print_list(runs: list[tuple[RunPaths, RunRecord]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([record.to_json() for _, record in runs], indent=2))
+        return
+    if not runs:
+        print("no runs")
+        return
+    print(f"{'run id':<40} {'state':<10} {'trigger':<8} {'started':<20} duration")
+    for _, record in runs:
+        started = record.started_at.strftime("%Y-%m-%d %H:%M:%S") if record.started_at else "-"
+        took = "-"
+        if record.started_at and record.ended_at:
+            took = format_duration((record.ended_at - record.started_at).total_seconds())
+        elif not record.state.terminal:
+            took = "running"
+        print(
+            f"{record.run_id:<40} {record.state.value:<10} {record.trigger:<8} {started:<20} {took}"
+        )
+
+
+def _print_logs(paths: RunPaths, record: RunRecord, tasks: list[str]) -> None:
+    out = sys.stdout.buffer
+    states = {t.name: t for t in record.tasks}
+    for name in tasks:
+        if len(tasks) > 1:
+            out.write(f"==> {name} ({states[name].state.value}) <==\n".encode())
+        log = paths.log(name)
+        if log.is_file():
+            with log.open("rb") as file:
+                _copy(file, out)
+        elif len(tasks) > 1:
+            out.write(b"(no output: the task did not start)\n")
+        else:
+            raise LogsError(f"task '{name}' of run {paths.run_id} has no log: it did not start")
+    out.flush()
+
+
+def _copy(source: BinaryIO, out: BinaryIO) -> None:
+    while chunk := source.read(1 << 20):
+        out.write(chunk)
+
+
+def _follow(paths: RunPaths, tasks: list[str]) -> None:
+    """Print what each log gains, prefixed with its task when several, until the run has ended."""
+    offsets = dict.fromkeys(tasks, 0)
+    out = sys.stdout.buffer
+    while True:
+        ended = read_manifest(paths.manifest).state.terminal
+        for name in tasks:
+            offsets[name] = _print_new(
+                paths.log(name), offsets[name], name if len(tasks) > 1 else None, out
+            )
+        out.flush()
+        if ended:
+            return
+        time.sleep(_FOLLOW_POLL)
+
+
+def _print_new(log: Path, offset: int, prefix: str | None, out: BinaryIO) -> int:
+    if not log.is_file():
+        return offset
+    with log.open("rb") as file:
+        file.seek(offset)
+        data = file.read()
+    # Print whole lines only; a partial last line waits for its end (or the run's).
+    cut = data.rfind(b"\n") + 1 if prefix else len(data)
+    for line in data[:cut].splitlines(keepends=True):
+        out.write(f"[{prefix}] ".encode() + line if prefix else line)
+    return offset + cut

@@ -1,0 +1,45 @@
+"""`pit validate`: check every project and report every problem, grouped by project."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from pit.cli.context import cli_context
+from pit.spec.load import load_secrets
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)
+
+
+def validate_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print problems as a JSON list.")] = False,
+) -> None:
+    """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong."""
+    cli = cli_context(ctx)
+    workspace = cli.workspace()
+    secrets = cli.secrets_path(workspace)
+    if secrets is not None:
+        load_secrets(secrets)
+    problems = workspace.problems
+    if as_json:
+        print(json.dumps([p.to_json() for p in problems], indent=2))
+    else:
+        if workspace.config_problems:
+            _print_group("pit_config.toml", [str(p) for p in workspace.config_problems])
+        for project in workspace.projects:
+            if project.problems:
+                _print_group(project.folder, [str(p) for p in project.problems])
+        valid = sum(1 for p in workspace.projects if not p.problems)
+        print(f"{valid} of {len(workspace.projects)} projects valid, {len(problems)} problems")
+    raise typer.Exit(1 if problems else 0)
+
+
+def _print_group(title: str, lines: list[str]) -> None:
+    print(f"{title}:")
+    for line in lines:
+        print(f"  - {line}")

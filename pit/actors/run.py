@@ -135,6 +135,7 @@ class RunActor:
                     state=TaskState.RUNNING,
                     attempts=attempt,
                     started_at=record.started_at or at,
+                    error=None,
                     retry_in=None,
                 )
             case AttemptFailed(task=name, exit_code=code, error=error, retry_in=retry_in):

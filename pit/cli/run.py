@@ -62,6 +62,11 @@ def _request(workspace: Workspace, target: str) -> RunRequest:
         listing = "\n".join(f"  {p}" for p in project.problems)
         raise WorkspaceError(f"DAG '{dag_name}' has configuration errors:\n{listing}")
     dag = project.dag
+    if dag.git_backed:
+        raise WorkspaceError(
+            f"DAG '{dag_name}' is git-backed (git_url = {dag.git_url}); this version of pit "
+            "validates git-backed DAGs but cannot run them yet"
+        )
     if task_name:
         names = [t.name for t in dag.tasks]
         if task_name not in names:

@@ -82,7 +82,11 @@ def summary_line(record: RunRecord) -> str:
     if record.started_at and record.ended_at:
         took = f" in {format_duration((record.ended_at - record.started_at).total_seconds())}"
     error = f" ({record.error})" if record.error and record.state is not RunState.SUCCESS else ""
-    return f"run {record.run_id} {record.state.value}{took}{error}: {tally}"
+    line = f"run {record.run_id} {record.state.value}{took}{error}: {tally}"
+    failed = [t.name for t in record.tasks if t.state is TaskState.FAILED]
+    if failed:
+        line += f"\nsee the log: pit logs {record.dag}/{failed[0]}"
+    return line
 
 
 class PlainView:

@@ -102,7 +102,12 @@ def _project_folders(root: Path) -> list[Path]:
 
 def _load_project(folder: Path) -> Project:
     file = f"{PROJECTS_DIR}/{folder.name}/{DAG_FILE}"
-    dag, problems = parse_dag(_read(folder / DAG_FILE), file)
+    try:
+        text = _read(folder / DAG_FILE)
+    except WorkspaceError as exc:  # one unreadable project must not hide the others' problems
+        problem = Problem(file=file, message=str(exc), fix="save it as UTF-8 text readable by pit")
+        return Project(folder=folder.name, path=folder, file=file, dag=None, problems=(problem,))
+    dag, problems = parse_dag(text, file)
     if dag is not None:
         problems += validate_dag(dag, file, lambda script: (folder / script).exists())
     return Project(folder=folder.name, path=folder, file=file, dag=dag, problems=tuple(problems))

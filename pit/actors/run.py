@@ -238,6 +238,8 @@ class RunActor:
         await self._publish(RunFinished(record=self.record))
         for observer in self.observers:
             await observer.aclose()
+        if self.output is not None:
+            await self.output.aclose()  # each task actor closed its own clone already
 
     async def _set_task(self, name: str, **changes: object) -> None:
         old = self._tasks[name]

@@ -158,8 +158,10 @@ def parse_toml(text: str, file: str) -> tuple[dict[str, Any] | None, list[Proble
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
         return None, [
-            Problem(file=file, message=f"not valid TOML: {exc}", fix="fix the syntax at that line")
+            Problem(file=file, message=f"not valid TOML: {exc}", fix="fix the syntax there")
         ]
+    except RecursionError:
+        return None, [Problem(file=file, message="not valid TOML: nested too deeply")]
 
 
 def parse_dag(text: str, file: str) -> tuple[DagSpec | None, list[Problem]]:
@@ -207,8 +209,10 @@ def _read_dag(
 ) -> DagSpec | None:
     name = r.string("name", required=True)
     schedule = r.string("schedule")
-    overlap = r.string("overlap") or "skip"
-    if overlap not in OVERLAP_POLICIES:
+    overlap = r.string("overlap")
+    if overlap is None:
+        overlap = "skip"
+    elif overlap not in OVERLAP_POLICIES:
         r.problem(
             "overlap",
             f"'{overlap}' is not an overlap policy",
@@ -387,7 +391,10 @@ def _read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
 
 def _read_webhook(r: TableReader) -> WebhookSpec | None:
     token_secret = r.string("token_secret")
-    if token_secret is None and not r.has("token_secret"):
+    if token_secret is not None and not token_secret.strip():
+        r.problem("token_secret", "must not be empty", "name a plain secret holding the token")
+        token_secret = None
+    elif token_secret is None and not r.has("token_secret"):
         r.problem(
             "token_secret",
             "a webhook needs a token",

@@ -39,8 +39,9 @@ class TableReader:
         if name not in self.raw:
             return None
         value = self.raw[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int in Python; TOML keeps them apart, so do we.
-        if isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, float)):
+        if isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool)):
             return value
         self.problem(name, f"expected {kind_name}, got {_toml_type(value)}")
         return None

@@ -34,7 +34,7 @@ def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) 
                 add(
                     f"tasks[{index}].depends_on",
                     f"unknown task '{dep}'",
-                    did_you_mean(dep, known) or f"tasks are: {', '.join(names)}",
+                    did_you_mean(dep, known) or f"tasks are: {', '.join(dict.fromkeys(names))}",
                 )
         if task.runner.kind is RunnerKind.DBT:
             if dag.dbt is None:
@@ -47,9 +47,11 @@ def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) 
             add(
                 f"tasks[{index}].script",
                 f"script '{task.script}' does not exist",
-                "create it, or fix the path (relative to the project folder)",
+                "create it, or fix the path, which is relative to the project folder",
             )
-    edges = {task.name: [d for d in task.depends_on if d != task.name] for task in dag.tasks}
+    edges: dict[str, list[str]] = {}
+    for task in dag.tasks:  # a duplicated name keeps the edges of both, so no cycle hides
+        edges.setdefault(task.name, []).extend(d for d in task.depends_on if d != task.name)
     cycle = find_cycle(edges)
     if cycle:
         add("tasks", f"dependency cycle: {' -> '.join(cycle)}", "remove one of these depends_on")

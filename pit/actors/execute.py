@@ -8,20 +8,17 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import attrs
 import trio
 
 from pit.actors.manifest import ManifestWriter
 from pit.actors.run import RunActor, RunHandle
-from pit.actors.task import DEFAULT_GRACE
 from pit.clock import Clock
 from pit.errors import RunError
-from pit.messages.run import RunEvent, RunRecord
+from pit.messages.run import RunEvent, RunRecord, RunRequest
 from pit.messages.task import TaskOutput
-from pit.runners.command import RunPlace, build_launch
-from pit.spec.dag import ARTIFACTS, DagSpec
+from pit.runners.command import RunPlace, build_launch, run_env
 from pit.spec.states import RunState
 from pit.store.rundir import (
     RunPaths,
@@ -30,18 +27,6 @@ from pit.store.rundir import (
     snapshot_project,
     write_manifest,
 )
-
-
-@attrs.frozen(kw_only=True)
-class RunRequest:
-    dag: DagSpec
-    source_dir: Path
-    runs_dir: Path
-    trigger: str = "manual"
-    only_task: str | None = None
-    keep_artifacts: tuple[str, ...] = ARTIFACTS
-    max_active: int = 4
-    grace: float = DEFAULT_GRACE
 
 
 @attrs.frozen(kw_only=True)
@@ -79,8 +64,8 @@ async def execute_run(
                 source_dir=request.source_dir,
                 snapshot_dir=paths.project,
                 data_dir=paths.data,
+                env=run_env(env, paths.run_id, request.dag.name, paths.data),
             ),
-            base_env=env,
         ),
         logs_dir=paths.logs,
         clock=clock,

@@ -13,7 +13,7 @@ import math
 import attrs
 import trio
 
-from pit.messages.run import RunEvent, RunFinished, RunRecord, TaskUpdated
+from pit.messages.run import RunEvent, RunFinished, RunTracker
 from pit.store.rundir import RunPaths, write_manifest
 
 DEFAULT_INTERVAL = 0.1
@@ -29,23 +29,28 @@ class ManifestWriter:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         last_write = -math.inf
+        run = RunTracker()
         async with self.events:
             while True:
                 try:
                     event = await self.events.receive()
                 except trio.EndOfChannel:
                     return
-                if not isinstance(event, RunFinished):
-                    await trio.sleep_until(last_write + self.interval)
-                latest = _run_of(event)
+                run.apply(event)
+                # Gather events until the interval is up, or at once when the run has ended.
+                ended = isinstance(event, RunFinished)
+                with trio.move_on_at(last_write + self.interval):
+                    while not ended:
+                        try:
+                            event = await self.events.receive()
+                        except trio.EndOfChannel:
+                            break
+                        run.apply(event)
+                        ended = isinstance(event, RunFinished)
                 while True:
                     try:
-                        latest = _run_of(self.events.receive_nowait())
+                        run.apply(self.events.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await trio.to_thread.run_sync(write_manifest, self.paths, latest)
+                await trio.to_thread.run_sync(write_manifest, self.paths, run.record)
                 last_write = trio.current_time()
-
-
-def _run_of(event: RunEvent) -> RunRecord:
-    return event.run if isinstance(event, TaskUpdated) else event.record

@@ -14,9 +14,10 @@ import fcntl
 import os
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import BinaryIO
 
+import attrs
 import trio
 
 _F_SETPIPE_SZ = 1031  # Linux; bigger pipes mean fewer wake-ups on chatty tasks
@@ -46,30 +47,74 @@ def signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-async def open_group_process(
-    argv: tuple[str, ...], *, cwd: str, env: dict[str, str], log: BinaryIO, pipe: bool
-) -> trio.Process:
-    """Start `argv` in a new process group, its stdout and stderr going to `log` or to a pipe."""
-    process = await trio.lowlevel.open_process(
-        list(argv),
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE if pipe else log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    if isinstance(process.stdout, trio.lowlevel.FdStream):
+@attrs.define
+class GroupProcess:
+    """A started task process, leader of its own process group."""
+
+    popen: subprocess.Popen[bytes]
+    pidfd: int
+    """A pidfd of the process: readable once it has exited, so trio can wait on it."""
+    output: trio.lowlevel.FdStream | None
+    """The read end of its stdout/stderr pipe, when output is piped through pit."""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        if self.popen.returncode is None:
+            await trio.lowlevel.wait_readable(self.pidfd)
+            self.popen.wait()  # the pidfd said it exited: this reaps without blocking
+        return self.popen.returncode
+
+    def close(self) -> None:
+        trio.lowlevel.notify_closing(self.pidfd)
+        os.close(self.pidfd)
+
+
+def spawn_group(
+    argv: tuple[str, ...], *, cwd: str, env: Mapping[str, str], log: BinaryIO, pipe: bool
+) -> GroupProcess:
+    """Start `argv` in a new session (so a new process group), its stdout and stderr going to
+    `log`, or to a pipe when `pipe` is set.
+
+    Blocking (it returns once the child has exec'd): call it through `trio.to_thread`.
+    """
+    read_end, write_end = os.pipe() if pipe else (-1, -1)
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=write_end if pipe else log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError:
+        if pipe:
+            os.close(read_end)
+        raise
+    finally:
+        if pipe:
+            os.close(write_end)
+    output = None
+    if pipe:
         with contextlib.suppress(OSError):
-            fcntl.fcntl(process.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
-    return process
+            fcntl.fcntl(read_end, _F_SETPIPE_SZ, _PIPE_SIZE)
+        output = trio.lowlevel.FdStream(read_end)
+    return GroupProcess(popen=popen, pidfd=os.pidfd_open(popen.pid), output=output)
 
 
 async def pump_output(
-    process: trio.Process, log: BinaryIO, forward: Callable[[bytes], Awaitable[None]] | None
+    process: GroupProcess, log: BinaryIO, forward: Callable[[bytes], Awaitable[None]] | None
 ) -> None:
     """Copy the process's piped output to `log` (and `forward`) until every writer closed it."""
-    stream = process.stdout
+    stream = process.output
     assert stream is not None
     async with stream:
         while chunk := await stream.receive_some(_READ_SIZE):
@@ -86,18 +131,12 @@ async def wait_for_output(done: trio.Event) -> None:
         await done.wait()
 
 
-async def terminate_group(process: trio.Process, grace: trio.CancelScope) -> None:
-    """SIGTERM the group and wait within `grace` (a scope whose deadline is the grace period, and
-    which a kill cancels early); then SIGKILL whatever is left and reap the process."""
-    if process.returncode is None:
-        signal_group(process.pid, signal.SIGTERM)
-        with grace:
-            await process.wait()
-    await kill_group(process)
+async def kill_group(process: GroupProcess) -> None:
+    """SIGKILL the whole group (the main process and anything it left behind), then reap.
 
-
-async def kill_group(process: trio.Process) -> None:
-    """SIGKILL the whole group (the main process and anything it left behind), then reap."""
+    The group outlives its leader while anything it started is left; its id is not reused
+    until the last member is gone, so the signal reaches only the task's processes."""
     signal_group(process.pid, signal.SIGKILL)
-    with trio.CancelScope(shield=True):
-        await process.wait()
+    if process.returncode is None:
+        with trio.CancelScope(shield=True):
+            await process.wait()

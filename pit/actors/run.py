@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from pit.actors.task import DEFAULT_GRACE, TaskActor, TaskHandle
+from pit.actors.task import TaskActor, TaskHandle
 from pit.clock import Clock
 from pit.messages.run import (
     CancelRun,
@@ -43,6 +43,7 @@ from pit.spec.dag import DagSpec, TaskSpec
 from pit.spec.durations import format_duration
 from pit.spec.graph import downstream
 from pit.spec.states import RunState, TaskState, check_run_transition, check_task_transition
+from pit.spec.workspace import DEFAULT_STOP_GRACE
 
 _FINISH_WAIT = 5.0
 
@@ -67,9 +68,10 @@ class RunActor:
     max_active: int = 4
     only_task: str | None = None
     """Run just this task; the others are skipped (`pit run dag/task`)."""
-    grace: float = DEFAULT_GRACE
+    grace: float = DEFAULT_STOP_GRACE
 
-    record: RunRecord = attrs.field(init=False)
+    _run: RunRecord = attrs.field(init=False)
+    """The run's own fields; its tasks live in `_tasks` (see `record`)."""
     _tasks: dict[str, TaskRecord] = attrs.field(init=False, factory=dict)
     _running: dict[str, TaskHandle] = attrs.field(init=False, factory=dict)
     _ready: deque[str] = attrs.field(init=False, factory=deque)
@@ -80,7 +82,7 @@ class RunActor:
     """Why the run is being stopped (timeout, cancel); no task starts once it is set."""
 
     def __attrs_post_init__(self) -> None:
-        self.record = RunRecord(run_id=self.run_id, dag=self.dag.name, trigger=self.trigger)
+        self._run = RunRecord(run_id=self.run_id, dag=self.dag.name, trigger=self.trigger)
         for task in self.dag.tasks:
             self._tasks[task.name] = TaskRecord(name=task.name)
             self._waiting_on[task.name] = len(task.depends_on)
@@ -88,6 +90,11 @@ class RunActor:
             self._dependants.setdefault(task.name, [])
             for dep in task.depends_on:
                 self._dependants.setdefault(dep, []).append(task.name)
+
+    @property
+    def record(self) -> RunRecord:
+        """The whole run as it stands."""
+        return attrs.evolve(self._run, tasks=tuple(self._tasks.values()))
 
     async def run(
         self, *, task_status: trio.TaskStatus[RunHandle] = trio.TASK_STATUS_IGNORED
@@ -205,7 +212,7 @@ class RunActor:
     async def _stop_run(self, reason: str, command: type[StopTask] | type[KillTask]) -> None:
         if self._stopping is None:
             self._stopping = reason
-            self.record = attrs.evolve(self.record, error=reason)
+            self._run = attrs.evolve(self._run, error=reason)
             for name, record in self._tasks.items():
                 if record.state is TaskState.PENDING:
                     await self._set_task(name, state=TaskState.SKIPPED, error=reason)
@@ -233,7 +240,7 @@ class RunActor:
             state = RunState.SUCCESS
         else:
             state = RunState.FAILED
-        if not self.record.state.terminal:
+        if not self._run.state.terminal:
             await self._set_run(state=state, ended_at=self.clock.now())
         await self._publish(RunFinished(record=self.record))
         for observer in self.observers:
@@ -248,14 +255,13 @@ class RunActor:
         check_task_transition(old.state, new_state)
         record = attrs.evolve(old, **changes)  # type: ignore[arg-type]
         self._tasks[name] = record
-        self.record = attrs.evolve(self.record, tasks=tuple(self._tasks.values()))
-        await self._publish(TaskUpdated(record=record, run=self.record))
+        await self._publish(TaskUpdated(record=record))
 
     async def _set_run(self, **changes: object) -> None:
-        state = changes.get("state", self.record.state)
+        state = changes.get("state", self._run.state)
         assert isinstance(state, RunState)
-        check_run_transition(self.record.state, state)
-        self.record = attrs.evolve(self.record, tasks=tuple(self._tasks.values()), **changes)  # type: ignore[arg-type]
+        check_run_transition(self._run.state, state)
+        self._run = attrs.evolve(self._run, **changes)  # type: ignore[arg-type]
 
     async def _publish(self, event: RunEvent) -> None:
         for observer in self.observers:

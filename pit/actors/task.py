@@ -8,7 +8,9 @@ actor returns.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -17,11 +19,12 @@ import attrs
 import trio
 
 from pit.actors.process import (
+    GroupProcess,
     kill_group,
-    open_group_process,
     pump_output,
+    signal_group,
     signal_name,
-    terminate_group,
+    spawn_group,
     wait_for_output,
 )
 from pit.clock import Clock
@@ -39,8 +42,7 @@ from pit.runners.command import InProcessLaunch, Launch, Outcome, ProcessLaunch
 from pit.spec.dag import TaskSpec
 from pit.spec.durations import format_duration
 from pit.spec.states import TaskState
-
-DEFAULT_GRACE = 10.0
+from pit.spec.workspace import DEFAULT_STOP_GRACE
 
 
 @attrs.frozen(kw_only=True)
@@ -98,7 +100,7 @@ class TaskActor:
     run_inbox: trio.MemorySendChannel[RunInbox]
     """This actor's own clone of its run's inbox; closed when the actor ends."""
     clock: Clock
-    grace: float = DEFAULT_GRACE
+    grace: float = DEFAULT_STOP_GRACE
     output: trio.MemorySendChannel[TaskOutput] | None = None
     """Where live output goes when a view asked for it; None keeps output in the log file only."""
 
@@ -166,9 +168,8 @@ class TaskActor:
         # as it comes. Opening a local file is too quick to be worth a thread.
         with self.log_path.open("ab", buffering=0) as log:
             total = self.task.retries + 1
-            log.write(
-                f"=== attempt {attempt}/{total} at {self.clock.now().isoformat()} ===\n".encode()
-            )
+            at = self.clock.now().astimezone()
+            log.write(f"=== attempt {attempt}/{total} at {at:%Y-%m-%d %H:%M:%S%z} ===\n".encode())
             if isinstance(launch, ProcessLaunch):
                 return await self._run_process(launch, log, control)
             return await self._run_in_process(launch, log, control)
@@ -186,42 +187,54 @@ class TaskActor:
         self, launch: ProcessLaunch, log: BinaryIO, control: _Control
     ) -> Outcome:
         try:
-            process = await open_group_process(
-                launch.argv,
-                cwd=str(launch.cwd),
-                env=dict(launch.env),
-                log=log,
-                pipe=self.output is not None,
+            # In a worker thread: the spawn lasts until the child has exec'd (~1 ms), and
+            # concurrent tasks should not queue behind each other for it.
+            process = await trio.to_thread.run_sync(
+                functools.partial(
+                    spawn_group,
+                    launch.argv,
+                    cwd=str(launch.cwd),
+                    env=launch.env,
+                    log=log,
+                    pipe=self.output is not None,
+                )
             )
         except OSError as exc:
             message = f"cannot start {launch.argv[0]}: {exc.strerror or exc}"
             log.write(f"pit: {message}\n".encode())
             return Outcome(exit_code=None, error=message)
-        timed_out = False
         try:
-            async with trio.open_nursery() as nursery:
-                pumped = trio.Event()
-                if self.output is not None:
+            if process.output is None:
+                timed_out = await self._wait(process, control)
+            else:
+                async with trio.open_nursery() as nursery:
+                    pumped = trio.Event()
                     nursery.start_soon(self._pump, process, log, pumped)
-                else:
-                    pumped.set()
-                with control.interruptible_scope():
-                    with trio.move_on_after(self.task.timeout or math.inf) as deadline:
-                        await process.wait()
-                    timed_out = deadline.cancelled_caught
-                await terminate_group(process, control.new_grace_scope())
-                await wait_for_output(pumped)
-                nursery.cancel_scope.cancel()
+                    timed_out = await self._wait(process, control)
+                    await wait_for_output(pumped)
+                    nursery.cancel_scope.cancel()
         finally:
             # Reached with the process still running only when the actor itself is cancelled
             # from outside (a pit bug or a teardown): kill at once, never leave it behind.
-            if process.returncode is None:
-                await kill_group(process)
+            await kill_group(process)
+            process.close()
         return _outcome(
             _exit_outcome(process.returncode), timed_out, self.task.timeout, control.stop_reason
         )
 
-    async def _pump(self, process: trio.Process, log: BinaryIO, done: trio.Event) -> None:
+    async def _wait(self, process: GroupProcess, control: _Control) -> bool:
+        """Wait for the process to end, stopping it on timeout or command (SIGTERM, the grace
+        period, SIGKILL). Returns whether its timeout ran out."""
+        with control.interruptible_scope():
+            with trio.move_on_after(self.task.timeout or math.inf) as deadline:
+                await process.wait()
+        if process.returncode is None:
+            signal_group(process.pid, signal.SIGTERM)
+            with control.new_grace_scope():
+                await process.wait()
+        return deadline.cancelled_caught
+
+    async def _pump(self, process: GroupProcess, log: BinaryIO, done: trio.Event) -> None:
         output = self.output
         assert output is not None
 

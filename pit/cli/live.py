@@ -10,7 +10,7 @@ from rich.text import Text
 
 from pit.cli.view import OutputLines, describe_task, summary_line, task_duration
 from pit.clock import SystemClock
-from pit.messages.run import RunEvent, RunFinished, RunRecord, RunStarted, TaskUpdated
+from pit.messages.run import RunEvent, RunTracker, TaskUpdated
 from pit.messages.task import TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.states import RunState, TaskState
@@ -36,14 +36,14 @@ class LiveView:
     def __init__(self, *, stream_output: bool) -> None:
         self.stream_output = stream_output
         self.console = Console()
-        self._record: RunRecord | None = None
+        self._run = RunTracker()
         self._lines = OutputLines()
         self._clock = SystemClock()
 
     def __rich__(self) -> RenderableType:
-        record = self._record
-        if record is None:
+        if not self._run.started:
             return Text("starting...")
+        record = self._run.record
         now = self._clock.now()
         table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
         for column in ("task", "state", "attempt", "time", ""):
@@ -80,18 +80,16 @@ class LiveView:
                     nursery.start_soon(self._print_output, output)
                 async with events:
                     async for event in events:
+                        self._run.apply(event)
                         match event:
-                            case RunStarted(record=record) | RunFinished(record=record):
-                                self._record = record
-                            case TaskUpdated(record=task, run=record):
-                                self._record = record
-                                if task.state.terminal and (rest := self._lines.flush(task.name)):
+                            case TaskUpdated(record=task) if task.state.terminal:
+                                if rest := self._lines.flush(task.name):
                                     self.console.print(
                                         f"[{task.name}] {rest}", markup=False, highlight=False
                                     )
-        if self._record is not None:
-            style = _RUN_STYLE.get(self._record.state, "")
-            self.console.print(Text(summary_line(self._record), style=style))
+        if self._run.started:
+            record = self._run.record
+            self.console.print(Text(summary_line(record), style=_RUN_STYLE.get(record.state, "")))
 
     async def _print_output(self, output: trio.MemoryReceiveChannel[TaskOutput]) -> None:
         async with output:

@@ -72,7 +72,9 @@ def _print_list(runs: list[tuple[RunPaths, RunRecord]], as_json: bool) -> None:
         return
     print(f"{'run id':<40} {'state':<10} {'trigger':<8} {'started':<20} duration")
     for _, record in runs:
-        started = record.started_at.strftime("%Y-%m-%d %H:%M:%S") if record.started_at else "-"
+        started = (
+            f"{record.started_at.astimezone():%Y-%m-%d %H:%M:%S}" if record.started_at else "-"
+        )
         took = "-"
         if record.started_at and record.ended_at:
             took = format_duration((record.ended_at - record.started_at).total_seconds())

@@ -108,6 +108,13 @@ class PlainView:
             async with events:
                 async for event in events:
                     self._show(event)
+                    # Flush once per burst of events, not once per line.
+                    while True:
+                        try:
+                            self._show(events.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    sys.stdout.flush()
 
     def _show(self, event: RunEvent) -> None:
         match event:
@@ -125,14 +132,16 @@ class PlainView:
     async def _print_output(self, output: trio.MemoryReceiveChannel[TaskOutput]) -> None:
         async with output:
             async for chunk in output:
-                for line in self._lines.feed(chunk):
-                    _say(f"[{chunk.task}] {line}")
+                if lines := self._lines.feed(chunk):
+                    prefix = f"[{chunk.task}] "
+                    sys.stdout.write("".join(f"{prefix}{line}\n" for line in lines))
+                    sys.stdout.flush()
 
     def notice(self, text: str) -> None:
-        _say(f"pit: {text}", err=True)
+        sys.stderr.write(f"pit: {text}\n")
+        sys.stderr.flush()
 
 
-def _say(text: str, *, err: bool = False) -> None:
-    stream = sys.stderr if err else sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
+def _say(text: str) -> None:
+    """A line for stdout, flushed with the rest of its burst."""
+    sys.stdout.write(text + "\n")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from pit.messages.task import TaskEvent
+from pit.spec.dag import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec
 from pit.spec.states import RunState, TaskState
+from pit.spec.workspace import DEFAULT_STOP_GRACE
 
 # --- records: what a run is, at any moment --------------------------------------------------
 
@@ -71,6 +74,22 @@ def _iso(at: dt.datetime | None) -> str | None:
 
 
 @attrs.frozen(kw_only=True)
+class RunRequest:
+    """Everything needed to start a run of a DAG."""
+
+    dag: DagSpec
+    source_dir: Path
+    """The project folder the snapshot is taken from."""
+    runs_dir: Path
+    trigger: str = "manual"
+    only_task: str | None = None
+    keep_artifacts: tuple[str, ...] = ARTIFACTS
+    max_active: int = DEFAULT_MAX_ACTIVE_TASKS
+    grace: float = DEFAULT_STOP_GRACE
+    """Seconds between SIGTERM and SIGKILL when a task is stopped."""
+
+
+@attrs.frozen(kw_only=True)
 class CancelRun:
     """Stop the run: running tasks are stopped, tasks not started become skipped."""
 
@@ -95,9 +114,9 @@ class RunStarted:
 
 @attrs.frozen(kw_only=True)
 class TaskUpdated:
+    """One task changed; observers that show the whole run keep the other records themselves."""
+
     record: TaskRecord
-    run: RunRecord
-    """The whole run as it stands after this change."""
 
 
 @attrs.frozen(kw_only=True)
@@ -106,3 +125,28 @@ class RunFinished:
 
 
 RunEvent = RunStarted | TaskUpdated | RunFinished
+
+
+class RunTracker:
+    """The whole run as an observer rebuilds it from the events it receives."""
+
+    def __init__(self) -> None:
+        self._run: RunRecord | None = None
+        self._tasks: dict[str, TaskRecord] = {}
+
+    def apply(self, event: RunEvent) -> None:
+        match event:
+            case RunStarted(record=record) | RunFinished(record=record):
+                self._run = record
+                self._tasks = {task.name: task for task in record.tasks}
+            case TaskUpdated(record=task):
+                self._tasks[task.name] = task
+
+    @property
+    def started(self) -> bool:
+        return self._run is not None
+
+    @property
+    def record(self) -> RunRecord:
+        assert self._run is not None, "no RunStarted yet"
+        return attrs.evolve(self._run, tasks=tuple(self._tasks.values()))

@@ -89,26 +89,27 @@ class RunPlace:
     snapshot_dir: Path
     """The run's frozen copy of the project; tasks run from here."""
     data_dir: Path
+    env: Mapping[str, str]
+    """What every task of the run inherits: pit's environment and the run's PIT_* variables
+    (see `run_env`), built once per run rather than once per task."""
 
 
-def build_launch(
-    place: RunPlace, task: TaskSpec, attempt: int, base_env: Mapping[str, str]
-) -> Launch:
-    """The launch of one attempt of `task`. `base_env` is pit's environment, inherited by tasks."""
+def run_env(base_env: Mapping[str, str], run_id: str, dag: str, data_dir: Path) -> dict[str, str]:
+    """Pit's environment `base_env` as every task of a run inherits it."""
+    env = {k: v for k, v in base_env.items() if k not in _PIT_ONLY_ENV}
+    env.update(PIT_RUN_ID=run_id, PIT_DAG_NAME=dag, PIT_DATA_DIR=str(data_dir))
+    return env
+
+
+def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
+    """The launch of one attempt of `task`."""
     script = place.snapshot_dir / task.script
     kind = task.runner.kind
     if kind is RunnerKind.SQL:
         return SqlStubLaunch(
             script=script, connection=place.dag.sql.connection if place.dag.sql else None
         )
-    env = {k: v for k, v in base_env.items() if k not in _PIT_ONLY_ENV}
-    env.update(
-        PIT_RUN_ID=place.run_id,
-        PIT_DAG_NAME=place.dag.name,
-        PIT_TASK_NAME=task.name,
-        PIT_DATA_DIR=str(place.data_dir),
-        PIT_ATTEMPT=str(attempt),
-    )
+    env = {**place.env, "PIT_TASK_NAME": task.name, "PIT_ATTEMPT": str(attempt)}
     cwd = place.snapshot_dir
     if kind is RunnerKind.PYTHON:
         argv: tuple[str, ...] = ("uv", "run", "--project", str(place.source_dir), str(script))

@@ -9,6 +9,7 @@ from pit.spec.problems import Problem
 from pit.spec.reader import TableReader
 
 CONFIG_FILE = "pit_config.toml"
+DEFAULT_STOP_GRACE = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -21,7 +22,7 @@ class WorkspaceConfig:
     keep_artifacts: tuple[str, ...] = ARTIFACTS
     max_active_tasks: int | None = None
     """A cap on concurrently running tasks of any one run, over the DAG's own setting."""
-    stop_grace: float = 10.0
+    stop_grace: float = DEFAULT_STOP_GRACE
     """Seconds a stopped task gets between SIGTERM and SIGKILL."""
 
 

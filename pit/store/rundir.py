@@ -53,7 +53,9 @@ class RunPaths:
 
 
 def format_run_id(at: dt.datetime, dag: str) -> str:
-    return f"{at.strftime(_ID_TIME_FORMAT)}.{at.microsecond // 1000:03d}_{dag}"
+    """`YYYYMMDD_HHMMSS.mmm_<dag>` in the machine's local time."""
+    local = at.astimezone()
+    return f"{local.strftime(_ID_TIME_FORMAT)}.{local.microsecond // 1000:03d}_{dag}"
 
 
 def create_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
@@ -80,7 +82,11 @@ def snapshot_project(source: Path, paths: RunPaths) -> None:
     """Copy the project into the run (keeping modes and symlinks), skipping venvs and VCS data."""
     try:
         shutil.copytree(
-            source, paths.project, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_SKIP)
+            source,
+            paths.project,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(*SNAPSHOT_SKIP),
+            copy_function=shutil.copy,  # content and mode; timestamps are not worth the syscalls
         )
     except (OSError, shutil.Error) as exc:
         raise RunError(f"cannot snapshot {source} into {paths.project}: {exc}") from exc
@@ -88,7 +94,8 @@ def snapshot_project(source: Path, paths: RunPaths) -> None:
 
 def write_manifest(paths: RunPaths, record: RunRecord) -> None:
     """Write run.json atomically: a reader sees the old file or the new one, never half of one."""
-    data = json.dumps(record.to_json(), indent=1).encode()
+    # No indent: json's C encoder only serves compact output, and it is ~10x faster.
+    data = json.dumps(record.to_json()).encode()
     fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".run.", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as file:

@@ -1,0 +1,72 @@
+"""`pit run`'s foreground supervision: the run, its view, and the signals that stop it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import trio
+
+from pit.actors.execute import StartedRun, execute_run
+from pit.cli.view import View, make_view
+from pit.clock import SystemClock
+from pit.messages.run import CancelRun, RunEvent, RunInbox, RunRecord, RunRequest
+from pit.messages.task import TaskOutput
+
+_VIEW_BUFFER = 256
+"""Events a view may fall behind by before the run waits for it (bounds memory on chatty tasks)."""
+
+
+def run_in_foreground(request: RunRequest, *, stream_output: bool) -> RunRecord:
+    return trio.run(_run, request, make_view(stream_output=stream_output))
+
+
+async def _run(request: RunRequest, view: View) -> RunRecord:
+    """Run with the view attached; the first SIGINT/SIGTERM stops gracefully, the second kills."""
+    to_view, view_events = trio.open_memory_channel[RunEvent](_VIEW_BUFFER)
+    output_send: trio.MemorySendChannel[TaskOutput] | None = None
+    output_receive: trio.MemoryReceiveChannel[TaskOutput] | None = None
+    if view.stream_output:
+        output_send, output_receive = trio.open_memory_channel[TaskOutput](_VIEW_BUFFER)
+    records: list[RunRecord] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(view.run, view_events, output_receive)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as run_nursery:
+
+                async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
+                    records.append(
+                        await execute_run(
+                            request,
+                            clock=SystemClock(),
+                            env=os.environ,
+                            observers=(to_view,),
+                            output=output_send,
+                            task_status=task_status,
+                        )
+                    )
+                    run_nursery.cancel_scope.cancel()  # the signal forwarder is done too
+
+                started = await run_nursery.start(run_to_end)
+                run_nursery.start_soon(
+                    functools.partial(_forward_signals, signals, started.handle.inbox, view)
+                )
+    return records[0]
+
+
+async def _forward_signals(
+    signals: AsyncIterator[int], inbox: trio.MemorySendChannel[RunInbox], view: View
+) -> None:
+    async with inbox:
+        count = 0
+        async for _ in signals:
+            count += 1
+            view.notice(
+                "stopping: tasks get SIGTERM, then SIGKILL after the grace period "
+                "(Ctrl-C again to kill now)"
+                if count == 1
+                else "killing tasks now"
+            )
+            await inbox.send(CancelRun(kill=count > 1))

@@ -28,6 +28,12 @@ class ManifestWriter:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        # Shielded: after an outer cancellation the run actor still publishes the run's end,
+        # and run.json must say so. The run actor always closes the channel, which ends this.
+        with trio.CancelScope(shield=True):
+            await self._write_until_closed()
+
+    async def _write_until_closed(self) -> None:
         last_write = -math.inf
         run = RunTracker()
         async with self.events:

@@ -224,6 +224,16 @@ class RunActor:
 
     async def _finish(self) -> None:
         """Settle the final state (also after an outer cancellation) and close the observers."""
+        try:
+            await self._settle()
+        finally:
+            # Even if settling ran out of time: an observer waits for the end of its channel.
+            for observer in self.observers:
+                observer.close()
+            if self.output is not None:
+                self.output.close()  # each task actor closed its own clone already
+
+    async def _settle(self) -> None:
         unsettled = [name for name, r in self._tasks.items() if not r.state.terminal]
         for name in unsettled:
             # Only an outer cancellation leaves tasks unsettled; their processes are dead by now.
@@ -243,10 +253,6 @@ class RunActor:
         if not self._run.state.terminal:
             await self._set_run(state=state, ended_at=self.clock.now())
         await self._publish(RunFinished(record=self.record))
-        for observer in self.observers:
-            await observer.aclose()
-        if self.output is not None:
-            await self.output.aclose()  # each task actor closed its own clone already
 
     async def _set_task(self, name: str, **changes: object) -> None:
         old = self._tasks[name]

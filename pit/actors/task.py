@@ -211,6 +211,7 @@ class TaskActor:
                     pumped = trio.Event()
                     nursery.start_soon(self._pump, process, log, pumped)
                     timed_out = await self._wait(process, control)
+                    await kill_group(process)  # leftovers hold the pipe open: end them first
                     await wait_for_output(pumped)
                     nursery.cancel_scope.cancel()
         finally:

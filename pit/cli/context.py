@@ -7,7 +7,9 @@ from pathlib import Path
 import attrs
 import typer
 
+from pit.errors import WorkspaceError
 from pit.spec.load import Workspace, load_workspace
+from pit.spec.workspace import CONFIG_FILE
 
 
 @attrs.frozen(kw_only=True)
@@ -16,8 +18,14 @@ class CliContext:
     verbose: bool
     secrets: Path | None
 
-    def workspace(self) -> Workspace:
-        return load_workspace(self.root)
+    def workspace(self, *, config_must_be_valid: bool = True) -> Workspace:
+        """The workspace; unless told otherwise, a broken `pit_config.toml` stops the command,
+        since running with a misspelt setting silently ignored (`runs_dri`) misleads."""
+        workspace = load_workspace(self.root)
+        if config_must_be_valid and workspace.config_problems:
+            listing = "\n".join(f"  {p}" for p in workspace.config_problems)
+            raise WorkspaceError(f"{CONFIG_FILE} has problems (see `pit validate`):\n{listing}")
+        return workspace
 
     def secrets_path(self, workspace: Workspace, flag: Path | None = None) -> Path | None:
         """The secrets file: a command's own --secrets, the global one, then pit_config.toml."""

@@ -12,6 +12,7 @@ import trio
 from pit.actors.execute import StartedRun, execute_run
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
+from pit.errors import PitError
 from pit.messages.run import CancelRun, RunEvent, RunInbox, RunRecord, RunRequest
 from pit.messages.task import TaskOutput
 
@@ -20,7 +21,20 @@ _VIEW_BUFFER = 256
 
 
 def run_in_foreground(request: RunRequest, *, stream_output: bool) -> RunRecord:
-    return trio.run(_run, request, make_view(stream_output=stream_output))
+    try:
+        return trio.run(_run, request, make_view(stream_output=stream_output))
+    except BaseExceptionGroup as group:
+        # A run that cannot start (RunError) arrives wrapped by the nurseries it crossed;
+        # unwrap it so the user reads one line, not a traceback.
+        errors, rest = group.split(PitError)
+        if errors is None or rest is not None:
+            raise
+        raise _first_leaf(errors) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[PitError]) -> PitError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _run(request: RunRequest, view: View) -> RunRecord:

@@ -21,7 +21,7 @@ def validate_command(
 ) -> None:
     """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong."""
     cli = cli_context(ctx)
-    workspace = cli.workspace()
+    workspace = cli.workspace(config_must_be_valid=False)
     secrets = cli.secrets_path(workspace)
     if secrets is not None:
         load_secrets(secrets)

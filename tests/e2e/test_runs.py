@@ -1,0 +1,101 @@
+"""Whole runs through the real `pit`: the shipped quickstart example and a custom runner."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def examples_copy(tmp_path):
+    """examples/ copied without runs or venvs, so that running it leaves the repo untouched."""
+    copy = tmp_path / "examples"
+    shutil.copytree(
+        EXAMPLES, copy, ignore=shutil.ignore_patterns("runs", "repo_cache", ".venv", "__pycache__")
+    )
+    return copy
+
+
+def test_quickstart_example_runs(examples_copy, workspace, pit):
+    result = pit("-C", str(examples_copy), "run", "quickstart", with_root=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = (examples_copy / "runs").iterdir()
+    manifest = workspace.manifest(run)
+    assert manifest["state"] == "success"
+    tasks = {t["name"]: t for t in manifest["tasks"]}
+    assert set(tasks) == {"orders", "customers", "flaky_api", "enrich", "report"}
+    assert {t["state"] for t in tasks.values()} == {"success"}
+    assert tasks["flaky_api"]["attempts"] == 2
+    assert all(t["attempts"] == 1 for name, t in tasks.items() if name != "flaky_api")
+    assert "503" in (run / "logs" / "flaky_api.log").read_text()  # the failed first attempt
+    report = (run / "data" / "report.txt").read_text()
+    assert report.startswith("order totals by customer")
+
+
+def test_quickstart_example_validates(examples_copy, pit):
+    result = pit("-C", str(examples_copy), "validate", "--json", with_root=False)
+
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip() == "[]"
+
+
+def test_custom_runner_puts_its_words_before_the_script(workspace, pit):
+    workspace.project(
+        "custom",
+        """
+        [dag]
+        name = "custom"
+
+        [[tasks]]
+        name = "hello"
+        script = "tasks/hello.py"
+        runner = "$ python3 -X utf8"
+        """,
+        {
+            "tasks/hello.py": """\
+            import os
+            import sys
+
+            print(f"utf8_mode={sys.flags.utf8_mode} script={sys.argv[0]}")
+            print(f"task={os.environ['PIT_TASK_NAME']}")
+            """
+        },
+    )
+
+    result = pit("run", "custom")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = workspace.only_run("custom")
+    log = (run / "logs" / "hello.log").read_text()
+    assert f"utf8_mode=1 script={run / 'project' / 'tasks' / 'hello.py'}" in log
+    assert "task=hello" in log
+
+
+def test_custom_runner_that_does_not_exist_fails_the_task(workspace, pit):
+    workspace.project(
+        "custom",
+        """
+        [dag]
+        name = "custom"
+
+        [[tasks]]
+        name = "hello"
+        script = "tasks/hello.js"
+        runner = "$ no-such-interpreter-for-pit"
+        """,
+        {"tasks/hello.js": "console.log('hi')\n"},
+    )
+
+    result = pit("run", "custom")
+
+    assert result.returncode == 1
+    task = workspace.task(workspace.only_run("custom"), "hello")
+    assert task["state"] == "failed"
+    assert "no-such-interpreter-for-pit" in task["error"]

@@ -82,7 +82,7 @@ def spawn_group(
     """Start `argv` in a new session (so a new process group), its stdout and stderr going to
     `log`, or to a pipe when `pipe` is set.
 
-    Blocking (it returns once the child has exec'd): call it through `trio.to_thread`.
+    Blocking, but only until the child has exec'd: CPython uses vfork here.
     """
     read_end, write_end = os.pipe() if pipe else (-1, -1)
     try:

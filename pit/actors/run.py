@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -99,7 +100,10 @@ class RunActor:
     async def run(
         self, *, task_status: trio.TaskStatus[RunHandle] = trio.TASK_STATUS_IGNORED
     ) -> RunRecord:
-        send, inbox = trio.open_memory_channel[RunInbox](0)
+        # Buffered, so a task actor reports and goes on at once instead of waiting for the run to
+        # take each report: it is bounded all the same, since each running task sends at most
+        # three messages per attempt and waits on a process in between.
+        send, inbox = trio.open_memory_channel[RunInbox](math.inf)
         async with inbox, send:
             try:
                 task_status.started(RunHandle(run_id=self.run_id, inbox=send.clone()))
@@ -273,7 +277,12 @@ class RunActor:
         for observer in self.observers:
             # An observer that went away (a closed view) must not stop the run.
             with contextlib.suppress(trio.BrokenResourceError):
-                await observer.send(event)
+                try:
+                    # Without a checkpoint when there is room: the run goes on to start the
+                    # next task before the observers take their turn.
+                    observer.send_nowait(event)
+                except trio.WouldBlock:
+                    await observer.send(event)
 
 
 async def _deadline(seconds: float, inbox: trio.MemorySendChannel[RunInbox]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -21,6 +22,9 @@ _VIEW_BUFFER = 256
 
 
 def run_in_foreground(request: RunRequest, *, stream_output: bool) -> RunRecord:
+    # The objects made so far (imported modules, typer's and pydantic's machinery) live as long
+    # as the process: keep the cyclic collector from walking them again on every collection.
+    gc.freeze()
     try:
         return trio.run(_run, request, make_view(stream_output=stream_output))
     except BaseExceptionGroup as group:

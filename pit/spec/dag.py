@@ -219,7 +219,7 @@ def _read_dag(
             f"use one of {', '.join(OVERLAP_POLICIES)}",
         )
     timeout = r.duration("timeout")
-    keep = _read_artifacts(r)
+    keep = read_artifacts(r)
     max_active = r.integer("max_active_tasks", default=DEFAULT_MAX_ACTIVE_TASKS, minimum=1)
     git_url, git_ref = r.string("git_url"), r.string("git_ref")
     if (git_url is None) != (git_ref is None):
@@ -254,7 +254,8 @@ def _read_dag(
     )
 
 
-def _read_artifacts(r: TableReader) -> tuple[str, ...] | None:
+def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
+    """`keep_artifacts`, in `[dag]` or `pit_config.toml`: any of logs, project, data."""
     keep = r.strings("keep_artifacts")
     for value in keep or ():
         if value not in ARTIFACTS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from pit.spec.dag import ARTIFACTS, parse_toml
+from pit.spec.dag import ARTIFACTS, parse_toml, read_artifacts
 from pit.spec.problems import Problem
 from pit.spec.reader import TableReader
 
@@ -34,14 +34,7 @@ def parse_workspace_config(
         return WorkspaceConfig(), problems
     r = TableReader(file, "", raw, problems)
     defaults = WorkspaceConfig()
-    keep = r.strings("keep_artifacts")
-    for value in keep or ():
-        if value not in ARTIFACTS:
-            r.problem(
-                "keep_artifacts",
-                f"'{value}' is not a run artifact",
-                f"use any of {', '.join(ARTIFACTS)}",
-            )
+    keep = read_artifacts(r)
     cap = r.integer("max_active_tasks", default=0, minimum=1)
     grace = r.duration("stop_grace")
     config = WorkspaceConfig(

@@ -20,6 +20,8 @@ from typing import BinaryIO
 import attrs
 import trio
 
+from pit.actors.masking import Masker
+
 _F_SETPIPE_SZ = 1031  # Linux; bigger pipes mean fewer wake-ups on chatty tasks
 _PIPE_SIZE = 1 << 20
 _READ_SIZE = 1 << 20
@@ -111,18 +113,29 @@ def spawn_group(
 
 
 async def pump_output(
-    process: GroupProcess, log: BinaryIO, forward: Callable[[bytes], Awaitable[None]] | None
+    process: GroupProcess,
+    log: BinaryIO,
+    forward: Callable[[bytes], Awaitable[None]] | None,
+    masker: Masker | None,
 ) -> None:
-    """Copy the process's piped output to `log` (and `forward`) until every writer closed it."""
+    """Copy the process's piped output to `log` (and `forward`) until every writer closed it,
+    with secret values masked when a `masker` is given."""
     stream = process.output
     assert stream is not None
-    async with stream:
-        while chunk := await stream.receive_some(_READ_SIZE):
+
+    async def emit(data: bytes) -> None:
+        if data:
             # A write of one chunk to a local file lands in the page cache in microseconds; a
             # thread hop per chunk would cost more than it saves.
-            log.write(chunk)
+            log.write(data)
             if forward is not None:
-                await forward(bytes(chunk))
+                await forward(data)
+
+    async with stream:
+        while chunk := await stream.receive_some(_READ_SIZE):
+            await emit(masker.feed(bytes(chunk)) if masker else bytes(chunk))
+        if masker is not None:
+            await emit(masker.flush())
 
 
 async def wait_for_output(done: trio.Event) -> None:

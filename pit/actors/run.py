@@ -39,7 +39,7 @@ from pit.messages.task import (
     TaskFinished,
     TaskOutput,
 )
-from pit.runners.command import Launch
+from pit.runners.command import InProcessLaunch, ProcessLaunch
 from pit.spec.dag import DagSpec, TaskSpec
 from pit.spec.durations import format_duration
 from pit.spec.graph import downstream
@@ -60,7 +60,7 @@ class RunActor:
     dag: DagSpec
     run_id: str
     trigger: str
-    launch: Callable[[TaskSpec, int], Launch]
+    launch: Callable[[TaskSpec, int], ProcessLaunch | InProcessLaunch]
     logs_dir: Path
     clock: Clock
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = ()
@@ -70,6 +70,8 @@ class RunActor:
     only_task: str | None = None
     """Run just this task; the others are skipped (`pit run dag/task`)."""
     grace: float = DEFAULT_STOP_GRACE
+    secret_values: frozenset[str] = frozenset()
+    """Masked in every task's output."""
 
     _run: RunRecord = attrs.field(init=False)
     """The run's own fields; its tasks live in `_tasks` (see `record`)."""
@@ -210,6 +212,7 @@ class RunActor:
                 clock=self.clock,
                 grace=self.grace,
                 output=self.output.clone() if self.output else None,
+                secret_values=self.secret_values,
             )
             self._running[name] = await nursery.start(actor.run)
 

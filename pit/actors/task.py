@@ -17,6 +17,7 @@ from typing import BinaryIO
 import attrs
 import trio
 
+from pit.actors.masking import Masker
 from pit.actors.process import (
     GroupProcess,
     kill_group,
@@ -37,7 +38,7 @@ from pit.messages.task import (
     TaskFinished,
     TaskOutput,
 )
-from pit.runners.command import InProcessLaunch, Launch, Outcome, ProcessLaunch
+from pit.runners.command import InProcessLaunch, Outcome, ProcessLaunch
 from pit.spec.dag import TaskSpec
 from pit.spec.durations import format_duration
 from pit.spec.states import TaskState
@@ -93,7 +94,7 @@ class _Control:
 @attrs.frozen(kw_only=True)
 class TaskActor:
     task: TaskSpec
-    launch: Callable[[int], Launch]
+    launch: Callable[[int], ProcessLaunch | InProcessLaunch]
     """Builds the launch of attempt number n (the environment names the attempt)."""
     log_path: Path
     run_inbox: trio.MemorySendChannel[RunInbox]
@@ -102,6 +103,8 @@ class TaskActor:
     grace: float = DEFAULT_STOP_GRACE
     output: trio.MemorySendChannel[TaskOutput] | None = None
     """Where live output goes when a view asked for it; None keeps output in the log file only."""
+    secret_values: frozenset[str] = frozenset()
+    """Values masked in the task's output (its log and live view); any forces a pipe."""
 
     async def run(
         self, *, task_status: trio.TaskStatus[TaskHandle] = trio.TASK_STATUS_IGNORED
@@ -198,7 +201,7 @@ class TaskActor:
                 cwd=str(launch.cwd),
                 env=launch.env,
                 log=log,
-                pipe=self.output is not None,
+                pipe=self.output is not None or bool(self.secret_values),
             )
         except OSError as exc:
             await self.run_inbox.send(started)
@@ -239,14 +242,13 @@ class TaskActor:
         return deadline.cancelled_caught
 
     async def _pump(self, process: GroupProcess, log: BinaryIO, done: trio.Event) -> None:
-        output = self.output
-        assert output is not None
-
         async def forward(chunk: bytes) -> None:
-            await output.send(TaskOutput(task=self.task.name, data=chunk))
+            assert self.output is not None
+            await self.output.send(TaskOutput(task=self.task.name, data=chunk))
 
         try:
-            await pump_output(process, log, forward)
+            masker = Masker(self.secret_values) if self.secret_values else None
+            await pump_output(process, log, forward if self.output else None, masker)
         finally:
             done.set()
 

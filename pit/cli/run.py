@@ -35,12 +35,12 @@ def run_command(
     workspace = cli.workspace()
     request = _request(workspace, target)
     secrets_path = cli.secrets_path(workspace, secrets)
-    if secrets_path is not None:
-        load_secrets(secrets_path)  # a broken secrets file should stop the run before it starts
+    # Read before the run starts: a broken secrets file stops it with the file and key named.
+    loaded = load_secrets(secrets_path) if secrets_path is not None else None
     # Imported here: trio and the actors are start-up cost that validate, logs and outputs skip.
     from pit.cli.supervise import run_in_foreground
 
-    record = run_in_foreground(request, stream_output=verbose or cli.verbose)
+    record = run_in_foreground(request, loaded, stream_output=verbose or cli.verbose)
     if record.state is RunState.CANCELLED:
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(0 if record.state is RunState.SUCCESS else 1)
@@ -74,6 +74,7 @@ def _request(workspace: Workspace, target: str) -> RunRequest:
     return RunRequest(
         dag=dag,
         source_dir=project.path.resolve(),
+        workspace=workspace.root.resolve(),
         runs_dir=workspace.resolve(config.runs_dir).resolve(),
         only_task=task_name or None,
         keep_artifacts=dag.keep_artifacts

@@ -16,17 +16,20 @@ from pit.clock import SystemClock
 from pit.errors import PitError
 from pit.messages.run import CancelRun, RunEvent, RunInbox, RunRecord, RunRequest
 from pit.messages.task import TaskOutput
+from pit.spec.secrets import Secrets
 
 _VIEW_BUFFER = 256
 """Events a view may fall behind by before the run waits for it (bounds memory on chatty tasks)."""
 
 
-def run_in_foreground(request: RunRequest, *, stream_output: bool) -> RunRecord:
+def run_in_foreground(
+    request: RunRequest, secrets: Secrets | None, *, stream_output: bool
+) -> RunRecord:
     # The objects made so far (imported modules, typer's and pydantic's machinery) live as long
     # as the process: keep the cyclic collector from walking them again on every collection.
     gc.freeze()
     try:
-        return trio.run(_run, request, make_view(stream_output=stream_output))
+        return trio.run(_run, request, secrets, make_view(stream_output=stream_output))
     except BaseExceptionGroup as group:
         # A run that cannot start (RunError) arrives wrapped by the nurseries it crossed;
         # unwrap it so the user reads one line, not a traceback.
@@ -41,7 +44,7 @@ def _first_leaf(group: BaseExceptionGroup[PitError]) -> PitError:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-async def _run(request: RunRequest, view: View) -> RunRecord:
+async def _run(request: RunRequest, secrets: Secrets | None, view: View) -> RunRecord:
     """Run with the view attached; the first SIGINT/SIGTERM stops gracefully, the second kills."""
     to_view, view_events = trio.open_memory_channel[RunEvent](_VIEW_BUFFER)
     output_send: trio.MemorySendChannel[TaskOutput] | None = None
@@ -60,6 +63,7 @@ async def _run(request: RunRequest, view: View) -> RunRecord:
                             request,
                             clock=SystemClock(),
                             env=os.environ,
+                            secrets=secrets,
                             observers=(to_view,),
                             output=output_send,
                             task_status=task_status,

@@ -81,6 +81,9 @@ class RunRequest:
     source_dir: Path
     """The project folder the snapshot is taken from."""
     runs_dir: Path
+    workspace: Path | None = None
+    """The workspace root (relative database paths resolve against it); when None, the parent
+    of `runs_dir`."""
     trigger: str = "manual"
     only_task: str | None = None
     keep_artifacts: tuple[str, ...] = ARTIFACTS

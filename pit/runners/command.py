@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from typing import BinaryIO, Protocol
 import attrs
 
 from pit.spec.dag import DagSpec, RunnerKind, TaskSpec
+from pit.spec.secrets import SecretNotFound, Secrets
 
 # Variables that belong to pit's own environment and would mislead a task's `uv run`.
 _PIT_ONLY_ENV = ("VIRTUAL_ENV",)
@@ -53,29 +55,54 @@ class InProcessLaunch(Protocol):
 
 @attrs.frozen(kw_only=True)
 class SqlStubLaunch:
-    """A `.sql` task without a database: log the file and succeed (the seed's stub mode)."""
+    """A SQL task without a secrets file: log what it would do and succeed (the seed's stub
+    mode)."""
 
-    script: Path
+    task: TaskSpec
+    script: Path | None
+    """None for a load task, which has no script."""
     connection: str | None
 
     def describe(self) -> str:
-        return f"sql stub {self.script.name}"
+        return f"sql stub {self.task.name}"
 
     async def execute(self, log: BinaryIO) -> Outcome:
         target = f"connection '{self.connection}'" if self.connection else "no connection"
-        try:
-            text = self.script.read_bytes()
-        except OSError as exc:
-            return Outcome(exit_code=None, error=f"cannot read {self.script}: {exc.strerror}")
+        what = f"{self.task.type} task {self.task.name}"
+        if self.task.type == "load":
+            what += f" (data/{self.task.source} into {self.task.table}, {self.task.mode})"
+        elif self.task.type == "save":
+            what += f" (its query into data/{self.task.output})"
         log.write(
-            f"pit: STUB MODE: not executing {self.script.name} ({target}); pass --secrets "
-            "to run SQL against the database. The file:\n".encode()
+            f"pit: STUB MODE: not executing {what} against {target}: pass --secrets "
+            "(or set secrets_dir) to run SQL.\n".encode()
         )
-        log.write(text if text.endswith(b"\n") else text + b"\n")
+        if self.script is not None:
+            try:
+                text = self.script.read_bytes()
+            except OSError as exc:
+                return Outcome(exit_code=None, error=f"cannot read {self.script}: {exc.strerror}")
+            log.write(text if text.endswith(b"\n") else text + b"\n")
         return Outcome(exit_code=None, error=None)
 
 
-Launch = ProcessLaunch | InProcessLaunch
+@attrs.frozen(kw_only=True)
+class SqlLaunch:
+    """A SQL task to run in pit's process against its database (see pit.actors.sql)."""
+
+    task: TaskSpec
+    script: Path | None
+    """None for a load task, which has no script."""
+    connection_name: str | None
+    connection: str | Mapping[str, str] | None = attrs.field(repr=False)
+    """The secret's value: a connection string or a structured secret; None if it is missing
+    (the task then fails saying so)."""
+    data_dir: Path
+    workspace: Path
+    """Relative sqlite/duckdb paths resolve against it."""
+
+
+Launch = ProcessLaunch | InProcessLaunch | SqlLaunch
 
 
 @attrs.frozen(kw_only=True)
@@ -92,12 +119,20 @@ class RunPlace:
     env: Mapping[str, str]
     """What every task of the run inherits: pit's environment and the run's PIT_* variables
     (see `run_env`), built once per run rather than once per task."""
+    workspace: Path
+    secrets: Secrets | None = attrs.field(default=None, repr=False)
+    """None without a secrets file: SQL tasks then run in stub mode."""
 
 
-def run_env(base_env: Mapping[str, str], run_id: str, dag: str, data_dir: Path) -> dict[str, str]:
-    """Pit's environment `base_env` as every task of a run inherits it."""
+def run_env(
+    base_env: Mapping[str, str], run_id: str, dag: str, data_dir: Path, socket: Path | None
+) -> dict[str, str]:
+    """Pit's environment `base_env` as every task of a run inherits it. Nothing from the
+    secrets file enters it: tasks ask the broker at `socket` (PIT_SOCKET)."""
     env = {k: v for k, v in base_env.items() if k not in _PIT_ONLY_ENV}
     env.update(PIT_RUN_ID=run_id, PIT_DAG_NAME=dag, PIT_DATA_DIR=str(data_dir))
+    if socket is not None:
+        env["PIT_SOCKET"] = str(socket)
     return env
 
 
@@ -106,18 +141,17 @@ def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
     script = place.snapshot_dir / task.script
     kind = task.runner.kind
     if kind is RunnerKind.SQL:
-        return SqlStubLaunch(
-            script=script, connection=place.dag.sql.connection if place.dag.sql else None
-        )
+        return _sql_launch(place, task)
     env = {**place.env, "PIT_TASK_NAME": task.name, "PIT_ATTEMPT": str(attempt)}
     cwd = place.snapshot_dir
     if kind is RunnerKind.PYTHON:
         argv: tuple[str, ...] = ("uv", "run", "--project", str(place.source_dir), str(script))
-        # The project's src/ (its shared package) is importable without building the project.
-        src = str(place.snapshot_dir / "src")
-        env["PYTHONPATH"] = (
-            f"{src}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else src
-        )
+        # The project's src/ (its shared package) and pit_sdk are importable without the
+        # project building itself or declaring the SDK.
+        paths = [str(place.snapshot_dir / "src"), *([str(SDK_PATH)] if SDK_PATH else [])]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     elif kind is RunnerKind.BASH:
         argv = ("bash", str(script))
     elif kind is RunnerKind.CUSTOM:
@@ -125,6 +159,38 @@ def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
     else:
         argv, cwd = _dbt_argv(place, task)
     return ProcessLaunch(argv=argv, cwd=cwd, env=env)
+
+
+def _sql_launch(place: RunPlace, task: TaskSpec) -> SqlStubLaunch | SqlLaunch:
+    name = task.connection or (place.dag.sql.connection if place.dag.sql else None)
+    script = place.snapshot_dir / task.script if task.script else None
+    if place.secrets is None:
+        return SqlStubLaunch(task=task, script=script, connection=name)
+    value = None
+    if name is not None:
+        with contextlib.suppress(SecretNotFound):
+            value = place.secrets.find(place.dag.name, name)
+    return SqlLaunch(
+        task=task,
+        script=script,
+        connection_name=name,
+        connection=value,
+        data_dir=place.data_dir,
+        workspace=place.workspace,
+    )
+
+
+def _find_sdk() -> Path | None:
+    """The folder holding the `pit_sdk` package: beside pit in a checkout, or inside an
+    installed pit (`pit/_sdk`)."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package.parent / "sdk" / "python", package / "_sdk"):
+        if (folder / "pit_sdk" / "__init__.py").is_file():
+            return folder
+    return None
+
+
+SDK_PATH = _find_sdk()
 
 
 def _dbt_argv(place: RunPlace, task: TaskSpec) -> tuple[tuple[str, ...], Path]:

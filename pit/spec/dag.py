@@ -17,6 +17,8 @@ from pit.spec.problems import Problem
 from pit.spec.reader import TableReader
 
 OVERLAP_POLICIES = ("skip", "queue", "allow")
+TASK_TYPES = ("script", "save", "load")
+LOAD_MODES = ("append", "truncate_and_load", "create_or_replace")
 ARTIFACTS = ("logs", "project", "data")
 DEFAULT_MAX_ACTIVE_TASKS = 4
 
@@ -68,6 +70,16 @@ class TaskSpec:
     retry_delay: float = 0.0
     retry_backoff: float = 1.0
     """Each further retry waits `retry_delay * retry_backoff ** (retry - 1)`."""
+    type: str = "script"
+    """For SQL tasks: `script` runs the file; `save` streams its query's result to
+    `data/<output>.parquet`; `load` loads `data/<source>.parquet` into `table`."""
+    connection: str | None = None
+    """The secret naming the database, over `[dag.sql].connection`."""
+    output: str | None = None
+    source: str | None = None
+    table: str | None = None
+    mode: str = "append"
+    schema: str | None = None
 
     def retry_wait(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry)."""
@@ -269,17 +281,29 @@ def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
 
 def _read_task(r: TableReader) -> TaskSpec | None:
     name = r.string("name", required=True)
-    script = r.string("script", required=True)
+    type_ = r.string("type") or "script"
+    if type_ not in TASK_TYPES:
+        r.problem("type", f"'{type_}' is not a task type", f"use one of {', '.join(TASK_TYPES)}")
+        type_ = "script"
+    # A load task needs no script: it moves a Parquet file into a table.
+    script = r.string("script", required=type_ != "load")
+    if script is None and type_ == "load" and not r.has("script"):
+        script = ""
     runner_text = r.string("runner")
     depends_on = r.strings("depends_on") or ()
     timeout = r.duration("timeout")
     retries = r.integer("retries", default=0)
     retry_delay = r.duration("retry_delay") or 0.0
     retry_backoff = r.number("retry_backoff", default=1.0, minimum=1.0)
+    sql = _read_sql_fields(r, type_)
     r.finish()
     if name is None or script is None:
         return None
-    runner = resolve_runner(script, runner_text)
+    runner = (
+        Runner(kind=RunnerKind.SQL)
+        if type_ == "load" and not script
+        else (resolve_runner(script, runner_text))
+    )
     if runner is None:
         if runner_text is not None:
             r.problem(
@@ -294,6 +318,9 @@ def _read_task(r: TableReader) -> TaskSpec | None:
                 'use a .py, .sh or .sql script, or set runner (e.g. runner = "$ node")',
             )
         return None
+    if runner.kind is not RunnerKind.SQL and (type_ != "script" or sql["connection"]):
+        key = "type" if type_ != "script" else "connection"
+        r.problem(key, f"only SQL tasks take {key}", 'use a .sql script (or runner = "sql")')
     return TaskSpec(
         name=name,
         script=script,
@@ -303,7 +330,33 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         retries=retries,
         retry_delay=retry_delay,
         retry_backoff=retry_backoff,
+        type=type_,
+        **sql,  # type: ignore[arg-type]
     )
+
+
+def _read_sql_fields(r: TableReader, type_: str) -> dict[str, str | None]:
+    """The fields of SQL tasks; each belongs to one task type, and is required there."""
+    fields: dict[str, str | None] = {"connection": r.string("connection")}
+    owners = {"output": "save", "source": "load", "table": "load", "mode": "load", "schema": "load"}
+    for key, owner in owners.items():
+        value = r.string(key)
+        if value is not None and type_ != owner:
+            r.problem(key, f"only {owner} tasks take {key}", f'set type = "{owner}", or remove it')
+            value = None
+        elif (
+            value is None
+            and type_ == owner
+            and key in ("output", "source", "table")
+            and not r.has(key)
+        ):
+            r.problem(key, f"a {owner} task needs {key}")
+        fields[key] = value
+    mode = fields.pop("mode") or "append"
+    if mode not in LOAD_MODES:
+        r.problem("mode", f"'{mode}' is not a load mode", f"use one of {', '.join(LOAD_MODES)}")
+    fields["mode"] = mode
+    return fields
 
 
 def _read_output(r: TableReader) -> OutputSpec | None:

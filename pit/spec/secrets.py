@@ -27,19 +27,28 @@ class SecretNotFound(PitError):
 class Secrets:
     sections: Mapping[str, Mapping[str, Secret]] = attrs.field(factory=dict)
 
-    def _find(self, project: str, key: str) -> Secret:
+    def find(self, project: str, key: str) -> Secret:
+        """A secret as written: a plain value or a table of fields."""
         for section in (project, GLOBAL):
             if key in self.sections.get(section, {}):
                 return self.sections[section][key]
         raise SecretNotFound(f"secret '{key}' not found in sections [{project}] or [{GLOBAL}]")
 
+    def values(self) -> set[str]:
+        """Every secret value and structured field value: what task output must not show."""
+        found: set[str] = set()
+        for section in self.sections.values():
+            for secret in section.values():
+                found.update([secret] if isinstance(secret, str) else secret.values())
+        return found
+
     def resolve(self, project: str, key: str) -> str:
         """A plain secret's value, or a structured one's fields as a JSON object string."""
-        value = self._find(project, key)
+        value = self.find(project, key)
         return value if isinstance(value, str) else json.dumps(dict(value))
 
     def resolve_field(self, project: str, secret: str, field: str) -> str:
-        value = self._find(project, secret)
+        value = self.find(project, secret)
         if isinstance(value, str):
             raise SecretNotFound(f"secret '{secret}' is a plain value and has no field '{field}'")
         if field not in value:

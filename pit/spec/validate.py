@@ -36,6 +36,12 @@ def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) 
                     f"unknown task '{dep}'",
                     did_you_mean(dep, known) or f"tasks are: {', '.join(dict.fromkeys(names))}",
                 )
+        if task.type != "script" and not (task.connection or (dag.sql and dag.sql.connection)):
+            add(
+                f"tasks[{index}].connection",
+                f"a {task.type} task needs a database",
+                "set connection (a secret name) here or in [dag.sql]",
+            )
         if task.runner.kind is RunnerKind.DBT:
             if dag.dbt is None:
                 add(
@@ -43,7 +49,7 @@ def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) 
                     "a dbt task needs a [dag.dbt] table",
                     "add [dag.dbt] with version, adapter, project_dir and connection",
                 )
-        elif not dag.git_backed and not script_exists(task.script):
+        elif task.script and not dag.git_backed and not script_exists(task.script):
             add(
                 f"tasks[{index}].script",
                 f"script '{task.script}' does not exist",

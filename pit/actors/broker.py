@@ -1,0 +1,201 @@
+"""The SDK broker: one per run, on a private Unix socket whose path tasks get as PIT_SOCKET.
+
+Speaks sdk-wire-protocol.md: one JSON request per connection, read to EOF, one JSON response.
+Every request gets an answer or a closed connection, never a crash: malformed JSON, a request
+over 1 MiB, unknown methods and missing params are error responses, and a client that sends
+nothing is dropped after `read_timeout`. Secret values never leave through anything but a
+response; each access is recorded (run, task, secret, time) in the run's `secret_access.jsonl`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import struct
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import attrs
+import trio
+
+from pit.clock import Clock
+from pit.connectors.sql import Database, parquet_path
+from pit.connectors.target import ConnectorError, parse_target
+from pit.messages.sdk import MAX_REQUEST_BYTES, BadRequest, SdkRequest, SdkResponse, decode_request
+from pit.spec.secrets import SecretNotFound, Secrets
+
+AUDIT_FILE = "secret_access.jsonl"
+DEFAULT_READ_TIMEOUT = 5.0
+_PEERCRED = struct.Struct("3i")
+
+
+@attrs.frozen(kw_only=True)
+class BrokerHandle:
+    socket_path: Path
+
+
+@attrs.define(kw_only=True)
+class Broker:
+    run_id: str
+    project: str
+    """The secrets section searched before [global]: the DAG's name."""
+    secrets: Secrets | None
+    """None when pit runs without a secrets file: secret requests then say how to give one."""
+    data_dir: Path
+    workspace: Path
+    audit_path: Path
+    clock: Clock
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    _handlers: dict[str, Callable[[SdkRequest], Awaitable[str]]] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._handlers = {
+            "get_secret": self._get_secret,
+            "get_secret_field": self._get_secret_field,
+            "load_data": self._load_data,
+        }
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled; the socket and its private folder are removed at the end."""
+        # A short private path: Unix socket paths are limited to ~107 bytes, and only this user
+        # may enter the folder.
+        folder = Path(tempfile.mkdtemp(prefix="pit-"))
+        path = folder / "sdk.sock"
+        try:
+            listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            await listener.bind(str(path))
+            os.chmod(path, 0o600)
+            listener.listen(socket.SOMAXCONN)  # bursts of clients queue instead of failing
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
+                )
+                task_status.started(BrokerHandle(socket_path=path))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            peer = _peer_pid(stream)
+            response = await self._answer(await self._read(stream), peer)
+            if response is not None:
+                with contextlib.suppress(trio.BrokenResourceError):  # the client went away
+                    await stream.send_all(response.encode())
+
+    async def _read(self, stream: trio.SocketStream) -> bytes | SdkResponse | None:
+        """The request bytes; an error response if too large; None if the client sent nothing
+        in time (the connection is then just closed)."""
+        chunks, size = [], 0
+        with trio.move_on_after(self.read_timeout) as deadline:
+            try:
+                while chunk := await stream.receive_some(65536):
+                    size += len(chunk)
+                    if size > MAX_REQUEST_BYTES:
+                        return SdkResponse(error=f"request larger than {MAX_REQUEST_BYTES} bytes")
+                    chunks.append(chunk)
+            except trio.BrokenResourceError:
+                return None
+        if deadline.cancelled_caught:
+            return SdkResponse(error="timed out waiting for the request") if chunks else None
+        return b"".join(chunks)
+
+    async def _answer(
+        self, data: bytes | SdkResponse | None, peer: int | None
+    ) -> SdkResponse | None:
+        if data is None or isinstance(data, SdkResponse):
+            return data
+        try:
+            request = decode_request(data)
+            if request.task is None and peer is not None:
+                request = attrs.evolve(request, task=_task_of(peer))
+            handler = self._handlers.get(request.method)
+            if handler is None:
+                return SdkResponse(error=f"unknown method: {request.method}")
+            return SdkResponse(result=await handler(request))
+        except (BadRequest, SecretNotFound, ConnectorError) as exc:
+            return SdkResponse(error=str(exc))
+
+    # --- methods ---------------------------------------------------------------------------
+
+    def _need_secrets(self) -> Secrets:
+        if self.secrets is None:
+            raise SecretNotFound(
+                "no secrets file: pass --secrets FILE or set secrets_dir in pit_config.toml"
+            )
+        return self.secrets
+
+    async def _get_secret(self, request: SdkRequest) -> str:
+        key = request.param("key")
+        value = self._need_secrets().resolve(self.project, key)
+        self._audit(request, key)
+        return value
+
+    async def _get_secret_field(self, request: SdkRequest) -> str:
+        secret, field = request.param("secret"), request.param("field")
+        value = self._need_secrets().resolve_field(self.project, secret, field)
+        self._audit(request, f"{secret}.{field}")
+        return value
+
+    async def _load_data(self, request: SdkRequest) -> str:
+        # Imported on first use: the loader brings pyarrow, ~100 ms of start-up.
+        from pit.connectors.loader import LoadMode, load_parquet
+
+        file, table = request.param("file"), request.param("table")
+        connection = request.param("connection")
+        mode_name = request.param("mode", "append")
+        try:
+            mode = LoadMode(mode_name)
+        except ValueError:
+            modes = ", ".join(m.value for m in LoadMode)
+            raise BadRequest(f"load_data: unknown mode '{mode_name}' (use {modes})") from None
+        secrets = self._need_secrets()
+        target = parse_target(secrets.find(self.project, connection), self.workspace)
+        self._audit(request, connection)
+        path = parquet_path(self.data_dir, file)
+        if not path.is_file():
+            raise ConnectorError(f"load_data: no file '{path.name}' in the run's data directory")
+        schema = request.params.get("schema")
+        async with await Database.connect(target) as database:
+            rows = await database.call(
+                lambda c: load_parquet(c, path, table, schema=schema or None, mode=mode)
+            )
+        return f"{rows} rows loaded"
+
+    def _audit(self, request: SdkRequest, secret: str) -> None:
+        entry = {
+            "run_id": self.run_id,
+            "task": request.task,
+            "method": request.method,
+            "secret": secret,
+            "at": self.clock.now().isoformat(timespec="milliseconds"),
+        }
+        # One short line appended to a local file: quicker than a thread hop.
+        with self.audit_path.open("a", encoding="utf-8") as audit:
+            audit.write(json.dumps(entry) + "\n")
+
+
+def _peer_pid(stream: trio.SocketStream) -> int | None:
+    try:
+        data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    except OSError:
+        return None
+    pid, _uid, _gid = _PEERCRED.unpack(data)
+    return pid or None
+
+
+def _task_of(pid: int) -> str | None:
+    """PIT_TASK_NAME of a peer process (a client that does not say which task it is)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"PIT_TASK_NAME="):
+            return entry.partition(b"=")[2].decode(errors="replace")
+    return None

@@ -1,0 +1,51 @@
+"""Secret values masked in task output, across chunk and line boundaries.
+
+Pure: fed bytes, gives bytes. A value is replaced by `***` wherever it appears whole; the last
+`longest - 1` bytes of each chunk are held back until the next chunk (or the end) shows whether a
+value continues there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MASK = b"***"
+MIN_LENGTH = 4
+"""Shorter values (`true`, a port) would mask ordinary output."""
+
+
+class Masker:
+    def __init__(self, values: Iterable[str]) -> None:
+        secrets = sorted(
+            {v.encode() for v in values if len(v) >= MIN_LENGTH}, key=len, reverse=True
+        )
+        self._pattern = re.compile(b"|".join(re.escape(s) for s in secrets)) if secrets else None
+        self._hold = max((len(s) for s in secrets), default=1) - 1
+        self._pending = b""
+
+    @property
+    def active(self) -> bool:
+        return self._pattern is not None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The masked output that is safe to release now."""
+        if self._pattern is None:
+            return chunk
+        data = self._pending + chunk
+        cut = len(data) - self._hold
+        out, position = [], 0
+        for match in self._pattern.finditer(data):
+            if match.start() >= cut:
+                break  # might be the start of a longer value: decide with the next chunk
+            out += [data[position : match.start()], MASK]
+            position = match.end()
+        release = max(cut, position)
+        out.append(data[position:release])
+        self._pending = data[release:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """Whatever was held back, masked: at the end of the output."""
+        data, self._pending = self._pending, b""
+        return self._pattern.sub(MASK, data) if self._pattern is not None else data

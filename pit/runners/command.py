@@ -133,6 +133,8 @@ def run_env(
     env.update(PIT_RUN_ID=run_id, PIT_DAG_NAME=dag, PIT_DATA_DIR=str(data_dir))
     if socket is not None:
         env["PIT_SOCKET"] = str(socket)
+    if SDK_PATH is not None:  # pit_sdk is importable in every Python a task starts
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SDK_PATH), env.get("PYTHONPATH")]))
     return env
 
 
@@ -146,12 +148,9 @@ def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
     cwd = place.snapshot_dir
     if kind is RunnerKind.PYTHON:
         argv: tuple[str, ...] = ("uv", "run", "--project", str(place.source_dir), str(script))
-        # The project's src/ (its shared package) and pit_sdk are importable without the
-        # project building itself or declaring the SDK.
-        paths = [str(place.snapshot_dir / "src"), *([str(SDK_PATH)] if SDK_PATH else [])]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
+        # The project's src/ (its shared package) is importable without building the project.
+        src = str(place.snapshot_dir / "src")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     elif kind is RunnerKind.BASH:
         argv = ("bash", str(script))
     elif kind is RunnerKind.CUSTOM:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,26 +18,51 @@ def examples_copy(tmp_path):
     """examples/ copied without runs or venvs, so that running it leaves the repo untouched."""
     copy = tmp_path / "examples"
     shutil.copytree(
-        EXAMPLES, copy, ignore=shutil.ignore_patterns("runs", "repo_cache", ".venv", "__pycache__")
+        EXAMPLES,
+        copy,
+        ignore=shutil.ignore_patterns(
+            "runs", "repo_cache", ".venv", "__pycache__", "uv.lock", "warehouse.db"
+        ),
     )
     return copy
 
 
 def test_quickstart_example_runs(examples_copy, workspace, pit):
-    result = pit("-C", str(examples_copy), "run", "quickstart", with_root=False)
+    # Offline: uv installs the project's pyarrow from its cache, filled when pit's own
+    # environment was synced. Tests touch no network.
+    result = pit(
+        "-C", str(examples_copy), "run", "quickstart", with_root=False, env={"UV_OFFLINE": "1"}
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     (run,) = (examples_copy / "runs").iterdir()
     manifest = workspace.manifest(run)
     assert manifest["state"] == "success"
     tasks = {t["name"]: t for t in manifest["tasks"]}
-    assert set(tasks) == {"orders", "customers", "flaky_api", "enrich", "report"}
+    assert set(tasks) == {
+        "orders",
+        "customers",
+        "flaky_api",
+        "enrich",
+        "report",
+        "seed_sales",
+        "extract_sales",
+        "summarise",
+        "load_summary",
+    }
     assert {t["state"] for t in tasks.values()} == {"success"}
     assert tasks["flaky_api"]["attempts"] == 2
     assert all(t["attempts"] == 1 for name, t in tasks.items() if name != "flaky_api")
     assert "503" in (run / "logs" / "flaky_api.log").read_text()  # the failed first attempt
     report = (run / "data" / "report.txt").read_text()
     assert report.startswith("order totals by customer")
+    # The data plane: SQL save -> Parquet -> pit_sdk in Python -> SQL load into SQLite.
+    with sqlite3.connect(examples_copy / "warehouse.db") as db:
+        rows = db.execute("SELECT region, total, sales FROM sales_by_region ORDER BY region")
+        assert rows.fetchall() == [("east", 375.0, 2), ("north", 162.0, 2), ("south", 93.5, 2)]
+    summarise = (run / "logs" / "summarise.log").read_text()
+    assert "with token ***" in summarise
+    assert "demo-token-8c1f" not in summarise
 
 
 def test_quickstart_example_validates(examples_copy, pit):

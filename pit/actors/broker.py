@@ -24,7 +24,7 @@ import trio
 
 from pit.clock import Clock
 from pit.connectors.sql import Database, parquet_path
-from pit.connectors.target import ConnectorError, parse_target
+from pit.connectors.target import ConnectorError, Dialect, parse_target
 from pit.messages.sdk import MAX_REQUEST_BYTES, BadRequest, SdkRequest, SdkResponse, decode_request
 from pit.spec.secrets import SecretNotFound, Secrets
 
@@ -160,10 +160,14 @@ class Broker:
         path = parquet_path(self.data_dir, file)
         if not path.is_file():
             raise ConnectorError(f"load_data: no file '{path.name}' in the run's data directory")
-        schema = request.params.get("schema")
+        schema = request.params.get("schema") or None
+        if schema == "dbo" and target.dialect is not Dialect.MSSQL:
+            # The original client always sends SQL Server's default schema; elsewhere it means
+            # "the database's default", whatever that is called there.
+            schema = None
         async with await Database.connect(target) as database:
             rows = await database.call(
-                lambda c: load_parquet(c, path, table, schema=schema or None, mode=mode)
+                lambda c: load_parquet(c, path, table, schema=schema, mode=mode)
             )
         return f"{rows} rows loaded"
 

@@ -36,9 +36,16 @@ pytestmark = pytest.mark.slow  # real sockets and real timeouts
 async def broker(tmp_path: Path) -> AsyncIterator[BrokerHandle]:
     secrets, problems = parse_secrets(SECRETS, "secrets.toml")
     assert problems == []
-    actor = Broker(run_id="run-1", project="etl", secrets=secrets, data_dir=tmp_path,
-                   workspace=tmp_path, audit_path=tmp_path / AUDIT_FILE, clock=SystemClock(),
-                   read_timeout=0.5)
+    actor = Broker(
+        run_id="run-1",
+        project="etl",
+        secrets=secrets,
+        data_dir=tmp_path,
+        workspace=tmp_path,
+        audit_path=tmp_path / AUDIT_FILE,
+        clock=SystemClock(),
+        read_timeout=0.5,
+    )
     async with trio.open_nursery() as nursery:
         yield await nursery.start(actor.run)
         nursery.cancel_scope.cancel()
@@ -64,8 +71,10 @@ async def call(handle: BrokerHandle, method: str, **params: Any) -> dict[str, An
 
 
 async def test_a_plain_secret_comes_from_the_project_section_first(broker: BrokerHandle) -> None:
-    assert await call(broker, "get_secret", key="shared") == {"result": "from-project",
-                                                               "error": None}
+    assert await call(broker, "get_secret", key="shared") == {
+        "result": "from-project",
+        "error": None,
+    }
     assert (await call(broker, "get_secret", key="api_token"))["result"] == "global-token"
 
 
@@ -79,7 +88,8 @@ async def test_a_structured_secret_is_a_json_object_string(broker: BrokerHandle)
 async def test_missing_secrets_and_fields_name_what_was_searched(broker: BrokerHandle) -> None:
     missing = await call(broker, "get_secret", key="nope")
     assert missing["result"] is None
-    assert "'nope'" in missing["error"] and "[etl]" in missing["error"]
+    assert "'nope'" in missing["error"]
+    assert "[etl]" in missing["error"]
     assert "[global]" in missing["error"]
     no_field = await call(broker, "get_secret_field", secret="warehouse", field="port")
     assert "has no field 'port'" in no_field["error"]
@@ -147,8 +157,15 @@ async def test_each_access_is_audited_without_its_value(
 
 
 async def test_the_socket_is_private_short_and_removed_at_the_end(tmp_path: Path) -> None:
-    actor = Broker(run_id="r", project="etl", secrets=None, data_dir=tmp_path,
-                   workspace=tmp_path, audit_path=tmp_path / AUDIT_FILE, clock=SystemClock())
+    actor = Broker(
+        run_id="r",
+        project="etl",
+        secrets=None,
+        data_dir=tmp_path,
+        workspace=tmp_path,
+        audit_path=tmp_path / AUDIT_FILE,
+        clock=SystemClock(),
+    )
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(actor.run)
         path = handle.socket_path
@@ -156,6 +173,7 @@ async def test_the_socket_is_private_short_and_removed_at_the_end(tmp_path: Path
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
         answer = await call(handle, "get_secret", key="x")
-        assert "no secrets file" in answer["error"] and "--secrets" in answer["error"]
+        assert "no secrets file" in answer["error"]
+        assert "--secrets" in answer["error"]
         nursery.cancel_scope.cancel()
     assert not path.parent.exists()

@@ -18,6 +18,7 @@ import struct
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TextIO
 
 import attrs
 import trio
@@ -51,6 +52,9 @@ class Broker:
     clock: Clock
     read_timeout: float = DEFAULT_READ_TIMEOUT
     _handlers: dict[str, Callable[[SdkRequest], Awaitable[str]]] = attrs.field(init=False)
+    _audit_file: TextIO | None = attrs.field(init=False, default=None)
+    _tasks_by_pid: dict[int, tuple[int, str | None]] = attrs.field(init=False, factory=dict)
+    """pid -> (its process group, its PIT_TASK_NAME): a task's client asks again and again."""
 
     def __attrs_post_init__(self) -> None:
         self._handlers = {
@@ -72,12 +76,16 @@ class Broker:
             await listener.bind(str(path))
             os.chmod(path, 0o600)
             listener.listen(socket.SOMAXCONN)  # bursts of clients queue instead of failing
-            async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
-                )
-                task_status.started(BrokerHandle(socket_path=path))
+            # Opened once: an access is one appended line, flushed at once.
+            with self.audit_path.open("a", encoding="utf-8", buffering=1) as audit:
+                self._audit_file = audit
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(
+                        trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
+                    )
+                    task_status.started(BrokerHandle(socket_path=path))
         finally:
+            self._audit_file = None
             shutil.rmtree(folder, ignore_errors=True)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
@@ -113,7 +121,7 @@ class Broker:
         try:
             request = decode_request(data)
             if request.task is None and peer is not None:
-                request = attrs.evolve(request, task=_task_of(peer))
+                request = attrs.evolve(request, task=self._task_of(peer))
             handler = self._handlers.get(request.method)
             if handler is None:
                 return SdkResponse(error=f"unknown method: {request.method}")
@@ -180,8 +188,22 @@ class Broker:
             "at": self.clock.now().isoformat(timespec="milliseconds"),
         }
         # One short line appended to a local file: quicker than a thread hop.
-        with self.audit_path.open("a", encoding="utf-8") as audit:
-            audit.write(json.dumps(entry) + "\n")
+        assert self._audit_file is not None, "the broker is serving"
+        self._audit_file.write(json.dumps(entry) + "\n")
+
+    def _task_of(self, pid: int) -> str | None:
+        """The task a client process belongs to, for clients that do not say (the original
+        pit_sdk). Cached per pid; the process group tells a reused pid from the cached one."""
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            return None
+        cached = self._tasks_by_pid.get(pid)
+        if cached is not None and cached[0] == group:
+            return cached[1]
+        task = _task_in_environ(pid)
+        self._tasks_by_pid[pid] = (group, task)
+        return task
 
 
 def _peer_pid(stream: trio.SocketStream) -> int | None:
@@ -193,7 +215,7 @@ def _peer_pid(stream: trio.SocketStream) -> int | None:
     return pid or None
 
 
-def _task_of(pid: int) -> str | None:
+def _task_in_environ(pid: int) -> str | None:
     """PIT_TASK_NAME of a peer process (a client that does not say which task it is)."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()

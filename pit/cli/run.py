@@ -11,6 +11,7 @@ import typer
 from pit.cli.context import cli_context
 from pit.errors import WorkspaceError
 from pit.messages.run import RunRequest
+from pit.spec.dag import RunnerKind
 from pit.spec.load import Workspace, load_secrets
 from pit.spec.problems import did_you_mean
 from pit.spec.states import RunState
@@ -37,6 +38,12 @@ def run_command(
     secrets_path = cli.secrets_path(workspace, secrets)
     # Read before the run starts: a broken secrets file stops it with the file and key named.
     loaded = load_secrets(secrets_path) if secrets_path is not None else None
+    if loaded is None and any(t.runner.kind is RunnerKind.SQL for t in request.dag.tasks):
+        print(
+            "pit: warning: no secrets file (--secrets or secrets_dir): SQL tasks run in STUB "
+            "MODE, logged but not executed",
+            file=sys.stderr,
+        )
     # Imported here: trio and the actors are start-up cost that validate, logs and outputs skip.
     from pit.cli.supervise import run_in_foreground
 

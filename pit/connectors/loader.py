@@ -114,10 +114,10 @@ def _load(
         targets = match_columns([column.name for column in columns], existing, name, path)
         if mode is LoadMode.TRUNCATE_AND_LOAD:
             writer.clear()
-    return writer.insert(_batches(parquet), columns, targets)
+    return writer.insert(record_batches(parquet), columns, targets)
 
 
-def _batches(parquet: pq.ParquetFile) -> Iterator[pa.RecordBatch]:
+def record_batches(parquet: pq.ParquetFile) -> Iterator[pa.RecordBatch]:
     """Batches of at most BATCH_ROWS rows, never spanning row groups (one row group's pages are
     the most the reader holds)."""
     for group in range(parquet.num_row_groups):
@@ -512,24 +512,28 @@ class _DuckDbWriter:
             raise
         self.raw.commit()
 
+    def _execute(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        # Fetch every result: DuckDB refuses some calls (register) while one is unfinished.
+        return list(self.raw.execute(statement, params).fetchall())
+
     def existing_columns(self) -> list[str] | None:
         # DuckDB matches names case-insensitively, quoted or not.
-        found = self.raw.execute(
+        found = self._execute(
             "SELECT list(c.column_name ORDER BY c.column_index) FROM duckdb_tables() t "
             "LEFT JOIN duckdb_columns() c ON c.table_oid = t.table_oid "
             "WHERE t.database_name = current_database() "
             "AND lower(t.schema_name) = lower(coalesce(?, current_schema())) "
             "AND lower(t.table_name) = lower(?) GROUP BY t.table_oid",
             (self.name.schema, self.name.table),
-        ).fetchone()
-        return list(found[0]) if found is not None else None
+        )
+        return list(found[0][0]) if found else None
 
     def clear(self) -> None:
-        self.raw.execute(f"DELETE FROM {self.qualified}")
+        self._execute(f"DELETE FROM {self.qualified}")
 
     def replace(self, columns: Sequence[FileColumn]) -> None:
-        self.raw.execute(f"DROP TABLE IF EXISTS {self.qualified}")
-        self.raw.execute(_create_sql(self.qualified, columns, quote_double))
+        self._execute(f"DROP TABLE IF EXISTS {self.qualified}")
+        self._execute(_create_sql(self.qualified, columns, quote_double))
 
     def insert(
         self, batches: Iterable[pa.RecordBatch], columns: Sequence[FileColumn], targets: list[str]
@@ -547,7 +551,7 @@ class _DuckDbWriter:
             )
             self.raw.register(self._VIEW, plain)
             try:
-                self.raw.execute(statement)
+                self._execute(statement)
             finally:
                 self.raw.unregister(self._VIEW)
             loaded += batch.num_rows

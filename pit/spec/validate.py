@@ -9,6 +9,7 @@ from pit.spec.cron import cron_problem
 from pit.spec.dag import DagSpec, RunnerKind
 from pit.spec.graph import find_cycle
 from pit.spec.problems import Problem, did_you_mean
+from pit.spec.secrets import SecretNotFound, Secrets
 
 
 def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) -> list[Problem]:
@@ -93,4 +94,41 @@ def validate_dag_names(dags: Iterable[tuple[str, DagSpec]]) -> list[Problem]:
             )
         else:
             first[dag.name] = file
+    return problems
+
+
+def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Problem]:
+    """Every secret the DAG names (SQL connections, dbt, webhook, FTP) that the secrets file
+    lacks, looked up as a run would: the DAG's section, then [global]."""
+    named: list[tuple[str, str]] = []
+    default_connection = dag.sql.connection if dag.sql else None
+    for index, task in enumerate(dag.tasks):
+        if task.runner.kind is RunnerKind.SQL:
+            key = "connection" if task.connection else "dag.sql.connection"
+            name = task.connection or default_connection
+            if name:
+                named.append((f"tasks[{index}].{key}" if task.connection else key, name))
+    if dag.dbt:
+        named.append(("dag.dbt.connection", dag.dbt.connection))
+    if dag.webhook:
+        named.append(("dag.webhook.token_secret", dag.webhook.token_secret))
+    if dag.ftp_watch:
+        ftp = dag.ftp_watch
+        if ftp.secret:
+            named.append(("dag.ftp_watch.secret", ftp.secret))
+        if ftp.password_secret:
+            named.append(("dag.ftp_watch.password_secret", ftp.password_secret))
+    problems = []
+    for key, name in dict(named).items():
+        try:
+            secrets.find(dag.name, name)
+        except SecretNotFound:
+            problems.append(
+                Problem(
+                    file=file,
+                    key=key,
+                    message=f"secret '{name}' is not in the secrets file",
+                    fix=f"add it under [{dag.name}] or [global]",
+                )
+            )
     return problems

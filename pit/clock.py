@@ -7,6 +7,9 @@ trio's own clock, which tests fake with `autojump_clock`.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import zoneinfo
+from pathlib import Path
 from typing import Protocol
 
 
@@ -34,3 +37,20 @@ class FixedClock:
 
     def advance(self, delta: dt.timedelta) -> None:
         self.at += delta
+
+
+def local_zone() -> dt.tzinfo:
+    """The machine's time zone as a DST-aware zone: `TZ`, else what /etc/localtime links to,
+    else UTC."""
+    names = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        names.append(str(Path("/etc/localtime").resolve()).partition("zoneinfo/")[2])
+    except OSError:
+        pass
+    for name in names:
+        if name:
+            try:
+                return zoneinfo.ZoneInfo(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                continue
+    return dt.UTC

@@ -6,7 +6,7 @@ is in memory at a time. Per database, the fastest way in that the driver offers:
 - PostgreSQL: one `COPY ... FROM STDIN (FORMAT csv)`, each batch written as CSV by pyarrow;
 - SQL Server: one bulk insert (python-tds `copy_to`) with typed columns;
 - SQLite: `executemany` of each batch;
-- DuckDB: each batch registered as an Arrow view and `INSERT ... SELECT`ed.
+- DuckDB: `INSERT ... SELECT` from each batch, straight from Arrow.
 
 **Nothing lost**: every mode runs in one transaction, so a load that fails halfway (a constraint,
 a bad value, a cancelled run) leaves the table exactly as it was: its rows and, for
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     import pyarrow.parquet as pq
 
 PYTHON_ROWS = 8_192
-"""Rows turned into Python objects at a time (SQLite, SQL Server): Python objects take several
-times the room of Arrow's, so a whole batch of them would be most of the loader's memory."""
+"""Rows per batch for the drivers that take Python values (SQLite, SQL Server): Python objects
+take several times the room of Arrow's, so a whole BATCH_ROWS of them would be most of the
+loader's memory."""
+_READ_BUFFER = 1 << 20
 
 DEFAULT_SCHEMA = {Dialect.MSSQL: "dbo"}
 """The schema used when none is given; other databases use their own default (search_path,
@@ -77,7 +79,9 @@ def load_parquet(
     if not path.is_file():
         raise ConnectorError(f"cannot load {path}: no such file (did an earlier task write it?)")
     try:
-        parquet = pq.ParquetFile(path)
+        # buffer_size: read each column chunk a MiB at a time, not whole (a row group of a
+        # million rows would otherwise be in memory at once).
+        parquet = pq.ParquetFile(path, buffer_size=_READ_BUFFER, pre_buffer=False)
     except Exception as exc:  # pyarrow reports a bad file as ArrowInvalid or OSError
         raise ConnectorError(f"cannot load {path}: not a readable Parquet file ({exc})") from exc
     with parquet:
@@ -114,14 +118,39 @@ def _load(
         targets = match_columns([column.name for column in columns], existing, name, path)
         if mode is LoadMode.TRUNCATE_AND_LOAD:
             writer.clear()
-    return writer.insert(record_batches(parquet), columns, targets)
+    return writer.insert(record_batches(parquet, writer.batch_rows), columns, targets)
 
 
-def record_batches(parquet: pq.ParquetFile) -> Iterator[pa.RecordBatch]:
-    """Batches of at most BATCH_ROWS rows, never spanning row groups (one row group's pages are
-    the most the reader holds)."""
+def record_batches(parquet: pq.ParquetFile, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Batches of at most `rows` rows, never spanning row groups.
+
+    Run in a trio worker thread (`Database.call`), it stops between batches once that call is
+    cancelled: the database's own interrupt reaches only a statement that is running, and a load
+    is many statements (SQLite's executemany resets its statement after every row, so an
+    interrupt there is all but always lost). The exception unwinds the load's transaction.
+    """
+    import pyarrow as pa
+
+    stop_if_cancelled = _cancellation_check()
     for group in range(parquet.num_row_groups):
-        yield from parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group])
+        # mimalloc (Arrow's allocator here) keeps freed pages: hand them back once per row
+        # group, or resident memory ends tens of MB above what the load really uses.
+        pa.default_memory_pool().release_unused()
+        for batch in parquet.iter_batches(batch_size=rows, row_groups=[group]):
+            stop_if_cancelled()
+            yield batch
+
+
+def _cancellation_check() -> Callable[[], None]:
+    """trio.from_thread.check_cancelled in a trio worker thread; else (a direct call, which
+    nothing can cancel) a no-op."""
+    import trio
+
+    try:
+        trio.from_thread.check_cancelled()
+    except RuntimeError:  # not a thread trio.to_thread started: the one way to tell
+        return lambda: None
+    return trio.from_thread.check_cancelled
 
 
 def _load_errors(dialect: Dialect) -> tuple[type[BaseException], ...]:
@@ -399,16 +428,10 @@ _SQLITE_AS_TEXT = {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMP_TZ, Kind
 def python_rows(
     batches: Iterable[pa.RecordBatch], columns: Sequence[FileColumn], dialect: Dialect
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """Rows as Python tuples, PYTHON_ROWS at a time, for the drivers that take Python values."""
-    import pyarrow as pa
-
+    """Each batch's rows as Python tuples, for the drivers that take Python values."""
     for batch in batches:
-        table = pa.RecordBatch.from_arrays(
-            _plain(batch, columns, dialect), names=[c.name for c in columns]
-        )
-        for start in range(0, table.num_rows, PYTHON_ROWS):
-            chunk = table.slice(start, PYTHON_ROWS)
-            yield list(zip(*(array.to_pylist() for array in chunk.columns), strict=True))
+        arrays = _plain(batch, columns, dialect)
+        yield list(zip(*(array.to_pylist() for array in arrays), strict=True))
 
 
 # --- per database ----------------------------------------------------------------------------
@@ -417,6 +440,7 @@ def python_rows(
 class _Writer(Protocol):
     name_hint: str
     """Added to the message for a missing table."""
+    batch_rows: int
 
     def transaction(self) -> contextlib.AbstractContextManager[None]: ...
 
@@ -440,6 +464,7 @@ def _create_sql(qualified: str, columns: Sequence[FileColumn], quote: Any) -> st
 
 class _SqliteWriter:
     name_hint = ""
+    batch_rows = PYTHON_ROWS
 
     def __init__(self, raw: sqlite3.Connection, name: TableName) -> None:
         self.raw = raw
@@ -490,6 +515,7 @@ class _SqliteWriter:
 
 class _DuckDbWriter:
     name_hint = ""
+    batch_rows = BATCH_ROWS
     _VIEW = "__pit_load_batch"
 
     def __init__(self, raw: Any, name: TableName) -> None:
@@ -513,7 +539,7 @@ class _DuckDbWriter:
         self.raw.commit()
 
     def _execute(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        # Fetch every result: DuckDB refuses some calls (register) while one is unfinished.
+        # Fetch every result: DuckDB refuses some calls while one is unfinished.
         return list(self.raw.execute(statement, params).fetchall())
 
     def existing_columns(self) -> list[str] | None:
@@ -549,17 +575,17 @@ class _DuckDbWriter:
             plain = pa.RecordBatch.from_arrays(
                 _plain(batch, columns, Dialect.DUCKDB), names=[c.name for c in columns]
             )
-            self.raw.register(self._VIEW, plain)
-            try:
-                self._execute(statement)
-            finally:
-                self.raw.unregister(self._VIEW)
+            # A relation's query, not register(): a registered view dropped inside a
+            # transaction keeps its batch alive until the commit, so memory would grow with
+            # the file.
+            self.raw.from_arrow(plain).query(self._VIEW, statement)
             loaded += batch.num_rows
         return loaded
 
 
 class _PostgresWriter:
     name_hint = " (PostgreSQL names are case-sensitive: pit quotes them)"
+    batch_rows = BATCH_ROWS
 
     def __init__(self, raw: Any, name: TableName) -> None:
         from psycopg import sql
@@ -629,6 +655,7 @@ class _PostgresWriter:
 
 class _MssqlWriter:
     name_hint = ""
+    batch_rows = PYTHON_ROWS
 
     def __init__(self, raw: Any, name: TableName) -> None:
         self.raw = raw

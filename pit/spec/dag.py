@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from pit.spec.cron import timezone_problem
 from pit.spec.problems import Problem
 from pit.spec.reader import TableReader
 
@@ -140,6 +141,8 @@ class DagSpec:
     name: str
     tasks: tuple[TaskSpec, ...]
     schedule: str | None = None
+    timezone: str | None = None
+    """IANA zone the schedule is read in; None for the machine's local zone."""
     overlap: str = "skip"
     timeout: float | None = None
     keep_artifacts: tuple[str, ...] | None = None
@@ -221,6 +224,9 @@ def _read_dag(
 ) -> DagSpec | None:
     name = r.string("name", required=True)
     schedule = r.string("schedule")
+    timezone = r.string("timezone")
+    if timezone is not None and (reason := timezone_problem(timezone)):
+        r.problem("timezone", reason)
     overlap = r.string("overlap")
     if overlap is None:
         overlap = "skip"
@@ -252,6 +258,7 @@ def _read_dag(
         name=name,
         tasks=tuple(t for t in tasks if t),
         schedule=schedule,
+        timezone=timezone,
         overlap=overlap,
         timeout=timeout,
         keep_artifacts=keep,

@@ -6,6 +6,7 @@ trio's own clock, which tests fake with `autojump_clock`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import zoneinfo
@@ -43,10 +44,8 @@ def local_zone() -> dt.tzinfo:
     """The machine's time zone as a DST-aware zone: `TZ`, else what /etc/localtime links to,
     else UTC."""
     names = [os.environ.get("TZ", "").lstrip(":")]
-    try:
+    with contextlib.suppress(OSError):
         names.append(str(Path("/etc/localtime").resolve()).partition("zoneinfo/")[2])
-    except OSError:
-        pass
     for name in names:
         if name:
             try:

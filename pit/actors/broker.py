@@ -76,16 +76,14 @@ class Broker:
             await listener.bind(str(path))
             os.chmod(path, 0o600)
             listener.listen(socket.SOMAXCONN)  # bursts of clients queue instead of failing
-            # Opened once: an access is one appended line, flushed at once.
-            with self.audit_path.open("a", encoding="utf-8", buffering=1) as audit:
-                self._audit_file = audit
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(
-                        trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
-                    )
-                    task_status.started(BrokerHandle(socket_path=path))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
+                )
+                task_status.started(BrokerHandle(socket_path=path))
         finally:
-            self._audit_file = None
+            if self._audit_file is not None:
+                self._audit_file.close()
             shutil.rmtree(folder, ignore_errors=True)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
@@ -187,8 +185,10 @@ class Broker:
             "secret": secret,
             "at": self.clock.now().isoformat(timespec="milliseconds"),
         }
-        # One short line appended to a local file: quicker than a thread hop.
-        assert self._audit_file is not None, "the broker is serving"
+        # Opened at the first access and kept: an access is one appended line, flushed at once
+        # (quicker than a thread hop). A run that asks for no secret gets no audit file.
+        if self._audit_file is None:
+            self._audit_file = self.audit_path.open("a", encoding="utf-8", buffering=1)
         self._audit_file.write(json.dumps(entry) + "\n")
 
     def _task_of(self, pid: int) -> str | None:

@@ -26,6 +26,7 @@ from pit.store.rundir import (
     RunPaths,
     apply_retention,
     create_run_dir,
+    seed_data,
     snapshot_project,
     write_manifest,
 )
@@ -43,6 +44,7 @@ async def execute_run(
     clock: Clock,
     env: Mapping[str, str],
     secrets: Secrets | None = None,
+    paths: RunPaths | None = None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
     task_status: trio.TaskStatus[StartedRun] = trio.TASK_STATUS_IGNORED,
@@ -51,13 +53,16 @@ async def execute_run(
     run's folder exists and the run actor is ready to take commands such as CancelRun.
 
     `secrets` reach tasks only through the run's SDK broker and SQL tasks, and every value of
-    them is masked in task output."""
+    them is masked in task output. `paths` is the run's folder when the caller made it already
+    (the scheduler does, to answer with the run id at once)."""
     started = clock.now()
-    paths = await trio.to_thread.run_sync(
-        create_run_dir, request.runs_dir, request.dag.name, started
-    )
+    if paths is None:
+        paths = await trio.to_thread.run_sync(
+            create_run_dir, request.runs_dir, request.dag.name, started
+        )
     try:
         await trio.to_thread.run_sync(snapshot_project, request.source_dir, paths)
+        await trio.to_thread.run_sync(seed_data, paths, request.seed_files)
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -88,7 +93,9 @@ async def execute_run(
             source_dir=request.source_dir,
             snapshot_dir=paths.project,
             data_dir=paths.data,
-            env=run_env(env, paths.run_id, request.dag.name, paths.data, socket),
+            env=run_env(
+                env, paths.run_id, request.dag.name, paths.data, socket, request.scheduled_time
+            ),
             workspace=workspace,
             secrets=secrets,
         )
@@ -98,6 +105,7 @@ async def execute_run(
             dag=request.dag,
             run_id=paths.run_id,
             trigger=request.trigger,
+            scheduled_time=request.scheduled_time,
             launch=lambda task, attempt: executable(build_launch(place, task, attempt)),
             logs_dir=paths.logs,
             clock=clock,

@@ -8,6 +8,7 @@ marks everything downstream of a failure `upstream_failed`, enforces the DAG tim
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import math
 from collections import deque
@@ -60,6 +61,7 @@ class RunActor:
     dag: DagSpec
     run_id: str
     trigger: str
+    scheduled_time: dt.datetime | None = None
     launch: Callable[[TaskSpec, int], ProcessLaunch | InProcessLaunch]
     logs_dir: Path
     clock: Clock
@@ -85,7 +87,12 @@ class RunActor:
     """Why the run is being stopped (timeout, cancel); no task starts once it is set."""
 
     def __attrs_post_init__(self) -> None:
-        self._run = RunRecord(run_id=self.run_id, dag=self.dag.name, trigger=self.trigger)
+        self._run = RunRecord(
+            run_id=self.run_id,
+            dag=self.dag.name,
+            trigger=self.trigger,
+            scheduled_time=self.scheduled_time,
+        )
         for task in self.dag.tasks:
             self._tasks[task.name] = TaskRecord(name=task.name)
             self._waiting_on[task.name] = len(task.depends_on)

@@ -45,7 +45,9 @@ class RunRecord:
     run_id: str
     dag: str
     trigger: str
-    """What started the run: "manual" for `pit run`; later cron, webhook, ftp."""
+    """What started the run: "manual" for `pit run`; cron, webhook or ftp under `pit serve`."""
+    scheduled_time: dt.datetime | None = None
+    """For a cron run, the time it was scheduled for."""
     state: RunState = RunState.PENDING
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
@@ -58,6 +60,7 @@ class RunRecord:
             "run_id": self.run_id,
             "dag": self.dag,
             "trigger": self.trigger,
+            "scheduled_time": _iso(self.scheduled_time),
             "state": self.state.value,
             "started_at": _iso(self.started_at),
             "ended_at": _iso(self.ended_at),
@@ -85,6 +88,9 @@ class RunRequest:
     """The workspace root (relative database paths resolve against it); when None, the parent
     of `runs_dir`."""
     trigger: str = "manual"
+    scheduled_time: dt.datetime | None = None
+    seed_files: tuple[Path, ...] = ()
+    """Copied into the run's data/ before its first task starts."""
     only_task: str | None = None
     keep_artifacts: tuple[str, ...] = ARTIFACTS
     max_active: int = DEFAULT_MAX_ACTIVE_TASKS

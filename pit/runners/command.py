@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shlex
 from collections.abc import Mapping
@@ -125,7 +126,12 @@ class RunPlace:
 
 
 def run_env(
-    base_env: Mapping[str, str], run_id: str, dag: str, data_dir: Path, socket: Path | None
+    base_env: Mapping[str, str],
+    run_id: str,
+    dag: str,
+    data_dir: Path,
+    socket: Path | None,
+    scheduled_time: dt.datetime | None = None,
 ) -> dict[str, str]:
     """Pit's environment `base_env` as every task of a run inherits it. Nothing from the
     secrets file enters it: tasks ask the broker at `socket` (PIT_SOCKET)."""
@@ -133,6 +139,8 @@ def run_env(
     env.update(PIT_RUN_ID=run_id, PIT_DAG_NAME=dag, PIT_DATA_DIR=str(data_dir))
     if socket is not None:
         env["PIT_SOCKET"] = str(socket)
+    if scheduled_time is not None:
+        env["PIT_SCHEDULED_TIME"] = scheduled_time.isoformat()
     if SDK_PATH is not None:  # pit_sdk is importable in every Python a task starts
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SDK_PATH), env.get("PYTHONPATH")]))
     return env

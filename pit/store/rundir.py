@@ -111,6 +111,7 @@ def read_manifest(path: Path) -> RunRecord:
         run_id=raw["run_id"],
         dag=raw["dag"],
         trigger=raw["trigger"],
+        scheduled_time=_time(raw.get("scheduled_time")),
         state=RunState(raw["state"]),
         started_at=_time(raw["started_at"]),
         ended_at=_time(raw["ended_at"]),
@@ -158,3 +159,12 @@ def apply_retention(paths: RunPaths, keep: tuple[str, ...]) -> None:
     for name, folder in (("project", paths.project), ("logs", paths.logs), ("data", paths.data)):
         if name not in keep:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def seed_data(paths: RunPaths, files: tuple[Path, ...]) -> None:
+    """Copy the files that started a run (an FTP drop) into its data/."""
+    try:
+        for file in files:
+            shutil.copyfile(file, paths.data / file.name)
+    except OSError as exc:
+        raise RunError(f"cannot copy {file} into {paths.data}: {exc}") from exc

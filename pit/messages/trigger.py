@@ -1,0 +1,66 @@
+"""The scheduler's conversation: triggers (cron, webhook, FTP watch) ask the supervisor for
+runs; the supervisor answers and reports how they ended."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import trio
+
+from pit.spec.states import RunState
+
+
+@attrs.frozen(kw_only=True)
+class RunAccepted:
+    run_id: str
+
+
+@attrs.frozen(kw_only=True)
+class RunRejected:
+    reason: Literal["overlap", "busy", "stopping", "unknown"]
+    message: str
+
+
+RunAnswer = RunAccepted | RunRejected
+
+
+@attrs.frozen(kw_only=True)
+class RunEnded:
+    """How a requested run ended: what an FTP watch needs to archive its files or keep them."""
+
+    run_id: str
+    dag: str
+    state: RunState
+
+
+@attrs.frozen(kw_only=True)
+class RunRequested:
+    dag: str
+    trigger: str
+    """"cron", "webhook", "ftp" (recorded on the run)."""
+    scheduled_time: dt.datetime | None = None
+    """The cron fire time, given to tasks as PIT_SCHEDULED_TIME."""
+    seed_files: tuple[Path, ...] = ()
+    """Files copied into the run's data/ before its first task (an FTP drop)."""
+    reply: trio.MemorySendChannel[RunAnswer] | None = None
+    ended: trio.MemorySendChannel[RunEnded] | None = None
+    """Told when the run ends, if it was accepted."""
+
+
+@attrs.frozen(kw_only=True)
+class Reload:
+    """Re-read every pit.toml (SIGHUP)."""
+
+
+@attrs.frozen(kw_only=True)
+class Stop:
+    """Stop triggers, refuse new runs, let active runs finish within the grace period, then
+    stop them; `now` stops them at once (a second signal)."""
+
+    now: bool = False
+
+
+SupervisorInbox = RunRequested | Reload | Stop

@@ -1,0 +1,35 @@
+"""The conversation between the webhook listener and the supervisor: may this DAG run now?
+
+The web layer asks (`WebhookBackend.request_run` in `pit.web.app`); the supervisor answers at
+once, without waiting for the run to start.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class RunAccepted:
+    """The run is queued; the supervisor starts it when it gets to it."""
+
+    run_id: str
+    """The id the run will have (its folder name under runs/), for the caller to look it up."""
+
+
+RejectReason = Literal["overlap", "busy", "stopping"]
+"""Why a run was refused: `overlap` - the DAG has `overlap = "skip"` and a run is active;
+`busy` - the supervisor's request queue is full; `stopping` - pit is shutting down."""
+
+
+@attrs.frozen(kw_only=True)
+class RunRejected:
+    """No run was queued; `message` says why, for the HTTP caller to read."""
+
+    reason: RejectReason
+    message: str
+
+
+RunRequestAnswer = RunAccepted | RunRejected

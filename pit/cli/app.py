@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pit.cli import init, logs, outputs, run, validate
+from pit.cli import init, logs, outputs, run, serve, validate
 from pit.cli.context import CliContext
 from pit.errors import PitError
 
@@ -52,6 +52,7 @@ validate.register(app)
 logs.register(app)
 outputs.register(app)
 init.register(app)
+serve.register(app)
 
 
 def main() -> None:

@@ -5,26 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
 
 import attrs
 import trio
 
+from pit.messages.webhook import RunRequestAnswer
 from pit.spec.states import RunState
-
-
-@attrs.frozen(kw_only=True)
-class RunAccepted:
-    run_id: str
-
-
-@attrs.frozen(kw_only=True)
-class RunRejected:
-    reason: Literal["overlap", "busy", "stopping", "unknown"]
-    message: str
-
-
-RunAnswer = RunAccepted | RunRejected
 
 
 @attrs.frozen(kw_only=True)
@@ -45,7 +31,7 @@ class RunRequested:
     """The cron fire time, given to tasks as PIT_SCHEDULED_TIME."""
     seed_files: tuple[Path, ...] = ()
     """Files copied into the run's data/ before its first task (an FTP drop)."""
-    reply: trio.MemorySendChannel[RunAnswer] | None = None
+    reply: trio.MemorySendChannel[RunRequestAnswer] | None = None
     ended: trio.MemorySendChannel[RunEnded] | None = None
     """Told when the run ends, if it was accepted."""
 
@@ -63,4 +49,4 @@ class Stop:
     now: bool = False
 
 
-SupervisorInbox = RunRequested | Reload | Stop
+SupervisorInbox = RunRequested | RunEnded | Reload | Stop

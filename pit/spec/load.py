@@ -62,6 +62,7 @@ def load_workspace(root: Path) -> Workspace:
     """Read `pit_config.toml` and every `projects/*/pit.toml` under `root`, validating each."""
     if not root.is_dir():
         raise WorkspaceError(f"workspace folder {root} does not exist (check --project-dir/-C)")
+    root = root.resolve()  # runs outlive the current directory: every path they keep is absolute
     config, config_problems = WorkspaceConfig(), list[Problem]()
     config_path = root / CONFIG_FILE
     if config_path.is_file():

@@ -10,6 +10,7 @@ from pit.spec.reader import TableReader
 
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_STOP_GRACE = 10.0
+DEFAULT_SHUTDOWN_GRACE = 60.0
 
 
 @attrs.frozen(kw_only=True)
@@ -24,6 +25,10 @@ class WorkspaceConfig:
     """A cap on concurrently running tasks of any one run, over the DAG's own setting."""
     stop_grace: float = DEFAULT_STOP_GRACE
     """Seconds a stopped task gets between SIGTERM and SIGKILL."""
+    max_active_runs: int | None = None
+    """`pit serve`: a cap on runs at once, over all DAGs; more wait their turn."""
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    """`pit serve`: seconds active runs get to finish after SIGINT/SIGTERM."""
 
 
 def parse_workspace_config(
@@ -37,6 +42,8 @@ def parse_workspace_config(
     keep = read_artifacts(r)
     cap = r.integer("max_active_tasks", default=0, minimum=1)
     grace = r.duration("stop_grace")
+    runs_cap = r.integer("max_active_runs", default=0, minimum=1)
+    shutdown_grace = r.duration("shutdown_grace")
     config = WorkspaceConfig(
         secrets_path=r.string("secrets_dir"),
         runs_dir=r.string("runs_dir") or defaults.runs_dir,
@@ -45,6 +52,8 @@ def parse_workspace_config(
         keep_artifacts=defaults.keep_artifacts if keep is None else keep,
         max_active_tasks=cap or None,
         stop_grace=defaults.stop_grace if grace is None else grace,
+        max_active_runs=runs_cap or None,
+        shutdown_grace=defaults.shutdown_grace if shutdown_grace is None else shutdown_grace,
     )
     r.finish()
     return config, problems

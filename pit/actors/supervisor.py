@@ -1,0 +1,428 @@
+"""The supervisor of `pit serve`: owns the triggers, the web listener and every active run.
+
+Triggers send `RunRequested`; the supervisor applies the DAG's overlap policy (`skip`, `queue`:
+at most one waiting, `allow`) and the workspace cap `max_active_runs`, makes the run's folder
+(so a webhook is answered with the run id at once) and starts the run in its nursery. `Reload`
+re-reads every pit.toml (an invalid project keeps its last good config); `Stop` ends triggers,
+refuses new runs, lets active runs finish within `shutdown_grace` and then stops them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+import zoneinfo
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from pit.actors.cron import CronTrigger
+from pit.actors.execute import StartedRun, execute_run
+from pit.actors.run import RunHandle
+from pit.clock import Clock, local_zone
+from pit.errors import PitError, RunError
+from pit.messages.run import (
+    CancelRun,
+    RunEvent,
+    RunFinished,
+    RunRequest,
+    RunStarted,
+    TaskUpdated,
+)
+from pit.messages.task import TaskOutput
+from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, SupervisorInbox
+from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
+from pit.spec.dag import DagSpec
+from pit.spec.load import Project, Workspace, load_workspace
+from pit.spec.secrets import SecretNotFound, Secrets
+from pit.spec.states import RunState, TaskState
+from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
+from pit.store.rundir import RunPaths, create_run_dir
+
+log = logging.getLogger("pit.serve")
+
+INBOX_SIZE = 256
+"""Requests that may wait for the supervisor; beyond it a webhook is answered 503."""
+
+
+class WebListener(Protocol):
+    """Serves the webhook app for `backend` until `shutdown` is set; reports its port."""
+
+    async def __call__(
+        self, backend: Any, shutdown: trio.Event, *, task_status: trio.TaskStatus[int]
+    ) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorHandle:
+    inbox: trio.MemorySendChannel[SupervisorInbox]
+    web_port: int | None
+    """The port the webhook listener is bound to; None when no DAG has a webhook."""
+
+
+@attrs.define(kw_only=True)
+class _Active:
+    request: RunRequested
+    paths: RunPaths
+    handle: RunHandle | None = None
+    """None until the run actor is ready (the snapshot is being taken)."""
+
+
+@attrs.define(kw_only=True)
+class Supervisor:
+    root: Path
+    secrets: Secrets | None
+    clock: Clock
+    env: Mapping[str, str]
+    web: WebListener | None = None
+    """Starts the webhook listener (given by the CLI, which wires pit.web to the supervisor);
+    used only when some DAG has a webhook."""
+    stream_output: bool = False
+    """Log every line of task output (`pit serve --verbose`)."""
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    max_active_runs: int | None = None
+
+    _workspace: Workspace = attrs.field(init=False)
+    _projects: dict[str, Project] = attrs.field(init=False, factory=dict)
+    """DAG name -> its last good project."""
+    _active: dict[str, dict[str, _Active]] = attrs.field(init=False, factory=dict)
+    _waiting: dict[str, tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=dict)
+    _capped: deque[tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=deque)
+    _triggers: dict[str, tuple[DagSpec, trio.CancelScope]] = attrs.field(init=False, factory=dict)
+    _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
+    _runs: trio.Nursery = attrs.field(init=False)
+    _services: trio.Nursery = attrs.field(init=False)
+    _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _web_port: int | None = attrs.field(init=False, default=None)
+    stopping: bool = attrs.field(init=False, default=False)
+
+    # --- the actor ------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[SupervisorHandle] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        send, inbox = trio.open_memory_channel[SupervisorInbox](INBOX_SIZE)
+        self._send = send
+        self._workspace = load_workspace(self.root)
+        self._adopt(self._workspace, first=True)
+        async with trio.open_nursery() as runs:
+            self._runs = runs
+            async with trio.open_nursery() as services:
+                self._services = services
+                for project in self._projects.values():
+                    await self._start_triggers(project)
+                await self._start_web_if_needed()
+                task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
+                log.info("serving %d DAGs from %s", len(self._projects), self.root)
+                async with inbox:
+                    while not (self.stopping and not self._running()):
+                        await self._handle(await inbox.receive())
+                services.cancel_scope.cancel()
+        log.info("stopped")
+
+    async def _handle(self, message: SupervisorInbox) -> None:
+        match message:
+            case RunRequested():
+                await self._request(message)
+            case RunEnded():
+                self._ended(message)
+            case Reload():
+                self._reload()
+            case Stop(now=now):
+                await self._stop(now=now)
+
+    # --- requests and runs ----------------------------------------------------------------
+
+    async def _request(self, request: RunRequested) -> None:
+        answer = self._decide(request)
+        if request.reply is not None:
+            await request.reply.send(answer)
+
+    def _decide(self, request: RunRequested) -> RunRequestAnswer:
+        project = self._projects.get(request.dag)
+        if self.stopping:
+            return _rejected(request, "stopping", "pit is shutting down")
+        if project is None or project.dag is None:
+            return _rejected(request, "busy", f"no DAG named '{request.dag}'")
+        dag = project.dag
+        active = self._active.setdefault(dag.name, {})
+        if active and dag.overlap == "skip":
+            return _rejected(
+                request,
+                "overlap",
+                f"a run of {dag.name} is active ({', '.join(active)}); overlap = skip",
+            )
+        if active and dag.overlap == "queue" and dag.name in self._waiting:
+            return _rejected(
+                request, "overlap", f"a run of {dag.name} is active and another is waiting"
+            )
+        runs_dir = self._workspace.resolve(self._workspace.config.runs_dir)
+        try:
+            paths = create_run_dir(runs_dir, dag.name, self.clock.now())
+        except RunError as exc:
+            return _rejected(request, "busy", str(exc))
+        if active and dag.overlap == "queue":
+            self._waiting[dag.name] = (request, paths)
+            log.info("%s %s: queued behind %s", dag.name, paths.run_id, ", ".join(active))
+        elif self.max_active_runs is not None and self._running() >= self.max_active_runs:
+            self._capped.append((request, paths))
+            log.info(
+                "%s %s: queued (max_active_runs = %d)", dag.name, paths.run_id, self.max_active_runs
+            )
+        else:
+            self._launch(request, paths)
+        return RunAccepted(run_id=paths.run_id)
+
+    def _running(self) -> int:
+        return sum(len(runs) for runs in self._active.values())
+
+    def _launch(self, request: RunRequested, paths: RunPaths) -> None:
+        active = _Active(request=request, paths=paths)
+        self._active.setdefault(request.dag, {})[paths.run_id] = active
+        self._runs.start_soon(self._run_one, active)
+
+    async def _run_one(self, active: _Active) -> None:
+        request, paths = active.request, active.paths
+        project = self._projects[request.dag]
+        assert project.dag is not None
+        config = self._workspace.config
+        run_request = RunRequest(
+            dag=project.dag,
+            source_dir=project.path.resolve(),
+            runs_dir=self._workspace.resolve(config.runs_dir).resolve(),
+            workspace=self.root.resolve(),
+            trigger=request.trigger,
+            scheduled_time=request.scheduled_time,
+            seed_files=request.seed_files,
+            keep_artifacts=project.dag.keep_artifacts
+            if project.dag.keep_artifacts is not None
+            else config.keep_artifacts,
+            max_active=min(
+                project.dag.max_active_tasks,
+                config.max_active_tasks or project.dag.max_active_tasks,
+            ),
+            grace=config.stop_grace,
+        )
+        to_log, events = trio.open_memory_channel[RunEvent](math.inf)
+        output_send, output = (
+            trio.open_memory_channel[TaskOutput](math.inf) if self.stream_output else (None, None)
+        )
+        state = RunState.FAILED
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_log_run, events, output)
+
+                async def execute(task_status: trio.TaskStatus[StartedRun]) -> None:
+                    nonlocal state
+                    record = await execute_run(
+                        run_request,
+                        clock=self.clock,
+                        env=self.env,
+                        secrets=self.secrets,
+                        paths=paths,
+                        observers=(to_log,),
+                        output=output_send,
+                        task_status=task_status,
+                    )
+                    state = record.state
+
+                started = await nursery.start(execute)
+                active.handle = started.handle
+                if self.stopping:  # stopped while the snapshot was being taken
+                    await started.handle.inbox.send(CancelRun())
+        except RunError as exc:
+            log.error("%s %s: could not start: %s", request.dag, paths.run_id, exc)
+            to_log.close()
+        ended = RunEnded(run_id=paths.run_id, dag=request.dag, state=state)
+        with trio.CancelScope(shield=True):
+            await self._send.send(ended)
+            if request.ended is not None:
+                await request.ended.send(ended)
+
+    def _ended(self, ended: RunEnded) -> None:
+        self._active.get(ended.dag, {}).pop(ended.run_id, None)
+        if self.stopping:
+            return
+        waiting = self._waiting.pop(ended.dag, None)
+        if waiting is not None:
+            self._launch(*waiting)
+        while self._capped and (
+            self.max_active_runs is None or self._running() < self.max_active_runs
+        ):
+            self._launch(*self._capped.popleft())
+
+    # --- stopping and reloading ----------------------------------------------------------
+
+    async def _stop(self, *, now: bool) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self._web_stop.set()
+            for _, scope in self._triggers.values():
+                scope.cancel()
+            dropped = [*self._waiting.values(), *self._capped]
+            self._waiting.clear()
+            self._capped.clear()
+            for request, paths in dropped:
+                log.info("%s %s: dropped, it had not started", request.dag, paths.run_id)
+            if self._running() and not now:
+                log.info(
+                    "stopping: %d active runs get %.0fs to finish",
+                    self._running(),
+                    self.shutdown_grace,
+                )
+                self._services.start_soon(self._stop_runs_after_grace)
+        if now:
+            await self._cancel_runs(kill=True)
+
+    async def _stop_runs_after_grace(self) -> None:
+        await trio.sleep(self.shutdown_grace)
+        log.info("shutdown grace is over: stopping the active runs")
+        await self._cancel_runs(kill=False)
+
+    async def _cancel_runs(self, *, kill: bool) -> None:
+        for runs in self._active.values():
+            for active in runs.values():
+                if active.handle is not None:
+                    # A run that ended meanwhile has closed its inbox; its RunEnded is coming.
+                    with contextlib.suppress(trio.BrokenResourceError):
+                        await active.handle.inbox.send(CancelRun(kill=kill))
+
+    def _reload(self) -> None:
+        try:
+            workspace = load_workspace(self.root)
+        except PitError as exc:  # a broken workspace must not stop the server
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        self._workspace = workspace
+        self._adopt(workspace, first=False)
+        self._services.start_soon(self._restart_triggers)
+
+    def _adopt(self, workspace: Workspace, *, first: bool) -> None:
+        seen = set()
+        for project in workspace.projects:
+            name = project.dag.name if project.dag else project.folder
+            seen.add(name)
+            if project.problems or project.dag is None:
+                kept = " (keeping its last good configuration)" if name in self._projects else ""
+                for problem in project.problems:
+                    log.error("%s%s", problem, kept)
+                continue
+            self._projects[name] = project
+        if not first:
+            for name in list(self._projects):
+                if name not in seen:
+                    log.info("%s: removed from the workspace; its triggers stop", name)
+                    del self._projects[name]
+
+    async def _restart_triggers(self) -> None:
+        for name in list(self._triggers):
+            project = self._projects.get(name)
+            if project is None or project.dag != self._triggers[name][0]:
+                self._triggers.pop(name)[1].cancel()
+        for project in self._projects.values():
+            if project.dag is not None and project.dag.name not in self._triggers:
+                await self._start_triggers(project)
+        await self._start_web_if_needed()
+        log.info("reloaded: %d DAGs", len(self._projects))
+
+    async def _start_triggers(self, project: Project) -> None:
+        dag = project.dag
+        assert dag is not None
+        scope = trio.CancelScope()
+        self._triggers[dag.name] = (dag, scope)
+        if dag.schedule:
+            tz = local_zone() if dag.timezone is None else _zone(dag.timezone)
+            trigger = CronTrigger(
+                dag=dag.name,
+                schedule=dag.schedule,
+                tz=tz,
+                clock=self.clock,
+                supervisor=self._send.clone(),
+            )
+            self._services.start_soon(_in_scope, scope, trigger.run)
+
+    # --- the webhook listener --------------------------------------------------------------
+
+    async def _start_web_if_needed(self) -> None:
+        if self._web_port is not None or self.stopping:
+            return
+        if self.web is None or not any(p.dag and p.dag.webhook for p in self._projects.values()):
+            return
+        self._web_port = await self._services.start(self.web, self, self._web_stop)
+        log.info("webhooks on port %d: POST /webhook/<dag>", self._web_port)
+
+    def webhook_token(self, dag: str) -> str | None:
+        project = self._projects.get(dag)
+        if project is None or project.dag is None or project.dag.webhook is None:
+            return None
+        if self.secrets is None:
+            log.error(
+                "%s: webhook token '%s' cannot be read: no secrets file",
+                dag,
+                project.dag.webhook.token_secret,
+            )
+            return None
+        try:
+            return self.secrets.resolve(dag, project.dag.webhook.token_secret)
+        except SecretNotFound as exc:
+            log.error("%s: %s", dag, exc)
+            return None
+
+    async def request_run(self, dag: str) -> RunRequestAnswer:
+        reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
+        try:
+            self._send.send_nowait(RunRequested(dag=dag, trigger="webhook", reply=reply_send))
+        except trio.WouldBlock:
+            return RunRejected(reason="busy", message="too many requests waiting; try again")
+        async with reply:
+            return await reply.receive()
+
+
+async def _in_scope(scope: trio.CancelScope, function: Any) -> None:
+    with scope:
+        await function()
+
+
+def _zone(name: str) -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:
+    log.info("%s: not started (%s trigger): %s", request.dag, request.trigger, message)
+    return RunRejected(reason=reason, message=message)  # type: ignore[arg-type]
+
+
+async def _log_run(
+    events: trio.MemoryReceiveChannel[RunEvent],
+    output: trio.MemoryReceiveChannel[TaskOutput] | None,
+) -> None:
+    """One log line per run and task state change; each output line with --verbose."""
+    run_id = ""
+    async with trio.open_nursery() as nursery:
+        if output is not None:
+
+            async def lines() -> None:
+                async with output:
+                    async for chunk in output:
+                        for line in chunk.data.decode("utf-8", "replace").splitlines():
+                            log.info("%s [%s] %s", run_id, chunk.task, line)
+
+            nursery.start_soon(lines)
+        async with events:
+            async for event in events:
+                match event:
+                    case RunStarted(record=record):
+                        run_id = record.run_id
+                        log.info("%s started (%s)", run_id, record.trigger)
+                    case TaskUpdated(record=task) if task.state is not TaskState.PENDING:
+                        error = f": {task.error}" if task.error and task.state.terminal else ""
+                        log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
+                    case RunFinished(record=record):
+                        error = f" ({record.error})" if record.error else ""
+                        log.info("%s %s%s", run_id, record.state.value, error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import shutil
 import socket
 import struct
@@ -24,7 +25,8 @@ import attrs
 import trio
 
 from pit.clock import Clock
-from pit.connectors.sql import Database, parquet_path
+from pit.connectors.ftp import FtpClient, FtpTarget, ftp_target
+from pit.connectors.sql import Database, data_file, parquet_path
 from pit.connectors.target import ConnectorError, Dialect, parse_target
 from pit.messages.sdk import MAX_REQUEST_BYTES, BadRequest, SdkRequest, SdkResponse, decode_request
 from pit.spec.secrets import SecretNotFound, Secrets
@@ -61,6 +63,10 @@ class Broker:
             "get_secret": self._get_secret,
             "get_secret_field": self._get_secret_field,
             "load_data": self._load_data,
+            "ftp_list": self._ftp_list,
+            "ftp_download": self._ftp_download,
+            "ftp_upload": self._ftp_upload,
+            "ftp_move": self._ftp_move,
         }
 
     async def run(
@@ -176,6 +182,50 @@ class Broker:
                 lambda c: load_parquet(c, path, table, schema=schema, mode=mode)
             )
         return f"{rows} rows loaded"
+
+    # FTP: the broker logs in with the secret; the task never sees the password.
+
+    def _ftp_target(self, request: SdkRequest) -> FtpTarget:
+        name = request.param("secret")
+        target = ftp_target(self._need_secrets().find(self.project, name))
+        self._audit(request, name)
+        return target
+
+    async def _ftp_list(self, request: SdkRequest) -> str:
+        directory, pattern = request.param("directory"), request.param("pattern", "*")
+        async with await FtpClient.connect(self._ftp_target(request)) as ftp:
+            files = await ftp.list(directory, pattern)
+        return json.dumps([f.name for f in files])
+
+    async def _ftp_download(self, request: SdkRequest) -> str:
+        target = self._ftp_target(request)
+        async with await FtpClient.connect(target) as ftp:
+            if "remote_path" in request.params:
+                remote = request.param("remote_path")
+                paths = [remote]
+            else:
+                listed = await ftp.list(request.param("directory"), request.param("pattern", "*"))
+                paths = [f.path for f in listed]
+            local = []
+            for remote in paths:
+                destination = data_file(self.data_dir, posixpath.basename(remote))
+                await ftp.download(remote, destination)
+                local.append(str(destination))
+        return json.dumps(local)
+
+    async def _ftp_upload(self, request: SdkRequest) -> str:
+        source = data_file(self.data_dir, request.param("local_name"))
+        if not source.is_file():
+            raise ConnectorError(f"ftp_upload: no file '{source.name}' in the run's data directory")
+        async with await FtpClient.connect(self._ftp_target(request)) as ftp:
+            await ftp.upload(source, request.param("remote_path"))
+        return ""
+
+    async def _ftp_move(self, request: SdkRequest) -> str:
+        src, dst = request.param("src"), request.param("dst")
+        async with await FtpClient.connect(self._ftp_target(request)) as ftp:
+            await ftp.move(src, dst)
+        return ""
 
     def _audit(self, request: SdkRequest, secret: str) -> None:
         entry = {

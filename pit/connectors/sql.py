@@ -269,8 +269,12 @@ def _split_go(sql: str) -> list[str]:
 def parquet_path(data_dir: Path, name: str) -> Path:
     """The Parquet file `name` (with or without `.parquet`) in the run's data directory; a name
     that would leave it (`../x`, an absolute path) is refused."""
-    file = name if name.endswith(".parquet") else f"{name}.parquet"
-    path = (data_dir / file).resolve()
-    if path.parent != data_dir.resolve() and data_dir.resolve() not in path.parents:
-        raise ConnectorError(f"'{name}' is outside the run's data directory; use a plain name")
-    return path
+    return data_file(data_dir, name if name.endswith(".parquet") else f"{name}.parquet")
+
+
+def data_file(data_dir: Path, name: str) -> Path:
+    """The file `name` directly in the run's data directory; `../x`, `a/b` or an absolute path
+    is refused."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ConnectorError(f"'{name}' is not a plain file name in the run's data directory")
+    return data_dir.resolve() / name

@@ -124,8 +124,10 @@ class FtpWatchSpec:
     """Legacy form: host, user and password_secret given one by one."""
     user: str | None = None
     password_secret: str | None = None
-    port: int = 21
-    tls: bool = False
+    port: int | None = None
+    """None: the secret's port, else 21."""
+    tls: bool | None = None
+    """None: the secret's tls, else plain FTP."""
     archive_dir: str | None = None
     poll_interval: float = 30.0
     stable_seconds: int = 30
@@ -427,8 +429,8 @@ def _read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
         )
     elif secret is not None and any(legacy):
         r.problem("secret", "give either secret or host/user/password_secret, not both")
-    port = r.integer("port", default=21, minimum=1)
-    tls = r.boolean("tls", default=False)
+    port = r.integer("port", default=0, minimum=1) or None
+    tls = r.boolean("tls", default=False) if r.has("tls") else None
     archive_dir = r.string("archive_dir")
     poll_interval = r.duration("poll_interval")
     stable_seconds = r.integer("stable_seconds", default=30)

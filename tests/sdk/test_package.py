@@ -128,6 +128,10 @@ SIGNATURES = {
     ),
     "write_output": "(name: 'str', data: 'Any') -> 'str'",
     "read_input": "(name: 'str') -> 'pa.Table'",
+    "ftp_list": "(secret: 'str', directory: 'str', pattern: 'str' = '*') -> 'list[str]'",
+    "ftp_download": "(secret: 'str', path: 'str', *, pattern: 'str | None' = None) -> 'list[str]'",
+    "ftp_upload": "(secret: 'str', local_name: 'str', remote_path: 'str') -> 'None'",
+    "ftp_move": "(secret: 'str', src: 'str', dst: 'str') -> 'None'",
 }
 
 

@@ -6,19 +6,32 @@
     output_sql(conn, "SELECT * FROM staging.claims", "claims")  # -> $PIT_DATA_DIR/claims.parquet
     load_data("claims.parquet", "claims", "warehouse_db")  # the broker bulk-loads it
 
-`get_secret`, `get_secret_field` and `load_data` ask the broker at `PIT_SOCKET`; `read_sql`,
-`output_sql`, `write_output` and `read_input` work in this process, on `PIT_DATA_DIR` and the
-database. Importing this package needs only the standard library: pyarrow, connectorx, pandas and
-polars are imported by the functions that use them (extras `arrow`, `sql`, `pandas`, `polars`).
+`get_secret`, `get_secret_field`, `load_data` and the `ftp_*` functions ask the broker at
+`PIT_SOCKET`; `read_sql`, `output_sql`, `write_output` and `read_input` work in this process,
+on `PIT_DATA_DIR` and the database. Importing this package needs only the standard library:
+pyarrow, connectorx, pandas and polars are imported by the functions that use them (extras
+`arrow`, `sql`, `pandas`, `polars`).
 """
 
-from pit_sdk._client import get_secret, get_secret_field, load_data
+from pit_sdk._client import (
+    ftp_download,
+    ftp_list,
+    ftp_move,
+    ftp_upload,
+    get_secret,
+    get_secret_field,
+    load_data,
+)
 from pit_sdk._data import read_input, write_output
 from pit_sdk._sql import output_sql, read_sql
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ftp_download",
+    "ftp_list",
+    "ftp_move",
+    "ftp_upload",
     "get_secret",
     "get_secret_field",
     "load_data",

@@ -152,3 +152,36 @@ def load_data(
             "mode": mode,
         },
     )
+
+
+# --- FTP: the broker logs in with the structured secret; this process never sees the password.
+
+
+def ftp_list(secret: str, directory: str, pattern: str = "*") -> list[str]:
+    """Names of the files in `directory` on the FTP server of `secret` matching the glob."""
+    names: list[str] = json.loads(
+        call("ftp_list", {"secret": secret, "directory": directory, "pattern": pattern})
+    )
+    return names
+
+
+def ftp_download(secret: str, path: str, *, pattern: str | None = None) -> list[str]:
+    """Download `path` (a file), or the files in the directory `path` matching `pattern`, into
+    the run's data directory; returns the local paths."""
+    params = (
+        {"secret": secret, "remote_path": path}
+        if pattern is None
+        else {"secret": secret, "directory": path, "pattern": pattern}
+    )
+    local: list[str] = json.loads(call("ftp_download", params))
+    return local
+
+
+def ftp_upload(secret: str, local_name: str, remote_path: str) -> None:
+    """Upload the file `local_name` of the data directory to `remote_path`."""
+    call("ftp_upload", {"secret": secret, "local_name": local_name, "remote_path": remote_path})
+
+
+def ftp_move(secret: str, src: str, dst: str) -> None:
+    """Move or rename a file on the FTP server (e.g. into an archive folder)."""
+    call("ftp_move", {"secret": secret, "src": src, "dst": dst})

@@ -24,8 +24,11 @@ import trio
 
 from pit.actors.cron import CronTrigger
 from pit.actors.execute import StartedRun, execute_run
+from pit.actors.ftpwatch import FtpWatch
 from pit.actors.run import RunHandle
 from pit.clock import Clock, local_zone
+from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target
+from pit.connectors.target import ConnectorError
 from pit.errors import PitError, RunError
 from pit.messages.run import (
     CancelRun,
@@ -43,6 +46,7 @@ from pit.spec.load import Project, Workspace, load_workspace
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState, TaskState
 from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
+from pit.store.ledger import ledger_path
 from pit.store.rundir import RunPaths, create_run_dir
 
 log = logging.getLogger("pit.serve")
@@ -346,6 +350,39 @@ class Supervisor:
                 supervisor=self._send.clone(),
             )
             self._services.start_soon(_in_scope, scope, trigger.run)
+        if dag.ftp_watch:
+            try:
+                target = self._ftp_target(dag)
+            except (ConnectorError, SecretNotFound) as exc:
+                log.error("%s: FTP watch not started: %s", dag.name, exc)
+                return
+            watch = FtpWatch(
+                dag=dag.name,
+                spec=dag.ftp_watch,
+                target=target,
+                ledger=ledger_path(self.root, dag.name),
+                staging=self.root / ".pit" / "ftp" / f"{dag.name}.staging",
+                clock=self.clock,
+                supervisor=self._send.clone(),
+            )
+            self._services.start_soon(_in_scope, scope, watch.run)
+
+    def _ftp_target(self, dag: DagSpec) -> FtpTarget:
+        spec = dag.ftp_watch
+        assert spec is not None
+        if self.secrets is None:
+            raise ConnectorError("no secrets file to read the FTP credentials from")
+        if spec.secret is not None:
+            return ftp_target(
+                self.secrets.find(dag.name, spec.secret), port=spec.port, tls=spec.tls
+            )
+        return legacy_ftp_target(
+            host=spec.host or "",
+            user=spec.user or "",
+            password=self.secrets.resolve(dag.name, spec.password_secret or ""),
+            port=spec.port or 21,
+            tls=bool(spec.tls),
+        )
 
     # --- the webhook listener --------------------------------------------------------------
 

@@ -2,10 +2,10 @@
 interface.
 
 One `FtpClient` holds one connection; its calls are serialised by a lock and each runs in a worker
-thread (`trio.to_thread`). Every socket has a timeout, so a server that stops answering fails the
-call after `timeout` seconds instead of hanging it. Cancelling a call shuts the connection's
-sockets down, which ends the blocked `ftplib` call at once; the client waits for the worker
-thread to return (so no thread is ever left using the connection) and is closed from then on.
+thread (`trio.to_thread`). Every socket has a timeout (`io_timeout`), so a server that stops
+answering fails the call after that long instead of hanging it. Cancelling a running call shuts
+the connection's sockets down, which ends the blocked `ftplib` call at once; the client waits for
+the worker thread to return (no thread is left using the connection) and is closed from then on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import attrs
 import trio
@@ -126,9 +126,9 @@ class RemoteFile:
 
 class FtpClient:
     """One connection to an FTP server, used from trio. Calls are serialised; each runs in a
-    worker thread. Every failure is a ConnectorError naming the operation and the server. After a
-    network failure or a cancelled call the connection is closed and later calls fail: connect
-    again."""
+    worker thread. Every failure is a ConnectorError naming the operation and the server. A
+    refusal (a 4xx/5xx reply) leaves the connection usable; after a network failure, or a call
+    cancelled while it ran, the connection is closed and later calls fail: connect again."""
 
     def __init__(self, target: FtpTarget, connection: _Ftp) -> None:
         self.target = target
@@ -185,10 +185,14 @@ class FtpClient:
                 with file:
                     ftp.retrbinary(f"RETR {remote_path}", file.write)
                     size = file.tell()
-                partial.replace(local)
             except BaseException:
                 partial.unlink(missing_ok=True)
                 raise
+            try:
+                partial.replace(local)
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
+                raise ConnectorError(f"cannot write {local}: {exc.strerror}") from exc
             return size
 
         return await self._call(f"downloading {remote_path!r} from {self.target.describe()}", job)
@@ -206,7 +210,8 @@ class FtpClient:
             with file:
                 ftp.storbinary(f"STOR {remote_path}", file)
 
-        await self._call(f"uploading {str(local)!r} to {self.target.describe()}", job)
+        action = f"uploading {str(local)!r} to {remote_path!r} on {self.target.describe()}"
+        await self._call(action, job)
 
     async def move(self, src: str, dst: str) -> None:
         """Rename `src` to `dst` on the server, creating `dst`'s directory when it is missing."""
@@ -233,7 +238,8 @@ class FtpClient:
 
     async def _call(self, action: str, job: Callable[[_Ftp], T]) -> T:
         """Run `job` on the connection in a worker thread; turn its failures into ConnectorError
-        (starting with `action`). A cancelled call interrupts the job and closes the client."""
+        (starting with `action`). Cancelled while it runs, the job is interrupted, waited for, and
+        the client closed."""
         async with self._lock:
             connection = self._connection
             if connection is None:
@@ -241,25 +247,25 @@ class FtpClient:
                     f"{action} failed: the connection was closed (by aclose, an earlier error or "
                     "a cancelled call); connect again"
                 )
-            returned = threading.Event()
 
-            def run() -> T:
+            def job_then_tidy() -> T:
                 try:
                     return job(connection)
                 finally:
                     if self._connection is None:  # interrupted and no longer waited for
                         connection.close()
-                    returned.set()
 
+            call = _ThreadCall(job_then_tidy)
             try:
                 # Abandoning only frees this task: below, the thread is interrupted and waited for.
-                return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+                return await trio.to_thread.run_sync(call.run, abandon_on_cancel=True)
             except trio.Cancelled:
-                with trio.CancelScope(shield=True):
-                    self._connection = None
-                    connection.interrupt()
-                    if await trio.to_thread.run_sync(returned.wait, _INTERRUPT_WAIT):
-                        connection.close()
+                if call.call_off():
+                    with trio.CancelScope(shield=True):
+                        self._connection = None
+                        connection.interrupt()
+                        if await trio.to_thread.run_sync(call.returned.wait, _INTERRUPT_WAIT):
+                            connection.close()
                 raise
             except ConnectorError as exc:
                 raise ConnectorError(self._scrub(str(exc))) from exc
@@ -278,6 +284,35 @@ class FtpClient:
         """Servers do not echo passwords, but a message must never show one."""
         password = self.target.password
         return message.replace(password, "***") if password else message
+
+
+class _ThreadCall(Generic[T]):
+    """A job for a worker thread that the trio side can call off: before it starts (then it never
+    touches the connection) or while it runs (then it must be interrupted and waited for)."""
+
+    def __init__(self, job: Callable[[], T]) -> None:
+        self._job = job
+        self._lock = threading.Lock()
+        self._started = False
+        self._called_off = False
+        self.returned = threading.Event()
+        """Set when a started job has returned or raised."""
+
+    def run(self) -> T:
+        with self._lock:
+            if self._called_off:
+                raise RuntimeError("called off before it started")  # nobody waits for this
+            self._started = True
+        try:
+            return self._job()
+        finally:
+            self.returned.set()
+
+    def call_off(self) -> bool:
+        """Whether the job had already started."""
+        with self._lock:
+            self._called_off = True
+            return self._started
 
 
 def _reason(exc: BaseException, timeout: float | None) -> str:
@@ -332,7 +367,13 @@ def _list_mlsd(ftp: _Ftp, directory: str) -> list[RemoteFile] | None:
 
 def _list_nlst(ftp: _Ftp, directory: str, pattern: str) -> list[RemoteFile]:
     """Names from NLST, then SIZE (which only plain files have) and MDTM for each match."""
-    names = {posixpath.basename(entry.rstrip("/")) for entry in ftp.nlst(directory)}
+    try:
+        entries = ftp.nlst(directory)
+    except (ftplib.error_perm, ftplib.error_temp) as exc:
+        if "no files found" in str(exc).lower():  # ProFTPD's (450) answer for an empty directory
+            return []
+        raise
+    names = {posixpath.basename(entry.rstrip("/")) for entry in entries}
     # NLST switched to TYPE A, and many servers refuse SIZE in ASCII mode.
     ftp.voidcmd("TYPE I")
     files = []
@@ -445,9 +486,13 @@ def _log_in(target: FtpTarget) -> Callable[[_Ftp], None]:
         try:
             ftp.login(target.user, target.password)
         except ftplib.error_perm as exc:
+            reply = str(exc).strip()
+            if not target.tls and any(w in reply.lower() for w in ("tls", "ssl", "encrypt")):
+                fix = "the server wants FTPS: set tls = true"
+            else:
+                fix = "check user and password in the FTP secret"
             raise ConnectorError(
-                f"{target.describe()} refused the login of user {target.user!r} "
-                f"({str(exc).strip()!r}); check user and password in the FTP secret"
+                f"{target.describe()} refused the login of user {target.user!r} ({reply!r}); {fix}"
             ) from exc
         if isinstance(ftp, _FtpTls):
             ftp.prot_p()

@@ -10,12 +10,15 @@ app has. Every answer is JSON: `{"run_id": ..., "dag": ...}` on 202, `{"error": 
 | 404 | no such DAG, or the DAG has no `[dag.webhook]` |
 | 405 | a method other than POST |
 | 409 | `overlap = "skip"` and a run of the DAG is active |
+| 408 | the body took over `BODY_TIMEOUT` seconds to arrive |
 | 413 | a body over `MAX_BODY` bytes |
-| 503 | pit is stopping, or the supervisor's request queue is full |
+| 503 | pit is stopping, or the supervisor's request queue is full (with `Retry-After`) |
 
 Keep-alive trap (DECISIONS.md): answering before the request body has been read can stall the
-next request on the same connection. So every request's body is read first, in `before_request`
-(bounded: see `_read_body`), before any route or error handler answers.
+next request on the same connection. Two defences: every request's body is read first, in
+`before_request` (bounded: see `_read_body`), before any route or error handler answers; and
+`pit.web.asgi.HTTPConnection` removes the cause, so that a connection hypercorn does close
+(a 413 past `DRAIN_LIMIT`, a 408) is really closed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
+from pit.web.asgi import HTTPConnection
 
 log = logging.getLogger("pit.web")
 
@@ -72,10 +76,11 @@ class WebhookBackend(Protocol):
 def create_app(backend: WebhookBackend) -> QuartTrio:
     """The web app, answering from `backend`. Serve it with `pit.web.serve.serve_app`."""
     app = QuartTrio("pit.web")
+    app.asgi_http_class = HTTPConnection  # see pit/web/asgi.py: hypercorn's bookkeeping
     # `_read_body` enforces the size limit itself: Quart's own check answers before the body is
     # read (the keep-alive trap) and cannot drain what it refuses.
     app.config["MAX_CONTENT_LENGTH"] = None
-    # Unhandled errors are logged by `_unexpected` below; this keeps Quart from giving its
+    # Unhandled errors are logged by `unexpected` below; this keeps Quart from ever giving its
     # logger a stderr handler (and a queue-listener thread) of its own.
     app.logger = log
 

@@ -1,9 +1,12 @@
 """Serve the web app with hypercorn inside the caller's nursery, stopped by an event.
 
-    port = await nursery.start(functools.partial(
-        serve_app, app, host="127.0.0.1", port=9090, shutdown=stop))
+In the supervisor::
+
+    port = await nursery.start(
+        functools.partial(serve_app, app, host=host, port=port, shutdown=stop_web)
+    )
     ...
-    stop.set()   # not a cancel: cancelling skips the app's after_serving (STYLE 16)
+    stop_web.set()  # not a cancel: cancelling skips the app's after_serving (STYLE 16)
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from quart_trio import QuartTrio
 from pit.errors import PitError
 
 GRACEFUL_TIMEOUT = 1.0
-"""Seconds requests in flight get to finish once shutdown begins. Short on purpose: hypercorn
-lets an idle kept-alive connection (a browser tab, a CI runner's pooled client) hold shutdown for
-this whole time (DECISIONS.md, web layer traps), and a webhook answer takes milliseconds."""
+"""Seconds requests in flight get to finish once shutdown begins; then they are cancelled. Short:
+a webhook answer takes milliseconds, and whatever else holds a connection open (a stream, or an
+idle kept-alive connection if pit/web/asgi.py's fix stops working: DECISIONS.md, slow shutdown)
+holds shutdown for this whole time."""
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 """Client, request line, status, bytes, seconds. No request headers: `Authorization` holds a
@@ -51,11 +55,15 @@ async def serve_app(
     to `pit.web.access`), never straight to stderr.
     """
     config = _config()
-    listener = _listen(host, port, backlog=config.backlog)
+    # In a thread: a host name may need a DNS lookup, which would hold up every actor.
+    listener = await trio.to_thread.run_sync(
+        functools.partial(_listen, host, port, backlog=config.backlog)
+    )
     bound_port: int = listener.getsockname()[1]
-    # Hypercorn takes the socket over by its descriptor and closes it when it stops. (Binding
-    # here rather than in hypercorn gives a plain OSError to explain, and hypercorn would leak
-    # the socket of a failed bind.)
+    # Hypercorn takes the socket over by its descriptor and closes it when it stops (or leaks it
+    # if the app's startup fails before that: pit has no startup hooks). Binding here rather
+    # than in hypercorn gives a plain OSError to explain, and hypercorn leaks the socket of a
+    # failed bind.
     config.bind = [f"fd://{listener.detach()}"]
     async with trio.open_nursery() as nursery:
         await nursery.start(
@@ -91,4 +99,6 @@ def _cannot_listen(host: str, port: int, error: OSError) -> str:
         )
     if error.errno == errno.EACCES:
         return f"{where}: permission denied (ports below 1024 need privileges); use --port"
-    return f"{where}: {error}; check --host (an address of this machine) and --port"
+    # socket.create_server appends "(while attempting to bind on address ...)": we said where.
+    reason = (error.strerror or str(error)).partition(" (while attempting")[0]
+    return f"{where}: {reason}; check --host (an address of this machine) and --port"

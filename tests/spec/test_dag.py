@@ -211,7 +211,7 @@ def test_ftp_watch_with_legacy_host_user_password_secret() -> None:
         "data_user",
         "ftp_password",
     )
-    assert (watch.port, watch.tls, watch.pattern, watch.poll_interval) == (21, False, "*", 30.0)
+    assert (watch.port, watch.tls, watch.pattern, watch.poll_interval) == (None, None, "*", 30.0)
 
 
 def test_webhook() -> None:

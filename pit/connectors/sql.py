@@ -37,7 +37,9 @@ class BlockingConnection(Protocol):
     """The driver's DB-API connection, for the bulk loader."""
 
     def execute_script(self, sql: str) -> int | None:
-        """Run a whole script (many statements); rows affected by the last one, if known."""
+        """Run a whole script (many statements). Rows affected, as the driver can tell: SQLite
+        counts the whole script; PostgreSQL and SQL Server the last statement that reports
+        one; DuckDB None."""
         ...
 
     def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]: ...
@@ -86,7 +88,10 @@ class Database:
 
     async def call(self, function: Callable[[BlockingConnection], T]) -> T:
         """Run `function(connection)` in a worker thread; on cancellation interrupt it in the
-        database, wait for the driver to give up, then let the cancellation through."""
+        database, wait for the driver to give up, then let the cancellation through.
+
+        The interrupt reaches only a statement that is running: work of many statements (a
+        load) should also call `trio.from_thread.check_cancelled()` between them."""
         async with self._lock:
             self._idle.clear()
 
@@ -196,9 +201,13 @@ class _Postgres:
         self.raw = psycopg.connect(conninfo, autocommit=True)
 
     def execute_script(self, sql: str) -> int | None:
-        # Without parameters psycopg sends the simple-query protocol: many statements at once.
+        # Without parameters psycopg sends the simple-query protocol: many statements at once;
+        # each statement's result is a set of its own, the first one current.
         cursor = self.raw.execute(sql.encode())
-        return cursor.rowcount if cursor.rowcount >= 0 else None
+        rows = cursor.rowcount if cursor.rowcount >= 0 else None
+        while cursor.nextset():
+            rows = cursor.rowcount if cursor.rowcount >= 0 else rows
+        return rows
 
     def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
         with self.raw.transaction(), self.raw.cursor(name="pit_save") as cursor:

@@ -1,0 +1,233 @@
+"""`pit serve` as a real process: webhooks over real HTTP, SIGTERM with a run in flight, a
+second SIGTERM, SIGHUP.
+
+Each test starts `pit --secrets <file> serve --port <free port>` on a workspace of webhook DAGs,
+waits until the listener answers, and talks to it with httpx. Runs that must stay active wait on
+a gate file (or sleep, where the brief is "a task sleeping").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Background, Pit, Workspace, free_port, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TOKEN = "hook-token-4711"
+SECRETS = f'[global]\nhook_token = "{TOKEN}"\n'
+STARTUP_GUARD = 20.0
+"""Seconds pit serve may take to start listening."""
+
+
+def webhook_dag(workspace: Workspace, name: str, script: str, dag_keys: str = "") -> Path:
+    keys = f'{dag_keys}\n[dag.webhook]\ntoken_secret = "hook_token"\n'
+    return workspace.shell_project(name, {"work": script}, dag_keys=keys)
+
+
+class Serving:
+    """A running `pit serve` and an httpx client for its webhooks."""
+
+    def __init__(self, process: Background, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+
+    def post(self, dag: str, token: str | None = TOKEN) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return self.client.post(f"/webhook/{dag}", headers=headers)
+
+    def answers(self) -> bool:
+        if self.process.process.poll() is not None:
+            pytest.fail(
+                f"pit serve exited ({self.process.process.returncode}) before listening:\n"
+                f"{self.process.stdout()}{self.process.stderr()}"
+            )
+        try:
+            self.post("__probe__")
+        except httpx.TransportError:
+            return False
+        return True
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    def exit_code(self, timeout: float = 30.0) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.client.close()
+        return code
+
+    def output(self) -> str:
+        return self.process.stdout() + self.process.stderr()
+
+
+@contextlib.contextmanager
+def serve(pit: Pit, workspace: Workspace, *args: str) -> Iterator[Serving]:
+    secrets = workspace.write("secrets.toml", SECRETS)
+    port = free_port()
+    process = pit.start("--secrets", str(secrets), "serve", "--port", str(port), *args)
+    serving = Serving(process, port)
+    try:
+        wait_until(serving.answers, timeout=STARTUP_GUARD, what="pit serve to listen")
+        yield serving
+    finally:
+        serving.client.close()
+
+
+def manifest(workspace: Workspace, run_id: str) -> dict[str, Any]:
+    return workspace.manifest(workspace.root / "runs" / run_id)
+
+
+def finished(workspace: Workspace, run_id: str) -> bool:
+    path = workspace.root / "runs" / run_id / "run.json"
+    return path.is_file() and manifest(workspace, run_id)["state"] in ("success", "failed")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_webhook_answers_and_sigterm_lets_the_run_finish(workspace: Workspace, pit: Pit) -> None:
+    webhook_dag(workspace, "hook", "sleep 2\necho done\n")  # overlap = "skip"
+    with serve(pit, workspace) as server:
+        accepted = server.post("hook")
+        overlap = server.post("hook")
+        wrong = server.post("hook", token="not-the-token")
+        missing = server.post("hook", token=None)
+        unknown = server.post("nosuch")
+        assert accepted.status_code == 202, accepted.text
+        run_id = accepted.json()["run_id"]
+        wait_until(lambda: workspace.running_task("hook", "work"), what="the task to start")
+        server.signal(signal.SIGTERM)
+        code = server.exit_code()
+        output = server.output()
+
+    assert accepted.json() == {"run_id": run_id, "dag": "hook"}
+    assert (overlap.status_code, wrong.status_code, missing.status_code) == (409, 401, 401)
+    assert unknown.status_code == 404
+    assert "error" in overlap.json()
+    assert code == 0, output
+    assert [r.name for r in workspace.run_dirs("hook")] == [run_id]
+    record = manifest(workspace, run_id)
+    assert (record["state"], record["trigger"]) == ("success", "webhook"), output
+    assert workspace.task_states(workspace.root / "runs" / run_id) == {"work": "success"}
+    assert TOKEN not in output
+
+
+def test_a_second_sigterm_stops_the_run_at_once(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = f"echo $$ > {pids}/task\nsleep 300 &\necho $! > {pids}/child\nwait\n"
+    webhook_dag(workspace, "hook", script)
+    with serve(pit, workspace) as server:
+        accepted = server.post("hook")
+        assert accepted.status_code == 202, accepted.text
+        run_id = accepted.json()["run_id"]
+        wait_until(
+            lambda: all((pids / n).is_file() and (pids / n).read_text() for n in ("task", "child")),
+            what="the task and its child to start",
+        )
+        task_pids = [int((pids / n).read_text()) for n in ("task", "child")]
+        server.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert server.process.process.poll() is None, "pit exited before its run ended"
+        sent = time.monotonic()
+        server.signal(signal.SIGTERM)
+        code = server.exit_code()
+        took = time.monotonic() - sent
+        output = server.output()
+
+    try:
+        assert code == 0, output
+        assert took < 10, f"pit took {took:.1f}s to stop after the second SIGTERM"
+        assert manifest(workspace, run_id)["state"] == "cancelled", output
+        assert [pid for pid in task_pids if alive(pid)] == []
+    finally:
+        for pid in task_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_sighup_adds_a_new_webhook(workspace: Workspace, pit: Pit) -> None:
+    webhook_dag(workspace, "hook", ":\n")
+    with serve(pit, workspace) as server:
+        assert server.post("late").status_code == 404
+        webhook_dag(workspace, "late", "echo late\n")
+        server.signal(signal.SIGHUP)
+        responses: list[httpx.Response] = []
+
+        def accepted() -> bool:
+            responses.append(server.post("late"))
+            return responses[-1].status_code == 202
+
+        wait_until(accepted, timeout=10, what="the new DAG's webhook after SIGHUP")
+        run_id = responses[-1].json()["run_id"]
+        wait_until(lambda: finished(workspace, run_id), what="the new DAG's run")
+        server.signal(signal.SIGTERM)
+        code = server.exit_code()
+
+    assert {r.status_code for r in responses} <= {404, 202}
+    assert manifest(workspace, run_id)["state"] == "success"
+    assert code == 0
+
+
+def test_sighup_bringing_the_first_webhook_to_a_taken_port_keeps_pit_running(
+    workspace: Workspace, pit: Pit
+) -> None:
+    """pit serve starts with cron DAGs only (no listener). A webhook DAG is added, but its port
+    has been taken meanwhile: the reload says so in the log; pit keeps scheduling."""
+    workspace.shell_project("tick", {"work": ":\n"}, dag_keys='schedule = "0 0 1 1 *"')
+    secrets = workspace.write("secrets.toml", SECRETS)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = pit.start("--secrets", str(secrets), "serve", "--port", str(port))
+        wait_until(lambda: "serving 1 DAGs" in process.stdout(), what="pit serve to start")
+        webhook_dag(workspace, "hook", ":\n")
+        os.kill(process.pid, signal.SIGHUP)
+        wait_until(
+            lambda: process.process.poll() is not None or "reloaded" in process.stdout(),
+            what="the reload",
+        )
+        time.sleep(0.5)
+        still_running = process.process.poll() is None
+        if still_running:
+            os.kill(process.pid, signal.SIGTERM)
+        code = process.wait()
+
+    output = process.stdout() + process.stderr()
+    assert still_running, f"pit serve fell over on SIGHUP (exit {code}):\n{output}"
+    assert code == 0, output
+
+
+def test_a_port_in_use_at_start_is_a_one_line_error(workspace: Workspace, pit: Pit) -> None:
+    """Bad input, not a pit bug: `pit: <what and the fix>` and exit 2, as for every PitError,
+    not a traceback."""
+    webhook_dag(workspace, "hook", ":\n")
+    secrets = workspace.write("secrets.toml", SECRETS)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = pit("--secrets", str(secrets), "serve", "--port", str(port))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -30,3 +30,20 @@ class RunError(PitError):
 
 class LogsError(PitError):
     """Raised by `pit logs` when the asked-for run or task log does not exist."""
+
+
+def single_pit_error(error: BaseException) -> PitError | None:
+    """The PitError that `error` is, or that an exception group holds alone or among other
+    PitErrors (the first): what the user should read instead of a traceback. None when the group
+    holds anything else (a bug, which must surface)."""
+    if isinstance(error, PitError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        errors, rest = error.split(PitError)
+        if errors is not None and rest is None:
+            first: BaseException = errors
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            assert isinstance(first, PitError)
+            return first
+    return None

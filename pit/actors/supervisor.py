@@ -95,6 +95,8 @@ class Supervisor:
     _workspace: Workspace = attrs.field(init=False)
     _projects: dict[str, Project] = attrs.field(init=False, factory=dict)
     """DAG name -> its last good project."""
+    _folders: dict[str, str] = attrs.field(init=False, factory=dict)
+    """Project folder -> the name of its DAG, as last read well."""
     _active: dict[str, dict[str, _Active]] = attrs.field(init=False, factory=dict)
     _waiting: dict[str, tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=dict)
     _capped: deque[tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=deque)
@@ -146,7 +148,9 @@ class Supervisor:
     async def _request(self, request: RunRequested) -> None:
         answer = self._decide(request)
         if request.reply is not None:
-            await request.reply.send(answer)
+            # A webhook client that hung up has closed its end; the run goes ahead anyway.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await request.reply.send(answer)
 
     def _decide(self, request: RunRequested) -> RunRequestAnswer:
         project = self._projects.get(request.dag)
@@ -156,13 +160,15 @@ class Supervisor:
             return _rejected(request, "busy", f"no DAG named '{request.dag}'")
         dag = project.dag
         active = self._active.setdefault(dag.name, {})
-        if active and dag.overlap == "skip":
+        # Runs of this DAG started, or accepted and waiting for a slot under max_active_runs.
+        occupied = [*active, *(p.run_id for r, p in self._capped if r.dag == dag.name)]
+        if occupied and dag.overlap == "skip":
             return _rejected(
                 request,
                 "overlap",
-                f"a run of {dag.name} is active ({', '.join(active)}); overlap = skip",
+                f"a run of {dag.name} is active ({', '.join(occupied)}); overlap = skip",
             )
-        if active and dag.overlap == "queue" and dag.name in self._waiting:
+        if occupied and dag.overlap == "queue" and dag.name in self._waiting:
             return _rejected(
                 request, "overlap", f"a run of {dag.name} is active and another is waiting"
             )
@@ -171,17 +177,25 @@ class Supervisor:
             paths = create_run_dir(runs_dir, dag.name, self.clock.now())
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
-        if active and dag.overlap == "queue":
+        if occupied and dag.overlap == "queue":
             self._waiting[dag.name] = (request, paths)
-            log.info("%s %s: queued behind %s", dag.name, paths.run_id, ", ".join(active))
-        elif self.max_active_runs is not None and self._running() >= self.max_active_runs:
+            log.info("%s %s: queued behind %s", dag.name, paths.run_id, ", ".join(occupied))
+        else:
+            self._admit(request, paths)
+        return RunAccepted(run_id=paths.run_id)
+
+    def _admit(self, request: RunRequested, paths: RunPaths) -> None:
+        """Start the run now, or keep it in line while max_active_runs are running."""
+        if self.max_active_runs is not None and self._running() >= self.max_active_runs:
             self._capped.append((request, paths))
             log.info(
-                "%s %s: queued (max_active_runs = %d)", dag.name, paths.run_id, self.max_active_runs
+                "%s %s: waits for a slot (max_active_runs = %d)",
+                request.dag,
+                paths.run_id,
+                self.max_active_runs,
             )
         else:
             self._launch(request, paths)
-        return RunAccepted(run_id=paths.run_id)
 
     def _running(self) -> int:
         return sum(len(runs) for runs in self._active.values())
@@ -193,8 +207,15 @@ class Supervisor:
 
     async def _run_one(self, active: _Active) -> None:
         request, paths = active.request, active.paths
-        project = self._projects[request.dag]
-        assert project.dag is not None
+        project = self._projects.get(request.dag)
+        if project is None or project.dag is None:  # removed by a reload while it waited
+            log.error(
+                "%s %s: not started: the DAG is gone from the workspace", request.dag, paths.run_id
+            )
+            await self._report_end(
+                request, RunEnded(run_id=paths.run_id, dag=request.dag, state=RunState.FAILED)
+            )
+            return
         config = self._workspace.config
         run_request = RunRequest(
             dag=project.dag,
@@ -240,26 +261,36 @@ class Supervisor:
                 active.handle = started.handle
                 if self.stopping:  # stopped while the snapshot was being taken
                     await started.handle.inbox.send(CancelRun())
-        except RunError as exc:
-            log.error("%s %s: could not start: %s", request.dag, paths.run_id, exc)
-            to_log.close()
-        ended = RunEnded(run_id=paths.run_id, dag=request.dag, state=state)
+        except* RunError as group:  # the run could not start (its snapshot failed): not pit
+            log.error(
+                "%s %s: could not start: %s",
+                request.dag,
+                paths.run_id,
+                "; ".join(str(e) for e in group.exceptions),
+            )
+        await self._report_end(request, RunEnded(run_id=paths.run_id, dag=request.dag, state=state))
+
+    async def _report_end(self, request: RunRequested, ended: RunEnded) -> None:
         with trio.CancelScope(shield=True):
             await self._send.send(ended)
             if request.ended is not None:
-                await request.ended.send(ended)
+                # A requester that went away (a restarted trigger) must not bring pit down.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await request.ended.send(ended)
 
     def _ended(self, ended: RunEnded) -> None:
         self._active.get(ended.dag, {}).pop(ended.run_id, None)
         if self.stopping:
             return
-        waiting = self._waiting.pop(ended.dag, None)
-        if waiting is not None:
-            self._launch(*waiting)
         while self._capped and (
             self.max_active_runs is None or self._running() < self.max_active_runs
         ):
             self._launch(*self._capped.popleft())
+        waiting = self._waiting.get(ended.dag)
+        capped = any(r.dag == ended.dag for r, _ in self._capped)
+        if waiting is not None and not self._active.get(ended.dag) and not capped:
+            del self._waiting[ended.dag]
+            self._admit(*waiting)
 
     # --- stopping and reloading ----------------------------------------------------------
 
@@ -303,6 +334,10 @@ class Supervisor:
         except PitError as exc:  # a broken workspace must not stop the server
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
+        if workspace.config_problems:
+            for problem in workspace.config_problems:
+                log.error("%s (reload skipped: keeping the running configuration)", problem)
+            return
         self._workspace = workspace
         self._adopt(workspace, first=False)
         self._services.start_soon(self._restart_triggers)
@@ -310,7 +345,12 @@ class Supervisor:
     def _adopt(self, workspace: Workspace, *, first: bool) -> None:
         seen = set()
         for project in workspace.projects:
-            name = project.dag.name if project.dag else project.folder
+            # A broken pit.toml may have lost its name: its folder says which DAG it was.
+            name = (
+                project.dag.name
+                if project.dag
+                else self._folders.get(project.folder, project.folder)
+            )
             seen.add(name)
             if project.problems or project.dag is None:
                 kept = " (keeping its last good configuration)" if name in self._projects else ""
@@ -318,6 +358,7 @@ class Supervisor:
                     log.error("%s%s", problem, kept)
                 continue
             self._projects[name] = project
+            self._folders[project.folder] = name
         if not first:
             for name in list(self._projects):
                 if name not in seen:
@@ -332,7 +373,10 @@ class Supervisor:
         for project in self._projects.values():
             if project.dag is not None and project.dag.name not in self._triggers:
                 await self._start_triggers(project)
-        await self._start_web_if_needed()
+        try:
+            await self._start_web_if_needed()
+        except PitError as exc:  # e.g. the port is taken now: the rest keeps serving
+            log.error("webhook listener not started: %s", exc)
         log.info("reloaded: %d DAGs", len(self._projects))
 
     async def _start_triggers(self, project: Project) -> None:

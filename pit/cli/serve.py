@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from pit.cli.context import cli_context
+from pit.errors import single_pit_error
 from pit.spec.load import load_secrets
 
 
@@ -84,7 +85,13 @@ def serve_command(
                 stops += 1
                 await inbox.send(Stop(now=stops > 1))
 
-    trio.run(serve)
+    try:
+        trio.run(serve)
+    except BaseExceptionGroup as group:  # e.g. the webhook port is taken: one line, exit 2
+        error = single_pit_error(group)
+        if error is None:
+            raise
+        raise error from None
 
 
 async def _serve_web(

@@ -13,7 +13,7 @@ import trio
 from pit.actors.execute import StartedRun, execute_run
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
-from pit.errors import PitError
+from pit.errors import single_pit_error
 from pit.messages.run import CancelRun, RunEvent, RunInbox, RunRecord, RunRequest
 from pit.messages.task import TaskOutput
 from pit.spec.secrets import Secrets
@@ -33,15 +33,10 @@ def run_in_foreground(
     except BaseExceptionGroup as group:
         # A run that cannot start (RunError) arrives wrapped by the nurseries it crossed;
         # unwrap it so the user reads one line, not a traceback.
-        errors, rest = group.split(PitError)
-        if errors is None or rest is not None:
+        error = single_pit_error(group)
+        if error is None:
             raise
-        raise _first_leaf(errors) from None
-
-
-def _first_leaf(group: BaseExceptionGroup[PitError]) -> PitError:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+        raise error from None
 
 
 async def _run(request: RunRequest, secrets: Secrets | None, view: View) -> RunRecord:

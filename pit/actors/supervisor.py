@@ -216,23 +216,12 @@ class Supervisor:
                 request, RunEnded(run_id=paths.run_id, dag=request.dag, state=RunState.FAILED)
             )
             return
-        config = self._workspace.config
-        run_request = RunRequest(
-            dag=project.dag,
-            source_dir=project.path.resolve(),
-            runs_dir=self._workspace.resolve(config.runs_dir).resolve(),
-            workspace=self.root.resolve(),
+        run_request = RunRequest.of(
+            project,
+            self._workspace,
             trigger=request.trigger,
             scheduled_time=request.scheduled_time,
             seed_files=request.seed_files,
-            keep_artifacts=project.dag.keep_artifacts
-            if project.dag.keep_artifacts is not None
-            else config.keep_artifacts,
-            max_active=min(
-                project.dag.max_active_tasks,
-                config.max_active_tasks or project.dag.max_active_tasks,
-            ),
-            grace=config.stop_grace,
         )
         to_log, events = trio.open_memory_channel[RunEvent](math.inf)
         output_send, output = (

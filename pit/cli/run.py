@@ -77,16 +77,4 @@ def _request(workspace: Workspace, target: str) -> RunRequest:
                 "which will not run",
                 file=sys.stderr,
             )
-    config = workspace.config
-    return RunRequest(
-        dag=dag,
-        source_dir=project.path.resolve(),
-        workspace=workspace.root.resolve(),
-        runs_dir=workspace.resolve(config.runs_dir).resolve(),
-        only_task=task_name or None,
-        keep_artifacts=dag.keep_artifacts
-        if dag.keep_artifacts is not None
-        else config.keep_artifacts,
-        max_active=min(dag.max_active_tasks, config.max_active_tasks or dag.max_active_tasks),
-        grace=config.stop_grace,
-    )
+    return RunRequest.of(project, workspace, only_task=task_name or None)

@@ -14,6 +14,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import assert_never
 
 import attrs
 import trio
@@ -185,6 +186,8 @@ class RunActor:
                 await self._stop_run(f"run timed out after {timeout}", StopTask)
             case CancelRun(kill=kill):
                 await self._stop_run("cancelled", KillTask if kill else StopTask)
+            case _:
+                assert_never(message)
 
     def _release_dependants(self, name: str) -> None:
         if self.only_task is not None:

@@ -17,7 +17,7 @@ import zoneinfo
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 import attrs
 import trio
@@ -142,6 +142,8 @@ class Supervisor:
                 self._reload()
             case Stop(now=now):
                 await self._stop(now=now)
+            case _:
+                assert_never(message)
 
     # --- requests and runs ----------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import math
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, assert_never
 
 import attrs
 import trio
@@ -131,6 +131,8 @@ class TaskActor:
                         control.stop(reason)
                     case KillTask():
                         control.kill()
+                    case _:
+                        assert_never(command)
 
     async def _attempts(self, control: _Control) -> TaskFinished:
         attempt, outcome = 0, Outcome(exit_code=None, error=None)

@@ -159,7 +159,7 @@ class Supervisor:
         if self.stopping:
             return _rejected(request, "stopping", "pit is shutting down")
         if project is None or project.dag is None:
-            return _rejected(request, "busy", f"no DAG named '{request.dag}'")
+            return _rejected(request, "unknown", f"no DAG named '{request.dag}'")
         dag = project.dag
         active = self._active.setdefault(dag.name, {})
         # Runs of this DAG started, or accepted and waiting for a slot under max_active_runs.

@@ -19,9 +19,10 @@ class RunAccepted:
     """The id the run will have (its folder name under runs/), for the caller to look it up."""
 
 
-RejectReason = Literal["overlap", "busy", "stopping"]
+RejectReason = Literal["overlap", "busy", "stopping", "unknown"]
 """Why a run was refused: `overlap` - the DAG has `overlap = "skip"` and a run is active;
-`busy` - the supervisor's request queue is full; `stopping` - pit is shutting down."""
+`busy` - the supervisor's request queue is full; `stopping` - pit is shutting down;
+`unknown` - no such DAG (any more: a reload removed it)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -51,7 +51,12 @@ BODY_TIMEOUT = 30.0
 BUSY_RETRY_AFTER = 1
 """Seconds a 503 for a full request queue tells the caller to wait (`Retry-After`)."""
 
-_REJECTED_STATUS: dict[RejectReason, int] = {"overlap": 409, "busy": 503, "stopping": 503}
+_REJECTED_STATUS: dict[RejectReason, int] = {
+    "overlap": 409,
+    "busy": 503,
+    "stopping": 503,
+    "unknown": 404,
+}
 
 
 class WebhookBackend(Protocol):

@@ -7,12 +7,12 @@ Persisted under the workspace (`.pit/ftp/<dag>.json`, written atomically) so tha
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 import attrs
+
+from pit.store.files import write_atomically
 
 EntryState = Literal["running", "failed", "done"]
 
@@ -52,10 +52,4 @@ def read_ledger(path: Path) -> dict[str, LedgerEntry]:
 def write_ledger(path: Path, entries: dict[str, LedgerEntry]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps({remote: attrs.asdict(e) for remote, e in entries.items()}, indent=1)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomically(path, data.encode())

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import attrs
 from pit.errors import RunError
 from pit.messages.run import RunRecord, TaskRecord
 from pit.spec.states import RunState, TaskState
+from pit.store.files import write_atomically
 
 MANIFEST = "run.json"
 SNAPSHOT_SKIP = (".venv", ".git", "__pycache__", "node_modules")
@@ -95,14 +94,7 @@ def snapshot_project(source: Path, paths: RunPaths) -> None:
 def write_manifest(paths: RunPaths, record: RunRecord) -> None:
     """Write run.json atomically: a reader sees the old file or the new one, never half of one."""
     # No indent: json's C encoder only serves compact output, and it is ~10x faster.
-    data = json.dumps(record.to_json()).encode()
-    fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".run.", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, paths.manifest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # gone already unless the write failed
+    write_atomically(paths.manifest, json.dumps(record.to_json()).encode())
 
 
 def read_manifest(path: Path) -> RunRecord:

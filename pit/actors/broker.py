@@ -1,5 +1,8 @@
 """The SDK broker: one per run, on a private Unix socket whose path tasks get as PIT_SOCKET.
 
+The sockets of one pit process share a private folder (`SocketFolder`): `pit serve` makes it
+once, so starting a run costs a bind, not a folder made and removed.
+
 Speaks sdk-wire-protocol.md: one JSON request per connection, read to EOF, one JSON response.
 Every request gets an answer or a closed connection, never a crash: malformed JSON, a request
 over 1 MiB, unknown methods and missing params are error responses, and a client that sends
@@ -10,6 +13,7 @@ response; each access is recorded (run, task, secret, time) in the run's `secret
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import posixpath
@@ -17,7 +21,7 @@ import shutil
 import socket
 import struct
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -41,6 +45,41 @@ class BrokerHandle:
     socket_path: Path
 
 
+@attrs.define
+class SocketFolder:
+    """A private folder for SDK sockets: only this user may enter it, and its path is short
+    (Unix socket paths are limited to ~107 bytes)."""
+
+    path: Path
+    _names: Iterator[int] = attrs.field(init=False, factory=itertools.count)
+
+    @classmethod
+    @contextlib.contextmanager
+    def create(cls) -> Iterator[SocketFolder]:
+        """A fresh folder (mode 0700), removed with whatever is left in it at the end."""
+        folder = cls(Path(tempfile.mkdtemp(prefix="pit-")))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder.path, ignore_errors=True)
+
+    def listen(self) -> tuple[trio.socket.SocketType, Path]:
+        """A new listening socket (mode 0600) in the folder, and its path.
+
+        Bound without a worker thread: the folder is local and private, so the bind is one
+        quick system call, cheaper than the hand-off."""
+        path = self.path / f"{next(self._names)}.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(path))
+            os.chmod(path, 0o600)
+            sock.listen(socket.SOMAXCONN)  # bursts of clients queue instead of failing
+        except BaseException:
+            sock.close()
+            raise
+        return trio.socket.from_stdlib_socket(sock), path
+
+
 @attrs.define(kw_only=True)
 class Broker:
     run_id: str
@@ -52,6 +91,8 @@ class Broker:
     workspace: Path
     audit_path: Path
     clock: Clock
+    sockets: SocketFolder | None = None
+    """Where the socket goes; None: a private folder of the broker's own."""
     read_timeout: float = DEFAULT_READ_TIMEOUT
     _handlers: dict[str, Callable[[SdkRequest], Awaitable[str]]] = attrs.field(init=False)
     _audit_file: TextIO | None = attrs.field(init=False, default=None)
@@ -72,25 +113,18 @@ class Broker:
     async def run(
         self, *, task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Serve until cancelled; the socket and its private folder are removed at the end."""
-        # A short private path: Unix socket paths are limited to ~107 bytes, and only this user
-        # may enter the folder.
-        folder = Path(tempfile.mkdtemp(prefix="pit-"))
-        path = folder / "sdk.sock"
-        try:
-            listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            await listener.bind(str(path))
-            os.chmod(path, 0o600)
-            listener.listen(socket.SOMAXCONN)  # bursts of clients queue instead of failing
+        """Serve until cancelled; the socket (and a folder of its own) is removed at the end."""
+        with contextlib.ExitStack() as cleanup:
+            folder = self.sockets or cleanup.enter_context(SocketFolder.create())
+            listener, path = folder.listen()
+            cleanup.callback(listener.close)
+            cleanup.callback(path.unlink, missing_ok=True)
+            cleanup.callback(self._close_audit)
             async with trio.open_nursery() as nursery:
                 await nursery.start(
                     trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
                 )
                 task_status.started(BrokerHandle(socket_path=path))
-        finally:
-            if self._audit_file is not None:
-                self._audit_file.close()
-            shutil.rmtree(folder, ignore_errors=True)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -240,6 +274,10 @@ class Broker:
         if self._audit_file is None:
             self._audit_file = self.audit_path.open("a", encoding="utf-8", buffering=1)
         self._audit_file.write(json.dumps(entry) + "\n")
+
+    def _close_audit(self) -> None:
+        if self._audit_file is not None:
+            self._audit_file.close()
 
     def _task_of(self, pid: int) -> str | None:
         """The task a client process belongs to, for clients that do not say (the original

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 import trio
 
-from pit.actors.broker import AUDIT_FILE, Broker
+from pit.actors.broker import AUDIT_FILE, Broker, SocketFolder
 from pit.actors.manifest import ManifestWriter
 from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
@@ -20,14 +20,14 @@ from pit.errors import RunError
 from pit.messages.run import RunEvent, RunRecord, RunRequest
 from pit.messages.task import TaskOutput
 from pit.runners.command import RunPlace, build_launch, run_env
+from pit.spec.dag import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.rundir import (
     RunPaths,
     apply_retention,
     create_run_dir,
-    seed_data,
-    snapshot_project,
+    prepare_run,
     write_manifest,
 )
 
@@ -45,6 +45,7 @@ async def execute_run(
     env: Mapping[str, str],
     secrets: Secrets | None = None,
     paths: RunPaths | None = None,
+    sockets: SocketFolder | None = None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
     task_status: trio.TaskStatus[StartedRun] = trio.TASK_STATUS_IGNORED,
@@ -54,15 +55,15 @@ async def execute_run(
 
     `secrets` reach tasks only through the run's SDK broker and SQL tasks, and every value of
     them is masked in task output. `paths` is the run's folder when the caller made it already
-    (the scheduler does, to answer with the run id at once)."""
+    (the scheduler does, to answer with the run id at once); `sockets` the folder for the SDK
+    socket when the caller keeps one for all its runs."""
     started = clock.now()
     if paths is None:
         paths = await trio.to_thread.run_sync(
             create_run_dir, request.runs_dir, request.dag.name, started
         )
     try:
-        await trio.to_thread.run_sync(snapshot_project, request.source_dir, paths)
-        await trio.to_thread.run_sync(seed_data, paths, request.seed_files)
+        await trio.to_thread.run_sync(prepare_run, request.source_dir, paths, request.seed_files)
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -85,6 +86,7 @@ async def execute_run(
             workspace=workspace,
             audit_path=paths.root / AUDIT_FILE,
             clock=clock,
+            sockets=sockets,
         )
         socket = (await services.start(broker.run)).socket_path
         place = RunPlace(
@@ -121,5 +123,6 @@ async def execute_run(
             handle = await nursery.start(actor.run)
             task_status.started(StartedRun(handle=handle, paths=paths))
         services.cancel_scope.cancel()  # the broker serves this run only
-    await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
+    if not set(ARTIFACTS) <= set(request.keep_artifacts):
+        await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
     return actor.record

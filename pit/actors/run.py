@@ -278,7 +278,7 @@ class RunActor:
         check_task_transition(old.state, new_state)
         record = attrs.evolve(old, **changes)  # type: ignore[arg-type]
         self._tasks[name] = record
-        await self._publish(TaskUpdated(record=record))
+        await self._publish(TaskUpdated(run_id=self.run_id, record=record))
 
     async def _set_run(self, **changes: object) -> None:
         state = changes.get("state", self._run.state)

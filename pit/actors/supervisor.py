@@ -22,6 +22,7 @@ from typing import Any, Protocol, assert_never
 import attrs
 import trio
 
+from pit.actors.broker import SocketFolder
 from pit.actors.cron import CronTrigger
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.ftpwatch import FtpWatch
@@ -103,6 +104,10 @@ class Supervisor:
     _triggers: dict[str, tuple[DagSpec, trio.CancelScope]] = attrs.field(init=False, factory=dict)
     _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
     _runs: trio.Nursery = attrs.field(init=False)
+    _sockets: SocketFolder = attrs.field(init=False)
+    """One folder for the SDK sockets of every run."""
+    _to_log: trio.MemorySendChannel[RunEvent] = attrs.field(init=False)
+    """Every run's events, for the one log line per state change (each run has a clone)."""
     _services: trio.Nursery = attrs.field(init=False)
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
     _web_port: int | None = attrs.field(init=False, default=None)
@@ -117,20 +122,32 @@ class Supervisor:
         self._send = send
         self._workspace = load_workspace(self.root)
         self._adopt(self._workspace, first=True)
+        with SocketFolder.create() as self._sockets:
+            await self._supervise(inbox, task_status)
+        log.info("stopped")
+
+    async def _supervise(
+        self,
+        inbox: trio.MemoryReceiveChannel[SupervisorInbox],
+        task_status: trio.TaskStatus[SupervisorHandle],
+    ) -> None:
+        self._to_log, events = trio.open_memory_channel[RunEvent](math.inf)
         async with trio.open_nursery() as runs:
             self._runs = runs
-            async with trio.open_nursery() as services:
+            runs.start_soon(_log_events, events)
+            async with self._to_log, trio.open_nursery() as services:
                 self._services = services
                 for project in self._projects.values():
                     await self._start_triggers(project)
                 await self._start_web_if_needed()
-                task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
+                task_status.started(
+                    SupervisorHandle(inbox=self._send.clone(), web_port=self._web_port)
+                )
                 log.info("serving %d DAGs from %s", len(self._projects), self.root)
                 async with inbox:
                     while not (self.stopping and not self._running()):
                         await self._handle(await inbox.receive())
                 services.cancel_scope.cancel()
-        log.info("stopped")
 
     async def _handle(self, message: SupervisorInbox) -> None:
         match message:
@@ -225,40 +242,30 @@ class Supervisor:
             scheduled_time=request.scheduled_time,
             seed_files=request.seed_files,
         )
-        to_log, events = trio.open_memory_channel[RunEvent](math.inf)
-        output_send, output = (
-            trio.open_memory_channel[TaskOutput](math.inf) if self.stream_output else (None, None)
-        )
+        output: trio.MemorySendChannel[TaskOutput] | None = None
+        if self.stream_output:
+            output, lines = trio.open_memory_channel[TaskOutput](math.inf)
+            self._runs.start_soon(_log_output, paths.run_id, lines)
         state = RunState.FAILED
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_log_run, events, output)
-
-                async def execute(task_status: trio.TaskStatus[StartedRun]) -> None:
-                    nonlocal state
-                    record = await execute_run(
-                        run_request,
-                        clock=self.clock,
-                        env=self.env,
-                        secrets=self.secrets,
-                        paths=paths,
-                        observers=(to_log,),
-                        output=output_send,
-                        task_status=task_status,
-                    )
-                    state = record.state
-
-                started = await nursery.start(execute)
-                active.handle = started.handle
-                if self.stopping:  # stopped while the snapshot was being taken
-                    await started.handle.inbox.send(CancelRun())
-        except* RunError as group:  # the run could not start (its snapshot failed): not pit
-            log.error(
-                "%s %s: could not start: %s",
-                request.dag,
-                paths.run_id,
-                "; ".join(str(e) for e in group.exceptions),
-            )
+        observer = self._to_log.clone()
+        # Closed here too (the run actor closes them when it ends): a run that failed to start
+        # must not hold the log open.
+        with observer, output or contextlib.nullcontext():
+            try:
+                record = await execute_run(
+                    run_request,
+                    clock=self.clock,
+                    env=self.env,
+                    secrets=self.secrets,
+                    paths=paths,
+                    sockets=self._sockets,
+                    observers=(observer,),
+                    output=output,
+                    task_status=_Started(self, active),
+                )
+                state = record.state
+            except RunError as exc:  # the run could not start (its snapshot failed): not pit
+                log.error("%s %s: could not start: %s", request.dag, paths.run_id, exc)
         await self._report_end(request, RunEnded(run_id=paths.run_id, dag=request.dag, state=state))
 
     async def _report_end(self, request: RunRequested, ended: RunEnded) -> None:
@@ -470,31 +477,40 @@ def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:
     return RunRejected(reason=reason, message=message)  # type: ignore[arg-type]
 
 
-async def _log_run(
-    events: trio.MemoryReceiveChannel[RunEvent],
-    output: trio.MemoryReceiveChannel[TaskOutput] | None,
-) -> None:
-    """One log line per run and task state change; each output line with --verbose."""
-    run_id = ""
-    async with trio.open_nursery() as nursery:
-        if output is not None:
+class _Started(trio.TaskStatus[StartedRun]):
+    """The `task_status` of a run started with `start_soon`: records the run's handle as soon as
+    it can take commands (without a nursery of its own per run, as `Nursery.start` would need),
+    and stops it at once if pit began to stop while its snapshot was being taken."""
 
-            async def lines() -> None:
-                async with output:
-                    async for chunk in output:
-                        for line in chunk.data.decode("utf-8", "replace").splitlines():
-                            log.info("%s [%s] %s", run_id, chunk.task, line)
+    def __init__(self, supervisor: Supervisor, active: _Active) -> None:
+        self._supervisor = supervisor
+        self._active = active
 
-            nursery.start_soon(lines)
-        async with events:
-            async for event in events:
-                match event:
-                    case RunStarted(record=record):
-                        run_id = record.run_id
-                        log.info("%s started (%s)", run_id, record.trigger)
-                    case TaskUpdated(record=task) if task.state is not TaskState.PENDING:
-                        error = f": {task.error}" if task.error and task.state.terminal else ""
-                        log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
-                    case RunFinished(record=record):
-                        error = f" ({record.error})" if record.error else ""
-                        log.info("%s %s%s", run_id, record.state.value, error)
+    def started(self, value: StartedRun | None = None) -> None:
+        assert value is not None, "execute_run reports its StartedRun"
+        self._active.handle = value.handle
+        if self._supervisor.stopping:
+            value.handle.inbox.send_nowait(CancelRun())  # the run's inbox is unbounded
+
+
+async def _log_events(events: trio.MemoryReceiveChannel[RunEvent]) -> None:
+    """One log line per run and task state change, for every run."""
+    async with events:
+        async for event in events:
+            match event:
+                case RunStarted(record=record):
+                    log.info("%s started (%s)", record.run_id, record.trigger)
+                case TaskUpdated(run_id=run_id, record=task) if task.state is not TaskState.PENDING:
+                    error = f": {task.error}" if task.error and task.state.terminal else ""
+                    log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
+                case RunFinished(record=record):
+                    error = f" ({record.error})" if record.error else ""
+                    log.info("%s %s%s", record.run_id, record.state.value, error)
+
+
+async def _log_output(run_id: str, output: trio.MemoryReceiveChannel[TaskOutput]) -> None:
+    """Each line of a run's task output (`pit serve --verbose`)."""
+    async with output:
+        async for chunk in output:
+            for line in chunk.data.decode("utf-8", "replace").splitlines():
+                log.info("%s [%s] %s", run_id, chunk.task, line)

@@ -146,6 +146,8 @@ class RunStarted:
 class TaskUpdated:
     """One task changed; observers that show the whole run keep the other records themselves."""
 
+    run_id: str
+    """So that one observer can follow many runs (the supervisor's log)."""
     record: TaskRecord
 
 

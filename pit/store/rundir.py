@@ -77,6 +77,12 @@ def create_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
     return paths
 
 
+def prepare_run(source: Path, paths: RunPaths, seed_files: tuple[Path, ...]) -> None:
+    """Everything a run needs on disk before its first task: the snapshot, the seed files."""
+    snapshot_project(source, paths)
+    seed_data(paths, seed_files)
+
+
 def snapshot_project(source: Path, paths: RunPaths) -> None:
     """Copy the project into the run (keeping modes and symlinks), skipping venvs and VCS data."""
     try:

@@ -2,7 +2,8 @@
 
 Triggers send `RunRequested`; the supervisor applies the DAG's overlap policy (`skip`, `queue`:
 at most one waiting, `allow`) and the workspace cap `max_active_runs`, makes the run's folder
-(so a webhook is answered with the run id at once) and starts the run in its nursery. `Reload`
+(so a webhook is answered with the run id at once) and hands the run to its executor process
+(`actors/executor.py`), so that busy runs never slow the listener and the triggers. `Reload`
 re-reads every pit.toml (an invalid project keeps its last good config); `Stop` ends triggers,
 refuses new runs, lets active runs finish within `shutdown_grace` and then stops them.
 """
@@ -12,40 +13,30 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import math
 import zoneinfo
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
 import attrs
 import trio
 
-from pit.actors.broker import SocketFolder
 from pit.actors.cron import CronTrigger
-from pit.actors.execute import StartedRun, execute_run
+from pit.actors.executor import ExecutorProcess
 from pit.actors.ftpwatch import FtpWatch
-from pit.actors.run import RunHandle
 from pit.clock import Clock, local_zone
 from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target
 from pit.connectors.target import ConnectorError
 from pit.errors import PitError, RunError
-from pit.messages.run import (
-    CancelRun,
-    RunEvent,
-    RunFinished,
-    RunRequest,
-    RunStarted,
-    TaskUpdated,
-)
-from pit.messages.task import TaskOutput
+from pit.messages.executor import ExecutorSetup
+from pit.messages.run import RunRequest
 from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.load import Project, Workspace, load_workspace
 from pit.spec.secrets import SecretNotFound, Secrets
-from pit.spec.states import RunState, TaskState
+from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
 from pit.store.ledger import ledger_path
 from pit.store.rundir import RunPaths, create_run_dir
@@ -75,8 +66,6 @@ class SupervisorHandle:
 class _Active:
     request: RunRequested
     paths: RunPaths
-    handle: RunHandle | None = None
-    """None until the run actor is ready (the snapshot is being taken)."""
 
 
 @attrs.define(kw_only=True)
@@ -85,6 +74,9 @@ class Supervisor:
     secrets: Secrets | None
     clock: Clock
     env: Mapping[str, str]
+    executor: Sequence[str]
+    """The command that starts the executor process, which runs what the supervisor starts
+    (given by the CLI: `python -m pit.cli.executor`)."""
     web: WebListener | None = None
     """Starts the webhook listener (given by the CLI, which wires pit.web to the supervisor);
     used only when some DAG has a webhook."""
@@ -103,11 +95,7 @@ class Supervisor:
     _capped: deque[tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=deque)
     _triggers: dict[str, tuple[DagSpec, trio.CancelScope]] = attrs.field(init=False, factory=dict)
     _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
-    _runs: trio.Nursery = attrs.field(init=False)
-    _sockets: SocketFolder = attrs.field(init=False)
-    """One folder for the SDK sockets of every run."""
-    _to_log: trio.MemorySendChannel[RunEvent] = attrs.field(init=False)
-    """Every run's events, for the one log line per state change (each run has a clone)."""
+    _executor: ExecutorProcess = attrs.field(init=False)
     _services: trio.Nursery = attrs.field(init=False)
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
     _web_port: int | None = attrs.field(init=False, default=None)
@@ -122,32 +110,29 @@ class Supervisor:
         self._send = send
         self._workspace = load_workspace(self.root)
         self._adopt(self._workspace, first=True)
-        with SocketFolder.create() as self._sockets:
-            await self._supervise(inbox, task_status)
-        log.info("stopped")
-
-    async def _supervise(
-        self,
-        inbox: trio.MemoryReceiveChannel[SupervisorInbox],
-        task_status: trio.TaskStatus[SupervisorHandle],
-    ) -> None:
-        self._to_log, events = trio.open_memory_channel[RunEvent](math.inf)
-        async with trio.open_nursery() as runs:
-            self._runs = runs
-            runs.start_soon(_log_events, events)
-            async with self._to_log, trio.open_nursery() as services:
+        self._executor = ExecutorProcess(
+            command=self.executor,
+            setup=ExecutorSetup(
+                env=self.env, secrets=self.secrets, stream_output=self.stream_output
+            ),
+            supervisor=send.clone(),
+            clock=self.clock,
+        )
+        async with trio.open_nursery() as executor:
+            await executor.start(self._executor.run)
+            async with trio.open_nursery() as services:
                 self._services = services
                 for project in self._projects.values():
                     await self._start_triggers(project)
                 await self._start_web_if_needed()
-                task_status.started(
-                    SupervisorHandle(inbox=self._send.clone(), web_port=self._web_port)
-                )
+                task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
                 log.info("serving %d DAGs from %s", len(self._projects), self.root)
                 async with inbox:
                     while not (self.stopping and not self._running()):
                         await self._handle(await inbox.receive())
                 services.cancel_scope.cancel()
+            self._executor.close()
+        log.info("stopped")
 
     async def _handle(self, message: SupervisorInbox) -> None:
         match message:
@@ -220,64 +205,31 @@ class Supervisor:
         return sum(len(runs) for runs in self._active.values())
 
     def _launch(self, request: RunRequested, paths: RunPaths) -> None:
-        active = _Active(request=request, paths=paths)
-        self._active.setdefault(request.dag, {})[paths.run_id] = active
-        self._runs.start_soon(self._run_one, active)
-
-    async def _run_one(self, active: _Active) -> None:
-        request, paths = active.request, active.paths
         project = self._projects.get(request.dag)
         if project is None or project.dag is None:  # removed by a reload while it waited
             log.error(
                 "%s %s: not started: the DAG is gone from the workspace", request.dag, paths.run_id
             )
-            await self._report_end(
+            _tell_ended(
                 request, RunEnded(run_id=paths.run_id, dag=request.dag, state=RunState.FAILED)
             )
             return
-        run_request = RunRequest.of(
+        self._active.setdefault(request.dag, {})[paths.run_id] = _Active(
+            request=request, paths=paths
+        )
+        run = RunRequest.of(
             project,
             self._workspace,
             trigger=request.trigger,
             scheduled_time=request.scheduled_time,
             seed_files=request.seed_files,
         )
-        output: trio.MemorySendChannel[TaskOutput] | None = None
-        if self.stream_output:
-            output, lines = trio.open_memory_channel[TaskOutput](math.inf)
-            self._runs.start_soon(_log_output, paths.run_id, lines)
-        state = RunState.FAILED
-        observer = self._to_log.clone()
-        # Closed here too (the run actor closes them when it ends): a run that failed to start
-        # must not hold the log open.
-        with observer, output or contextlib.nullcontext():
-            try:
-                record = await execute_run(
-                    run_request,
-                    clock=self.clock,
-                    env=self.env,
-                    secrets=self.secrets,
-                    paths=paths,
-                    sockets=self._sockets,
-                    observers=(observer,),
-                    output=output,
-                    task_status=_Started(self, active),
-                )
-                state = record.state
-            except RunError as exc:  # the run could not start (its snapshot failed): not pit
-                log.error("%s %s: could not start: %s", request.dag, paths.run_id, exc)
-        await self._report_end(request, RunEnded(run_id=paths.run_id, dag=request.dag, state=state))
-
-    async def _report_end(self, request: RunRequested, ended: RunEnded) -> None:
-        with trio.CancelScope(shield=True):
-            await self._send.send(ended)
-            if request.ended is not None:
-                # A requester that went away (a restarted trigger) must not bring pit down.
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await request.ended.send(ended)
+        self._executor.execute(run, paths)
 
     def _ended(self, ended: RunEnded) -> None:
-        self._active.get(ended.dag, {}).pop(ended.run_id, None)
+        active = self._active.get(ended.dag, {}).pop(ended.run_id, None)
+        if active is not None:
+            _tell_ended(active.request, ended)
         if self.stopping:
             return
         while self._capped and (
@@ -311,20 +263,17 @@ class Supervisor:
                 )
                 self._services.start_soon(self._stop_runs_after_grace)
         if now:
-            await self._cancel_runs(kill=True)
+            self._cancel_runs(kill=True)
 
     async def _stop_runs_after_grace(self) -> None:
         await trio.sleep(self.shutdown_grace)
         log.info("shutdown grace is over: stopping the active runs")
-        await self._cancel_runs(kill=False)
+        self._cancel_runs(kill=False)
 
-    async def _cancel_runs(self, *, kill: bool) -> None:
+    def _cancel_runs(self, *, kill: bool) -> None:
         for runs in self._active.values():
-            for active in runs.values():
-                if active.handle is not None:
-                    # A run that ended meanwhile has closed its inbox; its RunEnded is coming.
-                    with contextlib.suppress(trio.BrokenResourceError):
-                        await active.handle.inbox.send(CancelRun(kill=kill))
+            for run_id in runs:
+                self._executor.cancel(run_id, kill=kill)
 
     def _reload(self) -> None:
         try:
@@ -477,40 +426,11 @@ def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:
     return RunRejected(reason=reason, message=message)  # type: ignore[arg-type]
 
 
-class _Started(trio.TaskStatus[StartedRun]):
-    """The `task_status` of a run started with `start_soon`: records the run's handle as soon as
-    it can take commands (without a nursery of its own per run, as `Nursery.start` would need),
-    and stops it at once if pit began to stop while its snapshot was being taken."""
-
-    def __init__(self, supervisor: Supervisor, active: _Active) -> None:
-        self._supervisor = supervisor
-        self._active = active
-
-    def started(self, value: StartedRun | None = None) -> None:
-        assert value is not None, "execute_run reports its StartedRun"
-        self._active.handle = value.handle
-        if self._supervisor.stopping:
-            value.handle.inbox.send_nowait(CancelRun())  # the run's inbox is unbounded
-
-
-async def _log_events(events: trio.MemoryReceiveChannel[RunEvent]) -> None:
-    """One log line per run and task state change, for every run."""
-    async with events:
-        async for event in events:
-            match event:
-                case RunStarted(record=record):
-                    log.info("%s started (%s)", record.run_id, record.trigger)
-                case TaskUpdated(run_id=run_id, record=task) if task.state is not TaskState.PENDING:
-                    error = f": {task.error}" if task.error and task.state.terminal else ""
-                    log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
-                case RunFinished(record=record):
-                    error = f" ({record.error})" if record.error else ""
-                    log.info("%s %s%s", record.run_id, record.state.value, error)
-
-
-async def _log_output(run_id: str, output: trio.MemoryReceiveChannel[TaskOutput]) -> None:
-    """Each line of a run's task output (`pit serve --verbose`)."""
-    async with output:
-        async for chunk in output:
-            for line in chunk.data.decode("utf-8", "replace").splitlines():
-                log.info("%s [%s] %s", run_id, chunk.task, line)
+def _tell_ended(request: RunRequested, ended: RunEnded) -> None:
+    """Tell the requester how its run ended, if it asked (its channel is buffered)."""
+    if request.ended is not None:
+        # A requester that went away (a restarted trigger) must not bring pit down.
+        with contextlib.suppress(
+            trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
+            request.ended.send_nowait(ended)

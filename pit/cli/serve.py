@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pit.cli import executor
 from pit.cli.context import cli_context
 from pit.errors import single_pit_error
 from pit.spec.load import load_secrets
@@ -42,9 +43,7 @@ def serve_command(
     workspace = cli.workspace()
     secrets_path = cli.secrets_path(workspace, secrets)
     loaded = load_secrets(secrets_path) if secrets_path is not None else None
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)-5s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=executor.LOG_FORMAT)
     import trio
 
     from pit.actors.supervisor import Supervisor, SupervisorHandle
@@ -57,6 +56,7 @@ def serve_command(
         secrets=loaded,
         clock=SystemClock(),
         env=dict(os.environ),
+        executor=executor.COMMAND,
         web=functools.partial(_serve_web, host=host, port=port),
         stream_output=verbose or cli.verbose,
         shutdown_grace=config.shutdown_grace,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from pit.messages.run import RunEvent, RunFinished, RunRecord, RunStarted, TaskRecord, TaskUpdated
-from pit.messages.task import TaskOutput
+from pit.messages.task import OutputLines, TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.states import RunState, TaskState
 
@@ -34,23 +34,6 @@ def make_view(*, stream_output: bool) -> View:
 
         return LiveView(stream_output=stream_output)
     return PlainView(stream_output=stream_output)
-
-
-class OutputLines:
-    """Splits each task's output chunks into whole lines, keeping partial lines per task."""
-
-    def __init__(self) -> None:
-        self._partial: dict[str, str] = {}
-
-    def feed(self, chunk: TaskOutput) -> list[str]:
-        text = self._partial.pop(chunk.task, "") + chunk.data.decode("utf-8", "replace")
-        *lines, rest = text.split("\n")
-        if rest:
-            self._partial[chunk.task] = rest
-        return lines
-
-    def flush(self, task: str) -> str | None:
-        return self._partial.pop(task, None)
 
 
 def task_duration(task: TaskRecord, now: dt.datetime | None = None) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from pit.errors import RunError
-from pit.messages.run import RunRecord, TaskRecord
+from pit.messages.run import RunRecord, RunRequest, TaskRecord
 from pit.spec.states import RunState, TaskState
 from pit.store.files import write_atomically
 
@@ -101,6 +101,36 @@ def write_manifest(paths: RunPaths, record: RunRecord) -> None:
     """Write run.json atomically: a reader sees the old file or the new one, never half of one."""
     # No indent: json's C encoder only serves compact output, and it is ~10x faster.
     write_atomically(paths.manifest, json.dumps(record.to_json()).encode())
+
+
+def settle_abandoned(paths: RunPaths, request: RunRequest, error: str, at: dt.datetime) -> None:
+    """Record the end of a run whose executor died under it: the run failed with `error`, its
+    running tasks failed, the ones not started skipped, the rest as they ended."""
+    try:
+        record = read_manifest(paths.manifest)
+    except (OSError, ValueError, KeyError):  # it died before the run's first write
+        record = RunRecord(
+            run_id=paths.run_id,
+            dag=request.dag.name,
+            trigger=request.trigger,
+            scheduled_time=request.scheduled_time,
+            state=RunState.RUNNING,
+            started_at=at,
+        )
+    tasks = tuple(
+        task
+        if task.state.terminal
+        else attrs.evolve(
+            task,
+            state=TaskState.FAILED if task.state is TaskState.RUNNING else TaskState.SKIPPED,
+            ended_at=at,
+            error=error,
+        )
+        for task in record.tasks
+    )
+    write_manifest(
+        paths, attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)
+    )
 
 
 def read_manifest(path: Path) -> RunRecord:

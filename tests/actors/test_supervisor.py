@@ -23,6 +23,7 @@ import pytest
 import trio
 
 from pit.actors.supervisor import Supervisor, SupervisorHandle
+from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
@@ -119,7 +120,14 @@ async def serving(root: Path, **options: Any) -> AsyncIterator[Served]:
         "max_active_runs": config.max_active_runs,
         **options,
     }
-    supervisor = Supervisor(root=root, secrets=None, clock=SystemClock(), env=os.environ, **options)
+    supervisor = Supervisor(
+        root=root,
+        secrets=None,
+        clock=SystemClock(),
+        env=os.environ,
+        executor=executor.COMMAND,
+        **options,
+    )
     stopped = trio.Event()
 
     async def supervise(task_status: trio.TaskStatus[SupervisorHandle]) -> None:

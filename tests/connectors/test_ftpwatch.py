@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from pit.actors.supervisor import Supervisor
+from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.trigger import Stop
 from pit.spec.secrets import parse_secrets
@@ -86,6 +87,7 @@ async def serve_for(root: Path, server: FtpServer, seconds: float) -> None:
         secrets=secrets_for(server),
         clock=SystemClock(),
         env=os.environ,
+        executor=executor.COMMAND,
         shutdown_grace=5,
     )
     async with trio.open_nursery() as nursery:

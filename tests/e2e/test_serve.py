@@ -164,6 +164,69 @@ def test_a_second_sigterm_stops_the_run_at_once(
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_verbose_logs_each_state_change_and_each_output_line(
+    workspace: Workspace, pit: Pit
+) -> None:
+    webhook_dag(workspace, "hook", "echo first line\necho second line\n")
+    with serve(pit, workspace, "--verbose") as server:
+        run_id = server.post("hook").json()["run_id"]
+        wait_until(lambda: finished(workspace, run_id), what="the run to end")
+        server.signal(signal.SIGTERM)
+        assert server.exit_code() == 0
+        lines = [line.split(maxsplit=3)[-1] for line in server.output().splitlines()]
+
+    assert f"{run_id} [work] first line" in lines
+    assert f"{run_id} [work] second line" in lines
+    changes = [line for line in lines if line.startswith(run_id) and "[work]" not in line]
+    assert changes == [
+        f"{run_id} started (webhook)",
+        f"{run_id} work running",
+        f"{run_id} work success",
+        f"{run_id} success",
+    ]
+
+
+def executor_pids(pid: int) -> list[int]:
+    # Each thread has its own list of the children it started.
+    threads = Path(f"/proc/{pid}/task").iterdir()
+    children = [child for thread in threads for child in (thread / "children").read_text().split()]
+    return [
+        int(child)
+        for child in children
+        if b"pit.cli.executor" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def test_pit_serve_killed_leaves_no_executor_and_no_task_behind(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    """SIGKILL gives pit serve no chance to stop anything: its executor sees pit's end of their
+    socket close, kills the runs' process groups and exits."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = f"echo $$ > {pids}/task\nsleep 300 &\necho $! > {pids}/child\nwait\n"
+    webhook_dag(workspace, "hook", script)
+    with serve(pit, workspace) as server:
+        assert server.post("hook").status_code == 202
+        wait_until(
+            lambda: all((pids / n).is_file() and (pids / n).read_text() for n in ("task", "child")),
+            what="the task and its child to start",
+        )
+        left = [int((pids / n).read_text()) for n in ("task", "child")]
+        left += executor_pids(server.process.pid)
+        assert len(left) == 3, "one executor process"
+        server.signal(signal.SIGKILL)
+        server.exit_code()
+    try:
+        wait_until(
+            lambda: not any(alive(pid) for pid in left), what="everything pit started to end"
+        )
+    finally:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_sighup_adds_a_new_webhook(workspace: Workspace, pit: Pit) -> None:
     webhook_dag(workspace, "hook", ":\n")
     with serve(pit, workspace) as server:

@@ -1,0 +1,58 @@
+"""The conversation between `pit serve` and its executor process, which runs what it starts.
+
+These cross a process boundary (pickled over a socket pair), so they hold plain data only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from pit.messages.run import RunRequest
+from pit.spec.secrets import Secrets
+from pit.spec.states import RunState
+
+
+def _plain(env: Mapping[str, str]) -> dict[str, str]:
+    return dict(env)
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorSetup:
+    """The first message to a new executor: what every run it executes shares."""
+
+    env: Mapping[str, str] = attrs.field(converter=_plain)
+    """A plain dict (os.environ itself does not pickle)."""
+    secrets: Secrets | None
+    stream_output: bool = False
+    """Log every line of task output (`pit serve --verbose`)."""
+
+
+@attrs.frozen(kw_only=True)
+class Execute:
+    """Run `request` in the run folder the supervisor made (`run_dir`, named by the run id)."""
+
+    request: RunRequest
+    run_dir: Path
+
+
+@attrs.frozen(kw_only=True)
+class CancelExecution:
+    """Stop a run (CancelRun); one not started yet is stopped as soon as it starts."""
+
+    run_id: str
+    kill: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionEnded:
+    """The executor's only report: a run it was given has ended (its run.json says how)."""
+
+    run_id: str
+    state: RunState
+
+
+ToExecutor = ExecutorSetup | Execute | CancelExecution
+FromExecutor = ExecutionEnded

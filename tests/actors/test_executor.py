@@ -1,0 +1,119 @@
+"""The executor process, driven as the supervisor drives it (`ExecutorProcess`), with real runs:
+an executor that dies takes its runs down truthfully and is replaced; a signal meant for the
+whole service does not cut its runs short."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from pit.actors.executor import ExecutorProcess
+from pit.cli import executor
+from pit.clock import SystemClock
+from pit.messages.executor import ExecutorSetup
+from pit.messages.run import RunRequest
+from pit.messages.trigger import RunEnded, SupervisorInbox
+from pit.spec.load import load_workspace
+from pit.spec.states import RunState
+from pit.store.rundir import RunPaths, create_run_dir, read_manifest
+from tests.conftest import Workspace
+
+pytestmark = pytest.mark.slow
+
+HANG_GUARD = 30.0
+
+
+class Driver:
+    """An ExecutorProcess, and the supervisor inbox it reports to."""
+
+    def __init__(
+        self, workspace: Workspace, process: ExecutorProcess, inbox: trio.MemoryReceiveChannel
+    ) -> None:
+        self.workspace = workspace
+        self.process = process
+        self.inbox = inbox
+
+    def execute(self, dag: str) -> RunPaths:
+        loaded = load_workspace(self.workspace.root)
+        project = next(p for p in loaded.projects if p.dag and p.dag.name == dag)
+        paths = create_run_dir(self.workspace.root / "runs", dag, SystemClock().now())
+        self.process.execute(RunRequest.of(project, loaded, trigger="test"), paths)
+        return paths
+
+    async def ended(self) -> RunEnded:
+        message: SupervisorInbox = await self.inbox.receive()
+        assert isinstance(message, RunEnded), message
+        return message
+
+
+@pytest.fixture
+async def driver(workspace: Workspace) -> AsyncIterator[Driver]:
+    send, inbox = trio.open_memory_channel[SupervisorInbox](16)
+    process = ExecutorProcess(
+        command=executor.COMMAND,
+        setup=ExecutorSetup(env=os.environ, secrets=None),
+        supervisor=send,
+        clock=SystemClock(),
+        restart_delay=0.1,
+    )
+    with trio.fail_after(HANG_GUARD):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(process.run)
+            yield Driver(workspace, process, inbox)
+            process.close()
+
+
+async def wait_for(path: Path) -> None:
+    while not await trio.Path(path).exists():  # noqa: ASYNC110 (a file the task makes)
+        await trio.sleep(0.02)
+
+
+async def test_an_executor_that_dies_fails_its_runs_and_is_replaced(
+    driver: Driver, workspace: Workspace, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    workspace.shell_project("slow", {"work": f"touch {started}\nsleep 300\n"})
+    workspace.shell_project("quick", {"work": "echo fine\n"})
+    paths = driver.execute("slow")
+    await wait_for(started)
+    first = driver.process.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+
+    ended = await driver.ended()
+    assert (ended.run_id, ended.dag, ended.state) == (paths.run_id, "slow", RunState.FAILED)
+    record = read_manifest(paths.manifest)
+    assert record.state is RunState.FAILED
+    assert "executor process ended unexpectedly" in (record.error or "")
+    # Failed if run.json had it running already, else skipped: it never ran to its end.
+    assert [(t.name, t.state.value in ("failed", "skipped")) for t in record.tasks] == [
+        ("work", True)
+    ]
+
+    again = driver.execute("quick")
+    ended = await driver.ended()
+    assert (ended.run_id, ended.state) == (again.run_id, RunState.SUCCESS)
+    assert driver.process.pid not in (None, first)
+
+
+async def test_sigterm_to_the_executor_alone_does_not_stop_its_runs(
+    driver: Driver, workspace: Workspace, tmp_path: Path
+) -> None:
+    """systemd signals every process of a unit; pit serve, not its executor, decides."""
+    gate = tmp_path / "gate"
+    started = tmp_path / "started"
+    script = f"touch {started}\nwhile [ ! -e {gate} ]; do sleep 0.02; done\n"
+    workspace.shell_project("gated", {"work": script})
+    paths = driver.execute("gated")
+    await wait_for(started)
+    assert driver.process.pid is not None
+    os.kill(driver.process.pid, signal.SIGTERM)
+    await trio.sleep(0.3)
+    gate.touch()
+    ended = await driver.ended()
+    assert (ended.run_id, ended.state) == (paths.run_id, RunState.SUCCESS)

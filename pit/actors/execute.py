@@ -26,7 +26,9 @@ from pit.spec.states import RunState
 from pit.store.rundir import (
     RunPaths,
     apply_retention,
+    copy_small_project,
     create_run_dir,
+    list_small_project,
     prepare_run,
     write_manifest,
 )
@@ -63,7 +65,13 @@ async def execute_run(
             create_run_dir, request.runs_dir, request.dag.name, started
         )
     try:
-        await trio.to_thread.run_sync(prepare_run, request.source_dir, paths, request.seed_files)
+        small = None if request.seed_files else list_small_project(request.source_dir)
+        if small is not None:
+            copy_small_project(request.source_dir, small, paths)  # under a millisecond
+        else:
+            await trio.to_thread.run_sync(
+                prepare_run, request.source_dir, paths, request.seed_files
+            )
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,

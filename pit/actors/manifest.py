@@ -3,12 +3,12 @@
 A write serialises the whole run, so writing once per event would cost a 500-task fan-out 1,500
 writes. Instead the writer writes at most once per `interval`, folding the events that queued
 meanwhile into one write, and writes the end of the run at once. So `run.json` is never more than
-`interval` behind the run, and exact when it ends.
+`interval` behind the run, and exact when it ends. The first write too waits for the interval:
+a run that ends sooner is written once, and many runs starting together are not held up by
+writes of their first state.
 """
 
 from __future__ import annotations
-
-import math
 
 import attrs
 import trio
@@ -34,7 +34,7 @@ class ManifestWriter:
             await self._write_until_closed()
 
     async def _write_until_closed(self) -> None:
-        last_write = -math.inf
+        last_write = trio.current_time()  # the first write too waits for the interval
         run = RunTracker()
         async with self.events:
             while True:

@@ -84,7 +84,6 @@ class SqlExecution:
 def save_query(connection: BlockingConnection, sql: str, path: Path) -> int:
     """Stream a query's rows into a Parquet file, batch by batch; the file appears whole or not
     at all. Blocking: runs in a worker thread."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     partial = path.with_name(f".{path.name}.partial")
@@ -95,10 +94,8 @@ def save_query(connection: BlockingConnection, sql: str, path: Path) -> int:
                 writer = pq.ParquetWriter(partial, batch.schema)
             writer.write_batch(batch)
             rows += batch.num_rows
-        if writer is None:  # no rows: still an (empty) file, so a load downstream finds it
-            pq.write_table(pa.table({}), partial)
-        else:
-            writer.close()
+        assert writer is not None, "query_batches gives at least one batch"
+        writer.close()
         os.replace(partial, path)
     finally:
         if writer is not None:

@@ -42,7 +42,10 @@ class BlockingConnection(Protocol):
         one; DuckDB None."""
         ...
 
-    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]: ...
+    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """The query's rows as Arrow batches, at least one (empty when there are no rows, so
+        the columns are known); ConnectorError for a statement that gives no result."""
+        ...
 
     def interrupt(self) -> None: ...
 
@@ -120,12 +123,17 @@ class Database:
 
 # --- drivers ---------------------------------------------------------------------------------
 
+_NO_RESULT = "the query of a save task gave no result (is it a SELECT?)"
+
 
 def _batches_from_cursor(cursor: Any) -> Iterator[pa.RecordBatch]:
-    """Arrow batches from a DB-API cursor, with the column types of the first batch."""
+    """Arrow batches from a DB-API cursor, with the column types of the first batch; a query
+    without rows gives one empty batch of text columns (its names, at least, are known)."""
     import pyarrow as pa
 
-    names = [column[0] for column in cursor.description or ()]
+    if cursor.description is None:
+        raise ConnectorError(_NO_RESULT)
+    names = [column[0] for column in cursor.description]
     schema: pa.Schema | None = None
     while rows := cursor.fetchmany(BATCH_ROWS):
         columns = list(zip(*rows, strict=True))
@@ -139,6 +147,8 @@ def _batches_from_cursor(cursor: Any) -> Iterator[pa.RecordBatch]:
             arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
             batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
         yield batch
+    if schema is None:
+        yield pa.RecordBatch.from_arrays([pa.array([], pa.string()) for _ in names], names=names)
 
 
 class _Sqlite:
@@ -177,10 +187,18 @@ class _DuckDb:
         return None
 
     def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
         relation = self.raw.sql(sql)
         if relation is None:
-            raise ConnectorError("the query of a save task returned no rows (is it a SELECT?)")
-        yield from relation.to_arrow_reader(BATCH_ROWS)
+            raise ConnectorError(_NO_RESULT)
+        reader = relation.to_arrow_reader(BATCH_ROWS)
+        empty = True
+        for batch in reader:
+            empty = False
+            yield batch
+        if empty:  # keep the columns and their types
+            yield pa.RecordBatch.from_pylist([], schema=reader.schema)
 
     def interrupt(self) -> None:
         self.raw.interrupt()

@@ -93,6 +93,26 @@ async def test_query_batches_streams_arrow_batches(target: Target) -> None:
     assert table.column("label").to_pylist()[:2] == ["row 1", "row 2"]
 
 
+async def test_a_query_without_rows_still_gives_its_columns(target: Target) -> None:
+    """A save of no rows must still write the query's columns, so a load downstream can make
+    its table (types: the database's where it tells them, else text, as for all-null columns)."""
+    query = f"SELECT * FROM ({series_sql(target.dialect, 3)}) AS s WHERE n > 10"
+    async with await Database.connect(target) as database:
+        batches = await database.call(lambda connection: list(connection.query_batches(query)))
+    table = pa.Table.from_batches(batches)
+    assert table.num_rows == 0
+    assert table.column_names == ["n", "label"]
+
+
+async def test_a_save_query_that_returns_nothing_is_a_connector_error(tmp_path: Path) -> None:
+    target = parse_target("sqlite:///nothing.sqlite", tmp_path)
+    async with await Database.connect(target) as database:
+        with pytest.raises(ConnectorError, match="no result"):
+            await database.call(
+                lambda connection: list(connection.query_batches("CREATE TABLE x (a INTEGER)"))
+            )
+
+
 async def test_query_batches_of_nulls_first_reads_them_as_text(tmp_path: Path) -> None:
     target = parse_target("sqlite:///nulls.sqlite", tmp_path)
     async with await Database.connect(target) as database:

@@ -29,6 +29,7 @@ from pit.store.rundir import (
     copy_small_project,
     create_run_dir,
     list_small_project,
+    make_run_folders,
     prepare_run,
     write_manifest,
 )
@@ -66,8 +67,9 @@ async def execute_run(
         )
     try:
         small = None if request.seed_files else list_small_project(request.source_dir)
-        if small is not None:
-            copy_small_project(request.source_dir, small, paths)  # under a millisecond
+        if small is not None:  # under a millisecond
+            make_run_folders(paths)
+            copy_small_project(request.source_dir, small, paths)
         else:
             await trio.to_thread.run_sync(
                 prepare_run, request.source_dir, paths, request.seed_files

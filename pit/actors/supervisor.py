@@ -39,7 +39,7 @@ from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
 from pit.store.ledger import ledger_path
-from pit.store.rundir import RunPaths, create_run_dir
+from pit.store.rundir import RunPaths, claim_run_dir
 
 log = logging.getLogger("pit.serve")
 
@@ -176,9 +176,8 @@ class Supervisor:
             return _rejected(
                 request, "overlap", f"a run of {dag.name} is active and another is waiting"
             )
-        runs_dir = self._workspace.resolve(self._workspace.config.runs_dir)
         try:
-            paths = create_run_dir(runs_dir, dag.name, self.clock.now())
+            paths = claim_run_dir(self._workspace.runs_dir, dag.name, self.clock.now())
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
         if occupied and dag.overlap == "queue":

@@ -36,7 +36,7 @@ def logs_command(
     """Show task logs of a DAG's latest run (or of --run-id), or list its runs."""
     cli = cli_context(ctx)
     workspace = cli.workspace()
-    runs_dir = workspace.resolve(workspace.config.runs_dir)
+    runs_dir = workspace.runs_dir
     dag, _, task = target.partition("/")
     runs = list_runs(runs_dir, dag)
     if list_runs_:

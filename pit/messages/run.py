@@ -109,7 +109,7 @@ class RunRequest:
             dag=dag,
             source_dir=project.path,
             workspace=workspace.root,
-            runs_dir=workspace.resolve(config.runs_dir).resolve(),
+            runs_dir=workspace.runs_dir,
             keep_artifacts=config.keep_artifacts
             if dag.keep_artifacts is None
             else dag.keep_artifacts,

@@ -34,6 +34,8 @@ class Workspace:
     config: WorkspaceConfig
     config_problems: tuple[Problem, ...]
     projects: tuple[Project, ...]
+    runs_dir: Path
+    """`runs_dir` of the config, absolute and resolved once (runs are made often)."""
 
     @property
     def problems(self) -> list[Problem]:
@@ -75,7 +77,11 @@ def load_workspace(root: Path) -> Workspace:
         for p in projects
     ]
     return Workspace(
-        root=root, config=config, config_problems=tuple(config_problems), projects=tuple(projects)
+        root=root,
+        config=config,
+        config_problems=tuple(config_problems),
+        projects=tuple(projects),
+        runs_dir=(root / config.runs_dir).resolve(),
     )
 
 

@@ -62,27 +62,43 @@ def format_run_id(at: dt.datetime, dag: str) -> str:
 
 
 def create_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
-    """Make a fresh `runs/<run-id>/` with empty logs/ and data/. Two runs started in the same
-    millisecond get ids one millisecond apart: ids stay unique, sortable and in the same format."""
+    """Make a fresh `runs/<run-id>/` with empty logs/ and data/."""
+    paths = claim_run_dir(runs_dir, dag, at)
+    make_run_folders(paths)
+    return paths
+
+
+def claim_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
+    """Make a fresh, empty `runs/<run-id>/`: the run's id, taken (one system call, as `pit serve`
+    makes one for every run it accepts). Two runs started in the same millisecond get ids one
+    millisecond apart: ids stay unique, sortable and in the same format."""
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
         while True:
             root = runs_dir / format_run_id(at, dag)
             try:
                 root.mkdir()
-                break
+                return RunPaths(root=root)
             except FileExistsError:
                 at += dt.timedelta(milliseconds=1)
-        paths = RunPaths(root=root)
-        paths.logs.mkdir()
-        paths.data.mkdir()
+            except FileNotFoundError:  # the first run of this workspace
+                runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot create a run folder under {runs_dir}: {exc}") from exc
-    return paths
+
+
+def make_run_folders(paths: RunPaths) -> None:
+    """The run's logs/ and data/ (there already, or not)."""
+    try:
+        paths.logs.mkdir(exist_ok=True)
+        paths.data.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the folders of run {paths.root}: {exc}") from exc
 
 
 def prepare_run(source: Path, paths: RunPaths, seed_files: tuple[Path, ...]) -> None:
-    """Everything a run needs on disk before its first task: the snapshot, the seed files."""
+    """Everything a run needs on disk before its first task: its folders, the snapshot, the
+    seed files."""
+    make_run_folders(paths)
     snapshot_project(source, paths)
     seed_data(paths, seed_files)
 

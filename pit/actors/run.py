@@ -214,10 +214,8 @@ class RunActor:
         while self._ready and len(self._running) < self.max_active and self._stopping is None:
             name = self._ready.popleft()
             spec = self.dag.task(name)
-            commands, mailbox = trio.open_memory_channel[TaskCommand](0)
             actor = TaskActor(
                 task=spec,
-                mailbox=mailbox,
                 launch=functools.partial(self.launch, spec),
                 log_path=self.logs_dir / f"{name}.log",
                 run_inbox=send.clone(),
@@ -226,8 +224,7 @@ class RunActor:
                 output=self.output.clone() if self.output else None,
                 secret_values=self.secret_values,
             )
-            self._running[name] = TaskHandle(name=name, inbox=commands)
-            nursery.start_soon(actor.run)
+            self._running[name] = await nursery.start(actor.run)
 
     async def _stop_run(self, reason: str, command: type[StopTask] | type[KillTask]) -> None:
         if self._stopping is None:

@@ -97,9 +97,6 @@ class TaskActor:
     launch: Callable[[int], ProcessLaunch | InProcessLaunch]
     """Builds the launch of attempt number n (the environment names the attempt)."""
     log_path: Path
-    mailbox: trio.MemoryReceiveChannel[TaskCommand]
-    """Where the run's commands arrive (the run keeps the sending end as this actor's handle:
-    made by the run, so the actor is started without waiting for it to hand one back)."""
     run_inbox: trio.MemorySendChannel[RunInbox]
     """This actor's own clone of its run's inbox; closed when the actor ends."""
     clock: Clock
@@ -109,13 +106,17 @@ class TaskActor:
     secret_values: frozenset[str] = frozenset()
     """Values masked in the task's output (its log and live view); any forces a pipe."""
 
-    async def run(self) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[TaskHandle] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        send, receive = trio.open_memory_channel[TaskCommand](0)
         control = _Control(grace=self.grace)
         async with self.run_inbox, contextlib.AsyncExitStack() as stack:
             if self.output is not None:
                 await stack.enter_async_context(self.output)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._listen, self.mailbox, control)
+                nursery.start_soon(self._listen, receive, control)
+                task_status.started(TaskHandle(name=self.task.name, inbox=send))
                 finished = await self._attempts(control)
                 await self.run_inbox.send(finished)
                 nursery.cancel_scope.cancel()

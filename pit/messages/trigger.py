@@ -33,7 +33,8 @@ class RunRequested:
     """Files copied into the run's data/ before its first task (an FTP drop)."""
     reply: trio.MemorySendChannel[RunRequestAnswer] | None = None
     ended: trio.MemorySendChannel[RunEnded] | None = None
-    """Told when the run ends, if it was accepted."""
+    """Told when the run ends, if it was accepted. Buffered: the supervisor never waits on it
+    (a full channel misses the news)."""
 
 
 @attrs.frozen(kw_only=True)

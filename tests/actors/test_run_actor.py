@@ -549,7 +549,7 @@ async def test_cancel_run_fails_running_tasks_skips_pending_ones_and_cancels_the
     assert {t.name: t.error for t in run.record.tasks} == dict.fromkeys("abc", "cancelled")
     assert run.record.state is RunState.CANCELLED
     assert run.record.error == "cancelled"
-    assert sorted((a.task, a.cancelled) for a in script.attempts) == [("a", True), ("c", True)]
+    assert [(a.task, a.cancelled) for a in script.attempts] == [("a", True), ("c", True)]
     assert [a.ended for a in script.attempts] == pytest.approx([5, 5])
     assert isinstance(run.events[-1], RunFinished)
 
@@ -633,7 +633,7 @@ async def test_an_outer_cancellation_still_settles_every_task_and_tells_observer
     assert actor.record.state is RunState.CANCELLED
     assert isinstance(events[-1], RunFinished)
     assert events[-1].record == actor.record
-    assert sorted((a.task, a.cancelled) for a in script.attempts) == [("a", True), ("done", False)]
+    assert [(a.task, a.cancelled) for a in script.attempts] == [("done", False), ("a", True)]
 
 
 # --- only_task ------------------------------------------------------------------------------

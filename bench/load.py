@@ -31,18 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pwd
-import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from _harness import (
     PYTHON,
@@ -59,6 +53,9 @@ from _harness import (
     spread,
     table,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.pgcluster
+from tests.pgcluster import POSTGRES_BIN_GLOB, PostgresCluster, postgres_bin_dir
 
 TARGET_POSTGRES = 1.5
 TARGET_SQLITE = 1.3
@@ -148,9 +145,8 @@ def _run(tmp: Path, args: argparse.Namespace, rows: int, repeat: int) -> int:
     env = child_env(tmp, pyc_cache=not args.no_pyc_cache)
     print(f"load: {rows:,} rows, {repeat} rounds; writing the files", file=sys.stderr)
     files = write_files(tmp, rows)
-    cluster = PostgresCluster()
+    cluster = start_postgres()
     try:
-        cluster.start()
         return _measure(tmp, args, env, files, cluster, rows, repeat)
     finally:
         cluster.stop()
@@ -196,8 +192,9 @@ def _measure(
     rows: int,
     repeat: int,
 ) -> int:
-    cluster.sql(
-        f"CREATE TABLE pit_rows ({POSTGRES_COLUMNS}); CREATE TABLE psql_rows ({POSTGRES_COLUMNS})"
+    bench_sql(
+        cluster,
+        f"CREATE TABLE pit_rows ({POSTGRES_COLUMNS}); CREATE TABLE psql_rows ({POSTGRES_COLUMNS})",
     )
     loader, bare = tmp / "pit_loader.py", tmp / "bare_sqlite.py"
     loader.write_text(PIT_LOADER)
@@ -223,12 +220,12 @@ def _measure(
     def pit_postgres(parquet: Path, name: str, expect: int) -> Measure:
         mode = "truncate_and_load"
         return lambda: child(
-            name, [str(loader), cluster.url, str(parquet), "pit_rows", mode], expect
+            name, [str(loader), cluster.url(BENCH_DB), str(parquet), "pit_rows", mode], expect
         )
 
     def psql() -> float:
         copy = f"\\copy psql_rows FROM '{files['csv']}' WITH (FORMAT csv)"
-        argv = [*cluster.psql_argv(), "-c", "TRUNCATE psql_rows", "-c", copy]
+        argv = [*cluster.psql_argv(BENCH_DB), "-c", "TRUNCATE psql_rows", "-c", copy]
         seconds = run_timed(argv, env=env)
         whole.setdefault("psql", []).append(seconds)
         return seconds
@@ -330,9 +327,10 @@ def _measure(
 
 def check_same_rows(cluster: PostgresCluster, pit_db: Path, bare_db: Path) -> None:
     """Both sides loaded the very same rows (or the comparison means nothing)."""
-    differing = cluster.sql(
+    differing = bench_sql(
+        cluster,
         "SELECT (SELECT count(*) FROM (TABLE pit_rows EXCEPT ALL TABLE psql_rows) a) "
-        "+ (SELECT count(*) FROM (TABLE psql_rows EXCEPT ALL TABLE pit_rows) b)"
+        "+ (SELECT count(*) FROM (TABLE psql_rows EXCEPT ALL TABLE pit_rows) b)",
     )
     if differing.strip() != "0":
         raise SystemExit(f"PostgreSQL: pit's and psql's tables differ in {differing} rows")
@@ -347,102 +345,39 @@ def check_same_rows(cluster: PostgresCluster, pit_db: Path, bare_db: Path) -> No
         raise SystemExit(f"SQLite: pit's and the bare script's tables differ in {count} rows")
 
 
-# --- a throwaway PostgreSQL cluster (as tests/conftest.py starts one) -------------------------
+# --- a throwaway PostgreSQL cluster (tests/pgcluster.py, as the tests start one) --------------
+
+BENCH_DB = "bench"
 
 
-class PostgresCluster:
-    """initdb into a temporary folder, pg_ctl start on 127.0.0.1 and a free port, trust
-    authentication; run as the `postgres` user when this runs as root (the server refuses root).
+def start_postgres() -> PostgresCluster:
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        raise SystemExit(f"no PostgreSQL server binaries ({POSTGRES_BIN_GLOB}, or initdb on PATH)")
+    started = time.perf_counter()
+    cluster = PostgresCluster(bin_dir)
+    try:
+        cluster.start()
+        cluster.admin(f"CREATE DATABASE {BENCH_DB}")
+    except RuntimeError as exc:
+        cluster.stop()
+        raise SystemExit(str(exc)) from None
+    took = time.perf_counter() - started
+    print(f"  PostgreSQL {bin_dir.parent.name} up in {took:.1f}s", file=sys.stderr)
+    return cluster
 
-    The folder is in the system's temporary folder, not under --tmp-dir: the server's user must
-    be able to enter it (mkdtemp's folders are private) and its socket path must stay short.
-    """
 
-    def __init__(self) -> None:
-        found = sorted(
-            Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-            key=lambda path: int(path.parent.parent.name.split(".")[0]),
-        )
-        on_path = shutil.which("initdb")
-        if not found and not on_path:
-            raise SystemExit("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
-        self.bin_dir = found[-1].parent if found else Path(str(on_path)).parent
-        self.root = Path(tempfile.mkdtemp(prefix="pit-bench-pg-"))
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/bench"
-        self._as_user: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            try:
-                account = pwd.getpwnam("postgres")
-            except KeyError:
-                raise SystemExit(
-                    "running as root and no `postgres` user to run PostgreSQL as"
-                ) from None
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-            self._as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-
-    def _run(self, *argv: str) -> str:
-        done = subprocess.run(
-            [str(self.bin_dir / argv[0]), *argv[1:]],
-            cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-            **self._as_user,
-        )
-        if done.returncode != 0:
-            log = self.root / "server.log"
-            raise SystemExit(
-                f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}\n"
-                + (log.read_text() if log.is_file() else "")
-            )
-        return done.stdout
-
-    def start(self) -> None:
-        started = time.perf_counter()
-        data = str(self.root / "data")
-        self._run(
-            "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-            "--locale=C", "--no-sync", "--no-instructions",
-        )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
-        )
-        log = str(self.root / "server.log")
-        self._run("pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start")
-        self._psql("postgres", "CREATE DATABASE bench")
-        took = time.perf_counter() - started
-        print(f"  PostgreSQL {self.bin_dir.parent.name} up in {took:.1f}s", file=sys.stderr)
-
-    def stop(self) -> None:
-        try:
-            if (self.root / "data" / "postmaster.pid").is_file():
-                self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def psql_argv(self, database: str = "bench") -> list[str]:
-        psql = self.bin_dir / "psql"
-        return [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                "-p", str(self.port), "-U", "postgres", "-d", database]  # fmt: skip
-
-    def _psql(self, database: str, sql: str) -> str:
-        done = subprocess.run(
-            [*self.psql_argv(database), "-A", "-t", "-c", sql],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"psql failed: {sql}\n{done.stderr}")
-        return done.stdout
-
-    def sql(self, sql: str) -> str:
-        return self._psql("bench", sql)
+def bench_sql(cluster: PostgresCluster, sql: str) -> str:
+    """Run `sql` in the bench database with psql; its unaligned output."""
+    done = subprocess.run(
+        [*cluster.psql_argv(BENCH_DB), "-A", "-t", "-c", sql],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"psql failed: {sql}\n{done.stderr}")
+    return done.stdout
 
 
 if __name__ == "__main__":

@@ -7,16 +7,12 @@ back the runs it gets; `pit` runs the installed `pit` console script against it,
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.pgcluster import POSTGRES_BIN_GLOB, PostgresCluster, postgres_bin_dir
 
 HANG_GUARD = 60.0
 """Seconds any single pit command may take before a test gives up on it (a hang, not a slow run)."""
@@ -253,105 +251,7 @@ def pit(workspace_and_pit: tuple[Workspace, Pit]) -> Pit:
     return workspace_and_pit[1]
 
 
-# --- PostgreSQL: a private throwaway cluster -------------------------------------------------
-
-POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-"""Where Debian and Ubuntu put the server binaries (one folder per major version)."""
-
-
-def postgres_bin_dir() -> Path | None:
-    """The newest PostgreSQL server binaries on this machine (else `initdb` on PATH); None when
-    there are none."""
-    candidates = Path("/").glob(POSTGRES_BIN_GLOB.lstrip("/"))
-    folders = [folder for folder in candidates if (folder / "initdb").is_file()]
-    if folders:
-        return max(folders, key=lambda folder: int(folder.parent.name.split(".")[0]))
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class PostgresCluster:
-    """A PostgreSQL cluster of its own in a temporary folder: trust authentication, listening on
-    127.0.0.1 only, its unix socket in that folder, fsync off (nothing in it needs to survive).
-
-    The server refuses to run as root, so when the tests run as root its commands run as the
-    `postgres` user (or `nobody`), who owns the folder.
-    """
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
-        # Not pytest's tmp_path: it lies under a root-only folder the server user cannot enter,
-        # and a unix socket path must stay under ~100 characters.
-        self.root = Path(tempfile.mkdtemp(prefix="pit-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self._user: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            account = _unprivileged_account()
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-            self._user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-
-    def _run(self, *argv: str) -> None:
-        done = subprocess.run(
-            [str(self.bin_dir / argv[0]), *argv[1:]],
-            cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=HANG_GUARD,
-            check=False,
-            **self._user,
-        )
-        if done.returncode != 0:
-            log = self.root / "server.log"
-            server_log = log.read_text(errors="replace") if log.is_file() else ""
-            raise RuntimeError(
-                f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}{done.stderr}\n"
-                f"{server_log}"
-            )
-
-    def start(self) -> None:
-        self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-            "--locale=C", "--no-sync", "--no-instructions",
-        )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
-        )
-        log = str(self.root / "server.log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
-
-    def stop(self) -> None:
-        try:
-            if (self.data / "postmaster.pid").is_file():
-                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def admin(self, statement: str) -> None:
-        """Run one statement outside a transaction (CREATE/DROP DATABASE) in database postgres."""
-        import psycopg
-
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            connection.execute(statement.encode())
-
-
-def _unprivileged_account() -> pwd.struct_passwd:
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    pytest.fail("running as root and no `postgres` or `nobody` user to run PostgreSQL as")
+# --- PostgreSQL: a private throwaway cluster (tests/pgcluster.py) ----------------------------
 
 
 def _no_postgres(reason: str) -> NoReturn:

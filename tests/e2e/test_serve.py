@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Background, Pit, Workspace, free_port, wait_until
+from tests.conftest import Background, Pit, Workspace, wait_until
+from tests.pgcluster import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

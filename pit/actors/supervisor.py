@@ -3,7 +3,7 @@
 Triggers send `RunRequested`; the supervisor applies the DAG's overlap policy (`skip`, `queue`:
 at most one waiting, `allow`) and the workspace cap `max_active_runs`, makes the run's folder
 (so a webhook is answered with the run id at once) and hands the run to its executor process
-(`actors/executor.py`), so that busy runs never slow the listener and the triggers. `Reload`
+(`actors/executor_process.py`), so that busy runs never slow the listener and the triggers. `Reload`
 re-reads every pit.toml (an invalid project keeps its last good config); `Stop` ends triggers,
 refuses new runs, lets active runs finish within `shutdown_grace` and then stops them.
 """
@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from pit.actors.cron import CronTrigger
-from pit.actors.executor import ExecutorProcess
+from pit.actors.executor_process import ExecutorProcess
 from pit.actors.ftpwatch import FtpWatch
 from pit.clock import Clock, local_zone
 from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target

@@ -1,7 +1,7 @@
 """The executor process of `pit serve` (`python -m pit.cli.executor --channel FD`).
 
-Started by pit serve only (see pit/actors/executor.py): it takes its runs over the socket `FD`,
-logs to the stdout it inherits, and ends when pit serve's end of the socket closes.
+Started by pit serve only (see pit/actors/executor_process.py): it takes its runs over the
+socket `FD`, logs to the stdout it inherits, and ends when pit serve's end of the socket closes.
 """
 
 from __future__ import annotations

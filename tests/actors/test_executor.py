@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from pit.actors.executor import ExecutorProcess
+from pit.actors.executor_process import ExecutorProcess
 from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.executor import ExecutorSetup

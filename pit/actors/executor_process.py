@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 import trio
 
+from pit.actors.process import kill_run_processes
 from pit.clock import Clock
 from pit.messages.executor import (
     CancelExecution,
@@ -180,6 +181,10 @@ class ExecutorProcess:
         with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
             while True:
                 self._commands.receive_nowait()
+        run_ids = {paths.run_id for _, paths in failed}
+        killed = await trio.to_thread.run_sync(kill_run_processes, run_ids)
+        if killed:
+            log.error("killed %d process groups the executor's runs left behind", killed)
         for request, paths in failed:
             await trio.to_thread.run_sync(settle_abandoned, paths, request, error, self.clock.now())
             await self.supervisor.send(

@@ -42,6 +42,29 @@ def signal_group(pid: int, signum: int) -> bool:
     return True
 
 
+def kill_run_processes(run_ids: set[str]) -> int:
+    """SIGKILL the process group of every process of this user whose environment names one of
+    `run_ids` (PIT_RUN_ID, which each task and whatever it starts inherits); how many groups.
+
+    For the tasks of an executor that died: nothing else knows their process groups any more.
+    Blocking (it reads /proc): call it through a worker thread."""
+    wanted = {f"PIT_RUN_ID={run_id}".encode() for run_id in run_ids}
+    groups = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                if wanted.isdisjoint(environ.read().split(b"\0")):
+                    continue
+            groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ValueError):  # gone meanwhile, or another user's
+            continue
+    for group in groups - {os.getpgrp()}:
+        signal_group(group, signal.SIGKILL)
+    return len(groups)
+
+
 def signal_name(returncode: int) -> str:
     try:
         return signal.Signals(-returncode).name

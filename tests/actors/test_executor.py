@@ -69,15 +69,24 @@ async def driver(workspace: Workspace) -> AsyncIterator[Driver]:
 
 
 async def wait_for(path: Path) -> None:
-    while not await trio.Path(path).exists():  # noqa: ASYNC110 (a file the task makes)
+    # A file the task writes (non-empty once written).
+    while not await trio.Path(path).exists() or not path.read_text():  # noqa: ASYNC110, ASYNC240
         await trio.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; its parent (init here) reaps it
 
 
 async def test_an_executor_that_dies_fails_its_runs_and_is_replaced(
     driver: Driver, workspace: Workspace, tmp_path: Path
 ) -> None:
     started = tmp_path / "started"
-    workspace.shell_project("slow", {"work": f"touch {started}\nsleep 300\n"})
+    workspace.shell_project("slow", {"work": f"sleep 300 &\necho $$ $! > {started}\nwait\n"})
     workspace.shell_project("quick", {"work": "echo fine\n"})
     paths = driver.execute("slow")
     await wait_for(started)
@@ -87,6 +96,11 @@ async def test_an_executor_that_dies_fails_its_runs_and_is_replaced(
 
     ended = await driver.ended()
     assert (ended.run_id, ended.dag, ended.state) == (paths.run_id, "slow", RunState.FAILED)
+    task_pids = [int(pid) for pid in started.read_text().split()]
+    with trio.move_on_after(5):  # SIGKILLed already: a moment to be gone
+        while any(alive(pid) for pid in task_pids):  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    assert [pid for pid in task_pids if alive(pid)] == [], "the task outlived its executor"
     record = read_manifest(paths.manifest)
     assert record.state is RunState.FAILED
     assert "executor process ended unexpectedly" in (record.error or "")
@@ -107,7 +121,7 @@ async def test_sigterm_to_the_executor_alone_does_not_stop_its_runs(
     """systemd signals every process of a unit; pit serve, not its executor, decides."""
     gate = tmp_path / "gate"
     started = tmp_path / "started"
-    script = f"touch {started}\nwhile [ ! -e {gate} ]; do sleep 0.02; done\n"
+    script = f"echo $$ > {started}\nwhile [ ! -e {gate} ]; do sleep 0.02; done\n"
     workspace.shell_project("gated", {"work": script})
     paths = driver.execute("gated")
     await wait_for(started)

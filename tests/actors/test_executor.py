@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pit.actors.executor_process import ExecutorProcess
+from pit.actors.executor_process import ExecutorProcess, Frames, encode
 from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.executor import ExecutorSetup
@@ -131,3 +134,37 @@ async def test_sigterm_to_the_executor_alone_does_not_stop_its_runs(
     gate.touch()
     ended = await driver.ended()
     assert (ended.run_id, ended.state) == (paths.run_id, RunState.SUCCESS)
+
+
+@given(
+    messages=st.lists(st.text(max_size=300), max_size=8),
+    cuts=st.lists(st.integers(min_value=1, max_value=97), max_size=40),
+)
+@settings(deadline=None)
+def test_frames_come_back_whole_however_the_stream_cuts_them(
+    messages: list[str], cuts: list[int]
+) -> None:
+    """Several frames in one read, a frame over several reads: each message comes back once,
+    in order, then None at the end."""
+    data = b"".join(encode(message) for message in messages)
+
+    async def exchange() -> list[object]:
+        send, receive = trio.testing.memory_stream_one_way_pair()
+        received: list[object] = []
+
+        async def write() -> None:
+            start = 0
+            for cut in cuts:
+                await send.send_all(data[start : start + cut])
+                start += cut
+            await send.send_all(data[start:])
+            await send.aclose()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            frames = Frames(receive)
+            while (message := await frames.receive()) is not None:
+                received.append(message)
+        return received
+
+    assert trio.run(exchange) == messages

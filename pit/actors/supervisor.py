@@ -255,9 +255,11 @@ class Supervisor:
             for request, paths in dropped:
                 log.info("%s %s: dropped, it had not started", request.dag, paths.run_id)
             if self._running() and not now:
+                running = self._running()
                 log.info(
-                    "stopping: %d active runs get %.0fs to finish",
-                    self._running(),
+                    "stopping: %d active %s %.0fs to finish",
+                    running,
+                    "run gets" if running == 1 else "runs get",
                     self.shutdown_grace,
                 )
                 self._services.start_soon(self._stop_runs_after_grace)

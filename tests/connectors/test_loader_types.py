@@ -15,21 +15,25 @@ import pyarrow.parquet as pq
 import pytest
 from pytds import tds_base, tds_types
 
-from pit.connectors.loader import (
+from pit.connectors.columns import (
     Kind,
-    LoadMode,
     TableName,
     file_columns,
     kind_of,
-    load_parquet,
-    match_columns,
-    mssql_columns,
     python_rows,
     quote_bracket,
     quote_double,
     sql_type,
 )
+from pit.connectors.loader import (
+    LoadMode,
+    load_parquet,
+    match_columns,
+)
 from pit.connectors.target import ConnectorError, Dialect
+from pit.connectors.writers import (
+    mssql_columns,
+)
 
 FILE = Path("sales.parquet")
 SALES = TableName(schema=None, table="sales")

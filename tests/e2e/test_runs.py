@@ -15,14 +15,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture
 def examples_copy(tmp_path):
-    """examples/ copied without runs or venvs, so that running it leaves the repo untouched."""
+    """examples/ copied without runs or venvs, so that running it leaves the repo untouched.
+
+    The project's uv.lock is kept: offline, uv can install its pinned pyarrow from the wheel
+    cache pit's own sync filled, where resolving afresh needs index pages a new machine lacks."""
     copy = tmp_path / "examples"
     shutil.copytree(
         EXAMPLES,
         copy,
-        ignore=shutil.ignore_patterns(
-            "runs", "repo_cache", ".venv", "__pycache__", "uv.lock", "warehouse.db"
-        ),
+        ignore=shutil.ignore_patterns("runs", "repo_cache", ".venv", "__pycache__", "warehouse.db"),
     )
     return copy
 

@@ -5,8 +5,12 @@ Used by `pit run` and, later, by the scheduler for every triggered run.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import math
+import traceback
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import attrs
 import trio
@@ -31,8 +35,12 @@ from pit.store.rundir import (
     list_small_project,
     make_run_folders,
     prepare_run,
+    settle_abandoned,
     write_manifest,
 )
+
+CRASH_LOG = "pit.log"
+"""In a run's folder: the traceback of a pit bug that ended the run."""
 
 
 @attrs.frozen(kw_only=True)
@@ -87,6 +95,32 @@ async def execute_run(
         await trio.to_thread.run_sync(write_manifest, paths, failed)
         raise
     workspace = request.workspace or request.runs_dir.parent
+    crashed: list[Exception] = []
+    try:
+        record = await _run_in_folder(
+            request, paths, clock, env, secrets, workspace, sockets, observers, output, task_status
+        )
+    except* Exception as group:  # a pit bug: it fails this run, and nothing else
+        crashed.extend(_leaves(group))
+    if crashed:
+        record = await _record_crash(request, paths, clock, crashed)
+    if not set(ARTIFACTS) <= set(request.keep_artifacts):
+        await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
+    return record
+
+
+async def _run_in_folder(
+    request: RunRequest,
+    paths: RunPaths,
+    clock: Clock,
+    env: Mapping[str, str],
+    secrets: Secrets | None,
+    workspace: Path,
+    sockets: SocketFolder | None,
+    observers: Sequence[trio.MemorySendChannel[RunEvent]],
+    output: trio.MemorySendChannel[TaskOutput] | None,
+    task_status: trio.TaskStatus[StartedRun],
+) -> RunRecord:
     async with trio.open_nursery() as services:
         broker = Broker(
             run_id=paths.run_id,
@@ -133,6 +167,35 @@ async def execute_run(
             handle = await nursery.start(actor.run)
             task_status.started(StartedRun(handle=handle, paths=paths))
         services.cancel_scope.cancel()  # the broker serves this run only
-    if not set(ARTIFACTS) <= set(request.keep_artifacts):
-        await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
     return actor.record
+
+
+def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:
+    leaves: list[Exception] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
+
+
+async def _record_crash(
+    request: RunRequest, paths: RunPaths, clock: Clock, crashed: list[Exception]
+) -> RunRecord:
+    """Fail a run that a pit bug ended: the traceback goes to the run's own `pit.log`, the
+    record says so, and the tasks it left are settled (the task actors killed their processes
+    on the way out)."""
+    first = crashed[0]
+    error = f"internal error: {type(first).__name__}: {first} (see {paths.root / CRASH_LOG})"
+    text = "".join("".join(traceback.format_exception(exc)) for exc in crashed)
+    with trio.CancelScope(shield=True):
+        record = await trio.to_thread.run_sync(
+            _write_crash, paths, request, error, text, clock.now()
+        )
+    return record
+
+
+def _write_crash(
+    paths: RunPaths, request: RunRequest, error: str, text: str, at: dt.datetime
+) -> RunRecord:
+    with contextlib.suppress(OSError), (paths.root / CRASH_LOG).open("a", encoding="utf-8") as log:
+        log.write(text)
+    return settle_abandoned(paths, request, error, at)

@@ -19,6 +19,7 @@ import trio
 from pit.actors.broker import SocketFolder
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.executor_process import Frames, encode
+from pit.actors.orphans import end_escapees
 from pit.actors.run import RunHandle
 from pit.clock import Clock
 from pit.errors import RunError
@@ -128,6 +129,8 @@ class Executor:
             finally:
                 del self._runs[paths.run_id]
                 self._cancels.pop(paths.run_id, None)
+                with trio.CancelScope(shield=True):
+                    await end_escapees(paths.run_id)
             reports.send_nowait(ExecutionEnded(run_id=paths.run_id, state=state))
 
     async def _send_reports(self, reports: trio.MemoryReceiveChannel[ExecutionEnded]) -> None:

@@ -21,13 +21,14 @@ import attrs
 import trio
 
 from pit.actors.masking import Masker
+from pit.actors.orphans import forget_child, register_child
 
 _F_SETPIPE_SZ = 1031  # Linux; bigger pipes mean fewer wake-ups on chatty tasks
 _PIPE_SIZE = 1 << 20
 _READ_SIZE = 1 << 20
 _LEFTOVER_OUTPUT_WAIT = 5.0
-"""Seconds to wait for the output pipe to close once the group is dead (a process that left the
-group with setsid may still hold it)."""
+"""Seconds to wait for the output pipe to close once the group and its escapees are dead (a
+process that left the group and the run's environment may still hold it)."""
 
 
 def signal_group(pid: int, signum: int) -> bool:
@@ -99,6 +100,7 @@ class GroupProcess:
     def close(self) -> None:
         trio.lowlevel.notify_closing(self.pidfd)
         os.close(self.pidfd)
+        forget_child(self.pid)
 
 
 def spawn_group(
@@ -127,6 +129,7 @@ def spawn_group(
     finally:
         if pipe:
             os.close(write_end)
+    register_child(popen.pid)
     output = None
     if pipe:
         with contextlib.suppress(OSError):

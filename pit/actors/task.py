@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from pit.actors.masking import Masker
+from pit.actors.orphans import end_escapees
 from pit.actors.process import (
     GroupProcess,
     kill_group,
@@ -219,13 +220,15 @@ class TaskActor:
                     pumped = trio.Event()
                     nursery.start_soon(self._pump, process, log, pumped)
                     timed_out = await self._wait(process, control)
-                    await kill_group(process)  # leftovers hold the pipe open: end them first
+                    # Leftovers hold the pipe open: end them first.
+                    await self._end_tree(process, launch)
                     await wait_for_output(pumped)
                     nursery.cancel_scope.cancel()
         finally:
             # Reached with the process still running only when the actor itself is cancelled
             # from outside (a pit bug or a teardown): kill at once, never leave it behind.
-            await kill_group(process)
+            with trio.CancelScope(shield=True):
+                await self._end_tree(process, launch)
             process.close()
         return _outcome(
             _exit_outcome(process.returncode), timed_out, self.task.timeout, control.stop_reason
@@ -242,6 +245,14 @@ class TaskActor:
             with control.new_grace_scope():
                 await process.wait()
         return deadline.cancelled_caught
+
+    async def _end_tree(self, process: GroupProcess, launch: ProcessLaunch) -> None:
+        """Kill what is left of the attempt: its process group, then the processes that left
+        the group (setsid, a double fork), found as orphans of the run's task."""
+        await kill_group(process)
+        run_id = launch.env.get("PIT_RUN_ID")
+        if run_id is not None:
+            await end_escapees(run_id, self.task.name)
 
     async def _pump(self, process: GroupProcess, log: BinaryIO, done: trio.Event) -> None:
         async def forward(chunk: bytes) -> None:

@@ -33,6 +33,7 @@ def main() -> None:
     import trio
 
     from pit.actors.executor import Executor
+    from pit.actors.orphans import adopt_orphans
     from pit.clock import SystemClock
 
     channel = socket.socket(fileno=args.channel)
@@ -41,6 +42,7 @@ def main() -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(channel))
         await Executor(channel=stream, clock=SystemClock()).run()
 
+    adopt_orphans()  # a task's processes that leave its group are re-parented here
     gc.freeze()  # the imported modules live as long as the process (see cli/supervise.py)
     trio.run(execute)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from pit.actors.execute import StartedRun, execute_run
+from pit.actors.orphans import adopt_orphans, end_escapees
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
 from pit.errors import single_pit_error
@@ -28,6 +29,7 @@ def run_in_foreground(
     # The objects made so far (imported modules, typer's and pydantic's machinery) live as long
     # as the process: keep the cyclic collector from walking them again on every collection.
     gc.freeze()
+    adopt_orphans()  # a task's processes that leave its group are re-parented to pit
     try:
         return trio.run(_run, request, secrets, make_view(stream_output=stream_output))
     except BaseExceptionGroup as group:
@@ -70,6 +72,8 @@ async def _run(request: RunRequest, secrets: Secrets | None, view: View) -> RunR
                 run_nursery.start_soon(
                     functools.partial(_forward_signals, signals, started.handle.inbox, view)
                 )
+    # Whatever of the run is left, even a process that cleared its environment, ends with it.
+    await end_escapees(records[0].run_id, unmarked=True)
     return records[0]
 
 

@@ -170,7 +170,9 @@ def write_manifest(paths: RunPaths, record: RunRecord) -> None:
     write_atomically(paths.manifest, json.dumps(record.to_json()).encode())
 
 
-def settle_abandoned(paths: RunPaths, request: RunRequest, error: str, at: dt.datetime) -> None:
+def settle_abandoned(
+    paths: RunPaths, request: RunRequest, error: str, at: dt.datetime
+) -> RunRecord:
     """Record the end of a run whose executor died under it: the run failed with `error`, its
     running tasks failed, the ones not started skipped, the rest as they ended."""
     try:
@@ -196,9 +198,9 @@ def settle_abandoned(paths: RunPaths, request: RunRequest, error: str, at: dt.da
         )
         for task in record.tasks
     )
-    write_manifest(
-        paths, attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)
-    )
+    settled = attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)
+    write_manifest(paths, settled)
+    return settled
 
 
 def read_manifest(path: Path) -> RunRecord:

@@ -7,203 +7,42 @@ process of a task outlived it (and the `bench` fixture kills any that did, test 
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import functools
-import os
 import signal
 import stat
 import textwrap
-from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
 
-import attrs
 import pytest
 import trio
 
-from pit.actors.execute import StartedRun, execute_run
+from pit.actors.execute import execute_run
 from pit.clock import FixedClock
-from pit.messages.run import CancelRun, RunRecord, RunRequest, TaskRecord
+from pit.messages.run import CancelRun, RunRecord
 from pit.messages.task import TaskOutput
-from pit.spec.dag import DagSpec, Runner, RunnerKind, TaskSpec
+from pit.spec.dag import Runner, RunnerKind
 from pit.spec.states import RunState, TaskState
-from pit.store.rundir import RunPaths, read_manifest
+from pit.store.rundir import read_manifest
 
 from .loglines import log_lines
+from .processbench import (
+    GRACE,
+    RUN_ID,
+    T0,
+    Bench,
+    bounded_nursery,
+    dag,
+    is_running,
+    start_run,
+    still_running,
+    task,
+    task_record,
+    wait_for_pids,
+    write_scripts,
+)
 
 pytestmark = pytest.mark.slow
 
-T0 = dt.datetime(2024, 5, 1, 6, 0, tzinfo=dt.UTC)
-RUN_ID = "20240501_060000.000_demo"
-GRACE = 0.5
-HANG_LIMIT = 10.0
-"""Seconds after which a run that should have ended fails its test (a stop that never came)."""
-BASH = Runner(kind=RunnerKind.BASH)
-
 S = TaskState
-
-
-@contextlib.asynccontextmanager
-async def bounded_nursery() -> AsyncIterator[trio.Nursery]:
-    """A nursery that fails its test, rather than hang it, when pit does not stop a task."""
-    with trio.fail_after(HANG_LIMIT):
-        async with trio.open_nursery() as nursery:
-            yield nursery
-
-
-async def _collect(received: trio.MemoryReceiveChannel[TaskOutput], into: list[TaskOutput]) -> None:
-    async with received:
-        async for chunk in received:
-            into.append(chunk)
-
-
-def task(name: str, *depends_on: str, **options: object) -> TaskSpec:
-    options.setdefault("runner", BASH)
-    return TaskSpec(
-        name=name,
-        script=f"{name}.sh",
-        depends_on=depends_on,
-        **options,  # type: ignore[arg-type]
-    )
-
-
-def dag(*tasks: TaskSpec, timeout: float | None = None) -> DagSpec:
-    return DagSpec(name="demo", tasks=tasks, timeout=timeout)
-
-
-def write_scripts(project: Path, scripts: Mapping[str, str]) -> None:
-    """Write each `path: body` under `project`, executable; bodies are dedented."""
-    for relative, body in scripts.items():
-        path = project / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(body))
-        path.chmod(0o755)
-
-
-@attrs.frozen
-class Bench:
-    """A test's project folder (`project`), runs folder (`runs`) and PID file, under its tmp."""
-
-    tmp: Path
-    pid_file: Path
-
-    @property
-    def project(self) -> Path:
-        return self.tmp / "project"
-
-    @property
-    def runs(self) -> Path:
-        return self.tmp / "runs"
-
-    @property
-    def paths(self) -> RunPaths:
-        return RunPaths(root=self.runs / RUN_ID)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "PIDS": str(self.pid_file)}
-
-    def request(self, spec: DagSpec, **options: object) -> RunRequest:
-        options.setdefault("grace", GRACE)
-        return RunRequest(
-            dag=spec,
-            source_dir=self.project,
-            runs_dir=self.runs,
-            **options,  # type: ignore[arg-type]
-        )
-
-    async def run(
-        self,
-        spec: DagSpec,
-        *,
-        live_output: list[TaskOutput] | None = None,
-        extra_env: Mapping[str, str] | None = None,
-        **options: object,
-    ) -> RunRecord:
-        """Run `spec` to its end; `options` go to the `RunRequest`. Given a `live_output` list,
-        the run's output is streamed (as for `pit run -v`) and each chunk appended to it."""
-        env = {**self.env, **(extra_env or {})}
-        run = functools.partial(
-            execute_run, self.request(spec, **options), clock=FixedClock(T0), env=env
-        )
-        async with bounded_nursery() as nursery:
-            if live_output is None:
-                return await run()
-            output, received = trio.open_memory_channel[TaskOutput](0)
-            nursery.start_soon(_collect, received, live_output)
-            async with output:
-                return await run(output=output)
-
-    def pids(self) -> list[int]:
-        if not self.pid_file.exists():
-            return []
-        return [int(line) for line in self.pid_file.read_text().split()]
-
-    def log(self, name: str) -> str:
-        return self.paths.log(name).read_text()
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """The state letter and process group of `pid`, or None if there is no such process."""
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = status.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[2])
-
-
-def is_running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (a zombie is dead, just not yet reaped)."""
-    found = _stat(pid)
-    return found is not None and found[0] not in ("Z", "X")
-
-
-def survivors(pids: list[int]) -> list[int]:
-    """Running processes among `pids` and in the process groups they lead. A task's script
-    records `$$`, the leader of the task's group, so this also finds processes it did not record
-    (the `sleep` inside a backgrounded subshell)."""
-    groups = set(pids)
-    members = [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and (found := _stat(int(entry.name))) and found[1] in groups
-    ]
-    return sorted(pid for pid in {*pids, *members} if is_running(pid))
-
-
-def _started_by_a_test_script(pid: int) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return command.split(b"\0")[0] in (b"sleep", b"bash")
-
-
-@pytest.fixture
-def bench(tmp_path: Path) -> Iterator[Bench]:
-    space = Bench(tmp=tmp_path, pid_file=tmp_path / "pids")
-    space.project.mkdir()
-    yield space
-    # Never leave a `sleep 300` behind, even when a test failed.
-    for pid in survivors(space.pids()):
-        if _started_by_a_test_script(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-async def still_running(pids: list[int]) -> list[int]:
-    """`survivors(pids)` after a short wait (a SIGKILLed process takes a moment to exit)."""
-    for _ in range(50):  # up to a second; /proc offers nothing to wait on but polling
-        if not survivors(pids):
-            break
-        await trio.sleep(0.02)
-    return survivors(pids)
-
-
-def task_record(record: RunRecord, name: str) -> TaskRecord:
-    (found,) = [t for t in record.tasks if t.name == name]
-    return found
 
 
 # --- no process of a task outlives it -------------------------------------------------------
@@ -519,40 +358,6 @@ async def test_a_command_that_does_not_exist_fails_its_task_with_a_clear_error(
 # --- stopping a run -------------------------------------------------------------------------
 
 
-async def _start_run(
-    bench: Bench,
-    spec: DagSpec,
-    nursery: trio.Nursery,
-    records: list[RunRecord],
-    **options: object,
-) -> StartedRun:
-    """Start a run in `nursery`, to send it commands; its final record goes to `records`."""
-
-    async def run(task_status: trio.TaskStatus[StartedRun]) -> None:
-        records.append(
-            await execute_run(
-                bench.request(spec, **options),
-                clock=FixedClock(T0),
-                env=bench.env,
-                task_status=task_status,
-            )
-        )
-
-    started: StartedRun = await nursery.start(run)
-    return started
-
-
-async def _wait_for_pids(bench: Bench, count: int) -> list[int]:
-    """Wait (up to two seconds) until the task's script has recorded `count` PIDs."""
-    for _ in range(100):
-        if len(bench.pids()) >= count:
-            break
-        await trio.sleep(0.02)
-    pids = bench.pids()
-    assert len(pids) >= count, f"the task recorded {pids}, expected {count} PIDs"
-    return pids
-
-
 SLEEPER = """\
     sleep 300 &
     echo $! >> "$PIDS"
@@ -568,10 +373,10 @@ async def test_cancel_run_stops_running_tasks_and_skips_pending_ones(
     records: list[RunRecord] = []
 
     async with bounded_nursery() as nursery:
-        started = await _start_run(
+        started = await start_run(
             bench, dag(task("sleeper"), task("after", "sleeper")), nursery, records
         )
-        pids = await _wait_for_pids(bench, 2)
+        pids = await wait_for_pids(bench, 2)
         async with started.handle.inbox:
             await started.handle.inbox.send(CancelRun())
 
@@ -592,8 +397,8 @@ async def test_a_second_cancel_with_kill_cuts_the_grace_period_short(
     records: list[RunRecord] = []
 
     async with bounded_nursery() as nursery:
-        started = await _start_run(bench, dag(task("stubborn")), nursery, records, grace=60.0)
-        pids = await _wait_for_pids(bench, 2)
+        started = await start_run(bench, dag(task("stubborn")), nursery, records, grace=60.0)
+        pids = await wait_for_pids(bench, 2)
         async with started.handle.inbox:
             await started.handle.inbox.send(CancelRun())
             await trio.sleep(0.2)
@@ -637,7 +442,7 @@ async def test_an_outer_cancellation_leaves_no_process_and_run_json_says_cancell
         nursery.start_soon(
             functools.partial(execute_run, bench.request(spec), clock=FixedClock(T0), env=bench.env)
         )
-        pids = await _wait_for_pids(bench, 2)
+        pids = await wait_for_pids(bench, 2)
         nursery.cancel_scope.cancel()
 
     assert await still_running(pids) == []

@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from pit.actors.broker import AUDIT_FILE, Broker, SocketFolder
+from pit.actors.guard import RunGuard
 from pit.actors.manifest import ManifestWriter
 from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
@@ -27,6 +28,7 @@ from pit.runners.command import RunPlace, build_launch, run_env
 from pit.spec.dag import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
+from pit.store.owner import this_process
 from pit.store.rundir import (
     RunPaths,
     apply_retention,
@@ -59,6 +61,7 @@ async def execute_run(
     sockets: SocketFolder | None = None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
+    guard: RunGuard | None = None,
     task_status: trio.TaskStatus[StartedRun] = trio.TASK_STATUS_IGNORED,
 ) -> RunRecord:
     """Run the request to its end and return its final record. Starts (via `task_status`) once the
@@ -67,12 +70,36 @@ async def execute_run(
     `secrets` reach tasks only through the run's SDK broker and SQL tasks, and every value of
     them is masked in task output. `paths` is the run's folder when the caller made it already
     (the scheduler does, to answer with the run id at once); `sockets` the folder for the SDK
-    socket when the caller keeps one for all its runs."""
+    socket when the caller keeps one for all its runs; `guard` the guard told of the run, which
+    ends it if this process dies."""
     started = clock.now()
     if paths is None:
         paths = await trio.to_thread.run_sync(
             create_run_dir, request.runs_dir, request.dag.name, started
         )
+    if guard is not None:
+        guard.opened(paths)
+    try:
+        return await _prepare_and_run(
+            request, paths, started, clock, env, secrets, sockets, observers, output, task_status
+        )
+    finally:
+        if guard is not None:
+            guard.closed(paths)
+
+
+async def _prepare_and_run(
+    request: RunRequest,
+    paths: RunPaths,
+    started: dt.datetime,
+    clock: Clock,
+    env: Mapping[str, str],
+    secrets: Secrets | None,
+    sockets: SocketFolder | None,
+    observers: Sequence[trio.MemorySendChannel[RunEvent]],
+    output: trio.MemorySendChannel[TaskOutput] | None,
+    task_status: trio.TaskStatus[StartedRun],
+) -> RunRecord:
     try:
         small = None if request.seed_files else list_small_project(request.source_dir)
         if small is not None:  # under a millisecond
@@ -161,6 +188,7 @@ async def _run_in_folder(
             only_task=request.only_task,
             grace=request.grace,
             secret_values=frozenset(secrets.values()) if secrets else frozenset(),
+            owner=this_process(),
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ManifestWriter(paths=paths, events=writer_inbox).run)

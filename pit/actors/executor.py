@@ -19,6 +19,7 @@ import trio
 from pit.actors.broker import SocketFolder
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.executor_process import Frames, encode
+from pit.actors.guard import RunGuard
 from pit.actors.orphans import end_escapees
 from pit.actors.run import RunHandle
 from pit.clock import Clock
@@ -39,6 +40,8 @@ class Executor:
 
     channel: trio.SocketStream
     clock: Clock
+    guard: RunGuard | None = None
+    """Told of every run, so that they end even if this process and pit serve both die."""
     _setup: ExecutorSetup = attrs.field(init=False)
     _runs: dict[str, RunHandle | None] = attrs.field(init=False, factory=dict)
     """Run id -> its handle once it can take commands (None while its snapshot is taken)."""
@@ -121,6 +124,7 @@ class Executor:
                     sockets=sockets,
                     observers=(events,),
                     output=output,
+                    guard=self.guard,
                     task_status=_Started(self, paths.run_id),
                 )
                 state = record.state

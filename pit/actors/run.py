@@ -27,6 +27,7 @@ from pit.messages.run import (
     RunEvent,
     RunFinished,
     RunInbox,
+    RunOwner,
     RunRecord,
     RunStarted,
     TaskRecord,
@@ -75,6 +76,8 @@ class RunActor:
     grace: float = DEFAULT_STOP_GRACE
     secret_values: frozenset[str] = frozenset()
     """Masked in every task's output."""
+    owner: RunOwner | None = None
+    """This process, recorded on the run so that a dead owner's run can be told and settled."""
 
     _run: RunRecord = attrs.field(init=False)
     """The run's own fields; its tasks live in `_tasks` (see `record`)."""
@@ -93,6 +96,7 @@ class RunActor:
             dag=self.dag.name,
             trigger=self.trigger,
             scheduled_time=self.scheduled_time,
+            owner=self.owner,
         )
         for task in self.dag.tasks:
             self._tasks[task.name] = TaskRecord(name=task.name)

@@ -33,6 +33,7 @@ def main() -> None:
     import trio
 
     from pit.actors.executor import Executor
+    from pit.actors.guard import RunGuard
     from pit.actors.orphans import adopt_orphans
     from pit.clock import SystemClock
 
@@ -40,11 +41,12 @@ def main() -> None:
 
     async def execute() -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(channel))
-        await Executor(channel=stream, clock=SystemClock()).run()
+        await Executor(channel=stream, clock=SystemClock(), guard=guard).run()
 
     adopt_orphans()  # a task's processes that leave its group are re-parented here
     gc.freeze()  # the imported modules live as long as the process (see cli/supervise.py)
-    trio.run(execute)
+    with RunGuard.start() as guard:  # ends the runs' tasks if pit serve and this both die
+        trio.run(execute)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from pit.actors.execute import StartedRun, execute_run
+from pit.actors.guard import RunGuard
 from pit.actors.orphans import adopt_orphans, end_escapees
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
@@ -31,7 +32,8 @@ def run_in_foreground(
     gc.freeze()
     adopt_orphans()  # a task's processes that leave its group are re-parented to pit
     try:
-        return trio.run(_run, request, secrets, make_view(stream_output=stream_output))
+        with RunGuard.start() as guard:  # ends the run's tasks if pit is killed
+            return trio.run(_run, request, secrets, make_view(stream_output=stream_output), guard)
     except BaseExceptionGroup as group:
         # A run that cannot start (RunError) arrives wrapped by the nurseries it crossed;
         # unwrap it so the user reads one line, not a traceback.
@@ -41,7 +43,9 @@ def run_in_foreground(
         raise error from None
 
 
-async def _run(request: RunRequest, secrets: Secrets | None, view: View) -> RunRecord:
+async def _run(
+    request: RunRequest, secrets: Secrets | None, view: View, guard: RunGuard
+) -> RunRecord:
     """Run with the view attached; the first SIGINT/SIGTERM stops gracefully, the second kills."""
     to_view, view_events = trio.open_memory_channel[RunEvent](_VIEW_BUFFER)
     output_send: trio.MemorySendChannel[TaskOutput] | None = None
@@ -63,6 +67,7 @@ async def _run(request: RunRequest, secrets: Secrets | None, view: View) -> RunR
                             secrets=secrets,
                             observers=(to_view,),
                             output=output_send,
+                            guard=guard,
                             task_status=task_status,
                         )
                     )

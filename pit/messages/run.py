@@ -42,6 +42,22 @@ class TaskRecord:
 
 
 @attrs.frozen(kw_only=True)
+class RunOwner:
+    """The process that executes a run: what tells a run still going from one whose pit died
+    (a pid alone is reused; with the boot and the process's start time it is not)."""
+
+    host: str
+    pid: int
+    boot_id: str
+    """/proc/sys/kernel/random/boot_id: a reboot ends every run of the machine."""
+    started: int
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
 class RunRecord:
     run_id: str
     dag: str
@@ -54,6 +70,8 @@ class RunRecord:
     ended_at: dt.datetime | None = None
     error: str | None = None
     tasks: tuple[TaskRecord, ...] = ()
+    owner: RunOwner | None = None
+    """The process executing the run; None in records written before owners were kept."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +85,7 @@ class RunRecord:
             "ended_at": _iso(self.ended_at),
             "error": self.error,
             "tasks": [task.to_json() for task in self.tasks],
+            "owner": self.owner.to_json() if self.owner else None,
         }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from pit.errors import RunError
-from pit.messages.run import RunRecord, RunRequest, TaskRecord
+from pit.messages.run import RunOwner, RunRecord, RunRequest, TaskRecord
 from pit.spec.states import RunState, TaskState
 from pit.store.files import write_atomically
 
@@ -187,6 +187,34 @@ def settle_abandoned(
             started_at=at,
             tasks=tuple(TaskRecord(name=task.name) for task in request.dag.tasks),
         )
+    settled = settle_record(record, error, at)
+    write_manifest(paths, settled)
+    return settled
+
+
+def settle_dead_owner(paths: RunPaths, error: str, at: dt.datetime) -> RunRecord | None:
+    """Settle the run.json of a run whose owner died, from what it says; None when it had
+    ended already. A run that died before its first write gets a record of its own."""
+    try:
+        record = read_manifest(paths.manifest)
+    except FileNotFoundError:
+        if not paths.root.is_dir():
+            return None
+        record = RunRecord(
+            run_id=paths.run_id, dag=dag_of(paths.run_id), trigger="unknown", started_at=at
+        )
+    except (OSError, ValueError, KeyError):
+        return None  # not a run.json of ours: leave it as it is
+    if record.state.terminal:
+        return None
+    settled = settle_record(record, error, at)
+    write_manifest(paths, settled)
+    return settled
+
+
+def settle_record(record: RunRecord, error: str, at: dt.datetime) -> RunRecord:
+    """`record` ended as failed with `error`: its running tasks failed, the ones not started
+    skipped, the others as they ended."""
     tasks = tuple(
         task
         if task.state.terminal
@@ -198,9 +226,12 @@ def settle_abandoned(
         )
         for task in record.tasks
     )
-    settled = attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)
-    write_manifest(paths, settled)
-    return settled
+    return attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)
+
+
+def dag_of(run_id: str) -> str:
+    """The DAG a run id names (`YYYYMMDD_HHMMSS.mmm_<dag>`)."""
+    return run_id.split("_", 2)[-1]
 
 
 def read_manifest(path: Path) -> RunRecord:
@@ -215,6 +246,7 @@ def read_manifest(path: Path) -> RunRecord:
         ended_at=_time(raw["ended_at"]),
         error=raw.get("error"),
         tasks=tuple(_task(t) for t in raw["tasks"]),
+        owner=_owner(raw.get("owner")),
     )
 
 
@@ -228,6 +260,18 @@ def _task(raw: dict[str, Any]) -> TaskRecord:
         ended_at=_time(raw["ended_at"]),
         error=raw["error"],
     )
+
+
+def _owner(raw: Any) -> RunOwner | None:
+    try:
+        return RunOwner(
+            host=str(raw["host"]),
+            pid=int(raw["pid"]),
+            boot_id=str(raw["boot_id"]),
+            started=int(raw["started"]),
+        )
+    except (TypeError, KeyError, ValueError):  # none (an older run.json), or not ours
+        return None
 
 
 def _time(text: str | None) -> dt.datetime | None:

@@ -1,0 +1,69 @@
+"""The parent's side of the run guard (`pit/cli/guard.py`): a small process that outlives pit
+only to clean up after it.
+
+If `pit run` or the executor of `pit serve` dies without warning (kill -9, a crash), nothing
+inside it can stop its tasks or finish its run.json. Its guard, started in a session of its own,
+learns of the death when the pipe only pit holds reaches its end, kills the processes of the
+runs still open and settles their run.json as failed, within a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from pit.actors.orphans import forget_child, register_child
+from pit.store.rundir import RunPaths
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "cli" / "guard.py"
+
+
+@attrs.define
+class RunGuard:
+    """Tells the guard which runs are open. Writes are a line to a pipe the guard is reading:
+    they never block in practice (the pipe holds 64 KiB)."""
+
+    process: subprocess.Popen[bytes]
+    pipe: int
+    """The write end; the guard reads the other. Not inherited by tasks (Python's default)."""
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls) -> Iterator[RunGuard]:
+        """Start the guard of this process; told `done` and waited for at the end."""
+        read_end, write_end = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_SCRIPT), str(os.getpid())],
+                stdin=read_end,
+                env={**os.environ, "PIT_GUARD_PATH": os.pathsep.join(sys.path)},
+                start_new_session=True,  # a signal to pit's process group must spare it
+            )
+        finally:
+            os.close(read_end)
+        register_child(process.pid)
+        guard = cls(process=process, pipe=write_end)
+        try:
+            yield guard
+        finally:
+            guard._say("done")
+            os.close(write_end)
+            process.wait()
+            forget_child(process.pid)
+
+    def opened(self, paths: RunPaths) -> None:
+        """A run starts: its tasks must not outlive this process."""
+        self._say(f"run {paths.root}")
+
+    def closed(self, paths: RunPaths) -> None:
+        self._say(f"end {paths.root}")
+
+    def _say(self, line: str) -> None:
+        with contextlib.suppress(OSError):  # a guard that died cannot guard; the run goes on
+            os.write(self.pipe, f"{line}\n".encode())

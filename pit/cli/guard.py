@@ -1,0 +1,80 @@
+"""The guard of a process that executes runs (`pit run`, the executor of `pit serve`).
+
+Started by `pit.actors.guard.RunGuard` in a session of its own, it reads lines from its stdin, a
+pipe whose other end only the guarded process holds:
+
+    run <run folder>    a run started
+    end <run folder>    it ended
+    done                the guarded process is ending cleanly
+
+End of input without `done` means the guarded process died (kill -9, a crash): the guard kills
+every process of the runs still open (by PIT_RUN_ID, which every task process inherits) and
+settles their run.json as failed. Until then it only waits on a read, and costs nothing.
+
+Deliberately light: the standard library only on the way in (`python -I -S`), so it starts in
+milliseconds; pit's own modules are imported only to settle, through PIT_GUARD_PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+_SWEEPS = 3
+"""Passes over /proc: a process forked while the previous pass ran is caught by the next."""
+
+
+def main() -> None:
+    owner_pid = int(sys.argv[1])
+    open_runs: dict[str, None] = {}
+    for line in sys.stdin.buffer:
+        command, _, argument = line.decode("utf-8", "replace").rstrip("\n").partition(" ")
+        if command == "run":
+            open_runs[argument] = None
+        elif command == "end":
+            open_runs.pop(argument, None)
+        elif command == "done":
+            return
+    if open_runs:
+        _clean_up(owner_pid, list(open_runs))
+
+
+def _clean_up(owner_pid: int, run_dirs: list[str]) -> None:
+    markers = {f"PIT_RUN_ID={os.path.basename(d)}".encode() for d in run_dirs}
+    for sweep in range(_SWEEPS):
+        _kill_marked(markers)
+        if sweep + 1 < _SWEEPS:
+            time.sleep(0.05)
+    sys.path[:0] = os.environ.get("PIT_GUARD_PATH", "").split(os.pathsep)
+    from pathlib import Path
+
+    from pit.clock import SystemClock
+    from pit.store.rundir import RunPaths, settle_dead_owner
+
+    at = SystemClock().now()
+    error = f"pit (pid {owner_pid}) died while the run was going; the guard stopped its tasks"
+    for run_dir in run_dirs:
+        try:
+            settle_dead_owner(RunPaths(root=Path(run_dir)), error, at)
+        except OSError as exc:
+            print(f"pit guard: cannot settle {run_dir}: {exc}", file=sys.stderr)
+
+
+def _kill_marked(markers: set[bytes]) -> None:
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if markers.isdisjoint(environ.read().split(b"\0")):
+                    continue
+            os.kill(int(name), signal.SIGKILL)
+        except OSError:  # gone meanwhile, or another user's
+            continue
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Who executes a run, and whether that process still lives.
+
+A run.json left `running` is either a run still going or a run whose pit died (kill -9, a
+crash, a reboot). The run's owner (host, pid, boot, the process's start time) tells which: a
+pid may be reused, a pid with the same start time in the same boot may not.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+
+from pit.messages.run import RunOwner
+
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+@functools.cache
+def this_process() -> RunOwner:
+    """The owner record of this process (read once: it does not change)."""
+    pid = os.getpid()
+    return RunOwner(host=socket.gethostname(), pid=pid, boot_id=_boot_id(), started=_started(pid))
+
+
+def owner_alive(owner: RunOwner) -> bool | None:
+    """True while the owner runs; False once it is gone; None when this machine cannot tell
+    (another host)."""
+    if owner.host != socket.gethostname():
+        return None
+    if owner.boot_id != _boot_id():
+        return False
+    return _started(owner.pid) == owner.started
+
+
+def describe_death(owner: RunOwner) -> str:
+    """What a run's error says when its owner died under it."""
+    return f"pit (pid {owner.pid} on {owner.host}) died while the run was going"
+
+
+def _boot_id() -> str:
+    try:
+        with open(_BOOT_ID, encoding="ascii") as boot:
+            return boot.read().strip()
+    except OSError:  # not Linux: the boot time stands in
+        return str(int(time.time() - time.monotonic()))
+
+
+def _started(pid: int) -> int:
+    """The process's start time in ticks since boot; -1 when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1
+    if fields[0] in (b"Z", b"X"):  # dead, not yet reaped
+        return -1
+    return int(fields[19])

@@ -15,6 +15,7 @@ import typer
 
 from pit.cli import executor
 from pit.cli.context import cli_context
+from pit.cli.signals import StopSignals
 from pit.errors import single_pit_error
 from pit.spec.load import load_secrets
 
@@ -77,13 +78,12 @@ def serve_command(
     async def forward(
         signals: AsyncIterator[int], inbox: trio.MemorySendChannel[SupervisorInbox]
     ) -> None:
-        stops = 0
+        stops = StopSignals()
         async for signum in signals:
             if signum == signal.SIGHUP:
                 await inbox.send(Reload())
-            else:
-                stops += 1
-                await inbox.send(Stop(now=stops > 1))
+            elif (count := stops.take(trio.current_time())) is not None:
+                await inbox.send(Stop(now=count > 1))
 
     try:
         trio.run(serve)

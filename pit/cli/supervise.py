@@ -13,6 +13,7 @@ import trio
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.guard import RunGuard
 from pit.actors.orphans import adopt_orphans, end_escapees
+from pit.cli.signals import StopSignals
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
 from pit.errors import single_pit_error
@@ -86,9 +87,11 @@ async def _forward_signals(
     signals: AsyncIterator[int], inbox: trio.MemorySendChannel[RunInbox], view: View
 ) -> None:
     async with inbox:
-        count = 0
+        stops = StopSignals()
         async for _ in signals:
-            count += 1
+            count = stops.take(trio.current_time())
+            if count is None:
+                continue  # the first stop, delivered twice
             view.notice(
                 "stopping: tasks get SIGTERM, then SIGKILL after the grace period "
                 "(Ctrl-C again to kill now)"

@@ -158,3 +158,24 @@ def test_a_second_ctrl_c_kills_a_task_that_ignores_sigterm(
     wait_until(lambda: not living(task_pids.all()), timeout=10, what="the task's processes to end")
     wait_until(lambda: not living_in_group(task_pids.task), timeout=10, what="its group to end")
     assert "killing" in run.stderr()
+
+
+def test_sigterm_delivered_twice_at_once_is_one_stop(
+    workspace, pit, task_pids, interrupt_me, wait_until
+):
+    """`kill -TERM -<pgid>` under `uv run` reaches pit twice within milliseconds: the grace
+    period must still hold."""
+    workspace.config('stop_grace = "30s"\n')
+    interrupt_me(ignore_sigterm=True)
+    run = pit.start("run", "interrupt_me")
+    wait_until(task_pids.written, what="the task to start its processes")
+
+    os.kill(run.pid, signal.SIGTERM)
+    os.kill(run.pid, signal.SIGTERM)
+
+    with pytest.raises(subprocess.TimeoutExpired):
+        run.wait(timeout=1.5)
+    assert living(task_pids.all()) == task_pids.all(), "the second SIGTERM killed the task"
+    assert "killing" not in run.stderr()
+    os.kill(run.pid, signal.SIGINT)  # a real second stop, well after the first
+    assert run.wait(timeout=20) == EXIT_INTERRUPTED

@@ -11,11 +11,10 @@ refuses new runs, lets active runs finish within `shutdown_grace` and then stops
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import zoneinfo
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
@@ -39,9 +38,14 @@ from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
 from pit.store.ledger import ledger_path
-from pit.store.rundir import RunPaths, claim_run_dir
+from pit.store.rundir import RunPaths, claim_run_dir, record_never_started
 
 log = logging.getLogger("pit.serve")
+
+DEFAULT_MAX_QUEUED_RUNS = 100
+
+WEB_SHUTDOWN = 5.0
+"""Seconds the webhook listener gets to close its connections once the last run has ended."""
 
 INBOX_SIZE = 256
 """Requests that may wait for the supervisor; beyond it a webhook is answered 503."""
@@ -84,6 +88,9 @@ class Supervisor:
     """Log every line of task output (`pit serve --verbose`)."""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     max_active_runs: int | None = None
+    max_queued_runs: int = DEFAULT_MAX_QUEUED_RUNS
+    """Accepted runs that may wait for their turn (overlap = "queue", max_active_runs); past
+    it a request is refused as busy (a webhook's 503 with Retry-After), never lost later."""
 
     _workspace: Workspace = attrs.field(init=False)
     _projects: dict[str, Project] = attrs.field(init=False, factory=dict)
@@ -98,6 +105,7 @@ class Supervisor:
     _executor: ExecutorProcess = attrs.field(init=False)
     _services: trio.Nursery = attrs.field(init=False)
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _grace_timer: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _web_port: int | None = attrs.field(init=False, default=None)
     stopping: bool = attrs.field(init=False, default=False)
 
@@ -130,7 +138,11 @@ class Supervisor:
                 async with inbox:
                     while not (self.stopping and not self._running()):
                         await self._handle(await inbox.receive())
-                services.cancel_scope.cancel()
+                # The runs are over: the listener shuts down (it answered 503 until now), the
+                # rest of the services are cancelled.
+                self._web_stop.set()
+                self._grace_timer.cancel()
+                services.cancel_scope.deadline = trio.current_time() + WEB_SHUTDOWN
             self._executor.close()
         log.info("stopped")
 
@@ -176,6 +188,13 @@ class Supervisor:
             return _rejected(
                 request, "overlap", f"a run of {dag.name} is active and another is waiting"
             )
+        must_wait = (occupied and dag.overlap == "queue") or self._capped_now()
+        if must_wait and self._queued() >= self.max_queued_runs:
+            return _rejected(
+                request,
+                "busy",
+                f"{self._queued()} runs are waiting already (max_queued_runs); try again later",
+            )
         try:
             paths = claim_run_dir(self._workspace.runs_dir, dag.name, self.clock.now())
         except RunError as exc:
@@ -187,9 +206,15 @@ class Supervisor:
             self._admit(request, paths)
         return RunAccepted(run_id=paths.run_id)
 
+    def _capped_now(self) -> bool:
+        return self.max_active_runs is not None and self._running() >= self.max_active_runs
+
+    def _queued(self) -> int:
+        return len(self._waiting) + len(self._capped)
+
     def _admit(self, request: RunRequested, paths: RunPaths) -> None:
         """Start the run now, or keep it in line while max_active_runs are running."""
-        if self.max_active_runs is not None and self._running() >= self.max_active_runs:
+        if self._capped_now():
             self._capped.append((request, paths))
             log.info(
                 "%s %s: waits for a slot (max_active_runs = %d)",
@@ -206,12 +231,8 @@ class Supervisor:
     def _launch(self, request: RunRequested, paths: RunPaths) -> None:
         project = self._projects.get(request.dag)
         if project is None or project.dag is None:  # removed by a reload while it waited
-            log.error(
-                "%s %s: not started: the DAG is gone from the workspace", request.dag, paths.run_id
-            )
-            _tell_ended(
-                request, RunEnded(run_id=paths.run_id, dag=request.dag, state=RunState.FAILED)
-            )
+            why = "the DAG was removed from the workspace before the run started"
+            self._services.start_soon(self._never_started, request, paths, why)
             return
         self._active.setdefault(request.dag, {})[paths.run_id] = _Active(
             request=request, paths=paths
@@ -245,15 +266,14 @@ class Supervisor:
 
     async def _stop(self, *, now: bool) -> None:
         if not self.stopping:
-            self.stopping = True
-            self._web_stop.set()
+            self.stopping = True  # the listener answers 503 from now on, until pit returns
             for _, scope in self._triggers.values():
                 scope.cancel()
             dropped = [*self._waiting.values(), *self._capped]
             self._waiting.clear()
             self._capped.clear()
             for request, paths in dropped:
-                log.info("%s %s: dropped, it had not started", request.dag, paths.run_id)
+                await self._never_started(request, paths, "pit serve stopped before it started")
             if self._running() and not now:
                 running = self._running()
                 log.info(
@@ -262,14 +282,34 @@ class Supervisor:
                     "run gets" if running == 1 else "runs get",
                     self.shutdown_grace,
                 )
-                self._services.start_soon(self._stop_runs_after_grace)
+                self._services.start_soon(self._stop_runs_after_grace, self._grace_timer)
         if now:
             self._cancel_runs(kill=True)
 
-    async def _stop_runs_after_grace(self) -> None:
-        await trio.sleep(self.shutdown_grace)
-        log.info("shutdown grace is over: stopping the active runs")
-        self._cancel_runs(kill=False)
+    async def _stop_runs_after_grace(self, timer: trio.CancelScope) -> None:
+        with timer:
+            await trio.sleep(self.shutdown_grace)
+            log.info("shutdown grace is over: stopping the active runs")
+            self._cancel_runs(kill=False)
+
+    async def _never_started(self, request: RunRequested, paths: RunPaths, why: str) -> None:
+        """An accepted run that will not start still ends with a truthful run.json."""
+        project = self._projects.get(request.dag)
+        tasks = tuple(t.name for t in project.dag.tasks) if project and project.dag else ()
+        log.info("%s %s: cancelled: %s", request.dag, paths.run_id, why)
+        with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
+            await trio.to_thread.run_sync(
+                record_never_started,
+                paths,
+                request.dag,
+                request.trigger,
+                tasks,
+                why,
+                self.clock.now(),
+            )
+        _tell_ended(
+            request, RunEnded(run_id=paths.run_id, dag=request.dag, state=RunState.CANCELLED)
+        )
 
     def _cancel_runs(self, *, kill: bool) -> None:
         for runs in self._active.values():
@@ -281,6 +321,9 @@ class Supervisor:
             workspace = load_workspace(self.root)
         except PitError as exc:  # a broken workspace must not stop the server
             log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        except Exception:  # a bug reading it: no input may stop the server either
+            log.exception("reload failed, keeping the running configuration")
             return
         if workspace.config_problems:
             for problem in workspace.config_problems:
@@ -332,32 +375,45 @@ class Supervisor:
         assert dag is not None
         scope = trio.CancelScope()
         self._triggers[dag.name] = (dag, scope)
-        if dag.schedule:
-            tz = local_zone() if dag.timezone is None else _zone(dag.timezone)
-            trigger = CronTrigger(
-                dag=dag.name,
-                schedule=dag.schedule,
-                tz=tz,
-                clock=self.clock,
-                supervisor=self._send.clone(),
-            )
-            self._services.start_soon(_in_scope, scope, trigger.run)
-        if dag.ftp_watch:
-            try:
-                target = self._ftp_target(dag)
-            except (ConnectorError, SecretNotFound) as exc:
-                log.error("%s: FTP watch not started: %s", dag.name, exc)
-                return
-            watch = FtpWatch(
-                dag=dag.name,
-                spec=dag.ftp_watch,
-                target=target,
-                ledger=ledger_path(self.root, dag.name),
-                staging=self.root / ".pit" / "ftp" / f"{dag.name}.staging",
-                clock=self.clock,
-                supervisor=self._send.clone(),
-            )
-            self._services.start_soon(_in_scope, scope, watch.run)
+        triggers = [t for t in (self._cron_trigger(dag), self._ftp_watch(dag)) if t is not None]
+        if triggers:
+            self._services.start_soon(_all_in_scope, scope, triggers)
+
+    def _cron_trigger(self, dag: DagSpec) -> Callable[[], Awaitable[None]] | None:
+        if not dag.schedule:
+            return None
+        try:
+            tz = local_zone() if dag.timezone is None else zoneinfo.ZoneInfo(dag.timezone)
+        except (ValueError, OSError) as exc:  # validation should have caught it: keep serving
+            log.error("%s: schedule not started: timezone %r: %s", dag.name, dag.timezone, exc)
+            return None
+        trigger = CronTrigger(
+            dag=dag.name,
+            schedule=dag.schedule,
+            tz=tz,
+            clock=self.clock,
+            supervisor=self._send.clone(),
+        )
+        return trigger.run
+
+    def _ftp_watch(self, dag: DagSpec) -> Callable[[], Awaitable[None]] | None:
+        if not dag.ftp_watch:
+            return None
+        try:
+            target = self._ftp_target(dag)
+        except (ConnectorError, SecretNotFound) as exc:
+            log.error("%s: FTP watch not started: %s", dag.name, exc)
+            return None
+        watch = FtpWatch(
+            dag=dag.name,
+            spec=dag.ftp_watch,
+            target=target,
+            ledger=ledger_path(self.root, dag.name),
+            staging=self.root / ".pit" / "ftp" / f"{dag.name}.staging",
+            clock=self.clock,
+            supervisor=self._send.clone(),
+        )
+        return watch.run
 
     def _ftp_target(self, dag: DagSpec) -> FtpTarget:
         spec = dag.ftp_watch
@@ -413,13 +469,14 @@ class Supervisor:
             return await reply.receive()
 
 
-async def _in_scope(scope: trio.CancelScope, function: Any) -> None:
+async def _all_in_scope(
+    scope: trio.CancelScope, triggers: list[Callable[[], Awaitable[None]]]
+) -> None:
+    """A DAG's triggers, cancelled together by its one scope (a reload of the DAG)."""
     with scope:
-        await function()
-
-
-def _zone(name: str) -> dt.tzinfo:
-    return zoneinfo.ZoneInfo(name)
+        async with trio.open_nursery() as nursery:
+            for trigger in triggers:
+                nursery.start_soon(trigger)
 
 
 def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:

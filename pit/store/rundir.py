@@ -192,6 +192,28 @@ def settle_abandoned(
     return settled
 
 
+def record_never_started(
+    paths: RunPaths,
+    dag: str,
+    trigger: str,
+    tasks: tuple[str, ...],
+    error: str,
+    at: dt.datetime,
+) -> None:
+    """run.json of an accepted run that will never start: cancelled, every task skipped."""
+    skipped = tuple(TaskRecord(name=name, state=TaskState.SKIPPED, error=error) for name in tasks)
+    record = RunRecord(
+        run_id=paths.run_id,
+        dag=dag,
+        trigger=trigger,
+        state=RunState.CANCELLED,
+        ended_at=at,
+        error=error,
+        tasks=skipped,
+    )
+    write_manifest(paths, record)
+
+
 def settle_dead_owner(paths: RunPaths, error: str, at: dt.datetime) -> RunRecord | None:
     """Settle the run.json of a run whose owner died, from what it says; None when it had
     ended already. A run that died before its first write gets a record of its own."""

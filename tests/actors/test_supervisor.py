@@ -28,6 +28,7 @@ from pit.clock import SystemClock
 from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.load import load_workspace
+from pit.spec.secrets import parse_secrets
 from pit.spec.states import RunState
 from tests.conftest import Workspace
 
@@ -116,13 +117,13 @@ async def serving(root: Path, **options: Any) -> AsyncIterator[Served]:
     pit_config.toml unless given); stopped at once afterwards if the test did not stop it."""
     config = load_workspace(root).config
     options = {
+        "secrets": None,
         "shutdown_grace": config.shutdown_grace,
         "max_active_runs": config.max_active_runs,
         **options,
     }
     supervisor = Supervisor(
         root=root,
-        secrets=None,
         clock=SystemClock(),
         env=os.environ,
         executor=executor.COMMAND,
@@ -425,6 +426,64 @@ async def test_stop_drops_a_queued_run_that_had_not_started(
 
     assert isinstance(queued.answer, RunAccepted)
     assert gate.started() == [first.run_id]
+    # Accepted, so it ends with a record: cancelled, saying why.
+    dropped = manifest(workspace, queued.run_id)
+    assert dropped["state"] == "cancelled"
+    assert dropped["error"] == "pit serve stopped before it started"
+    assert workspace.task_states(workspace.root / "runs" / queued.run_id) == {"wait": "skipped"}
+    assert (await queued.end()).state is RunState.CANCELLED
+
+
+async def test_the_wait_list_is_bounded_and_a_request_past_it_is_refused_busy(
+    workspace: Workspace, gate: Gate
+) -> None:
+    workspace.shell_project("etl", {"wait": gate.script()}, dag_keys='overlap = "allow"')
+    async with serving(workspace.root, max_active_runs=1, max_queued_runs=2) as served:
+        running = await served.ask("etl")
+        waiting = [await served.ask("etl"), await served.ask("etl")]
+        refused = await served.ask("etl")
+        gate.open()
+        ends = [await asked.end() for asked in (running, *waiting)]
+
+    assert rejected(refused, "busy")
+    assert isinstance(refused.answer, RunRejected)
+    assert "max_queued_runs" in refused.answer.message
+    assert [e.state for e in ends] == [RunState.SUCCESS] * 3
+
+
+async def test_a_dag_with_a_schedule_and_an_ftp_watch_is_served(workspace: Workspace) -> None:
+    """Both triggers of one DAG live under one cancel scope (it crashed pit serve at start)."""
+    workspace.shell_project(
+        "both",
+        {"work": ":\n"},
+        dag_keys='schedule = "0 6 * * *"\n'
+        "[dag.ftp_watch]\n"
+        'secret = "drop"\ndirectory = "/in"\npattern = "*.csv"\n',
+    )
+    secrets, problems = parse_secrets(
+        '[global]\ndrop = { host = "127.0.0.1", user = "u", password = "p", port = 9 }\n',
+        "secrets.toml",
+    )
+    assert problems == []
+    async with serving(workspace.root, secrets=secrets) as served:
+        await served.send(Reload())  # restarts nothing, but must not crash either
+        asked = await served.ask("both")
+        ended = await asked.end()
+
+    assert ended.state is RunState.SUCCESS
+
+
+async def test_reload_with_an_unloadable_timezone_keeps_serving(workspace: Workspace) -> None:
+    workspace.shell_project("etl", {"extract": ":\n"}, dag_keys='schedule = "0 6 * * *"')
+    async with serving(workspace.root) as served:
+        workspace.shell_project(
+            "etl", {"extract": ":\n"}, dag_keys='schedule = "0 6 * * *"\ntimezone = "Europe"'
+        )
+        await served.send(Reload())
+        asked = await served.ask("etl")
+        ended = await asked.end()
+
+    assert ended.state is RunState.SUCCESS
 
 
 # --- Reload ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import trio
 from pit.actors.cron import CronTrigger
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.ftpwatch import FtpWatch
+from pit.actors.reconcile import settle_dead_runs
 from pit.clock import Clock, local_zone
 from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target
 from pit.connectors.target import ConnectorError
@@ -118,6 +119,10 @@ class Supervisor:
         self._send = send
         self._workspace = load_workspace(self.root)
         self._adopt(self._workspace, first=True)
+        for record in await trio.to_thread.run_sync(
+            settle_dead_runs, self._workspace.runs_dir, self.clock.now()
+        ):
+            log.warning("%s: %s; recorded as failed", record.run_id, record.error)
         self._executor = ExecutorProcess(
             command=self.executor,
             setup=ExecutorSetup(

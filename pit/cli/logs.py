@@ -10,11 +10,13 @@ from typing import Annotated, BinaryIO
 
 import typer
 
+from pit.actors.reconcile import settle_if_owner_died
 from pit.cli.context import cli_context
+from pit.clock import SystemClock
 from pit.errors import LogsError
 from pit.messages.run import RunRecord
 from pit.spec.durations import format_duration
-from pit.store.rundir import RunPaths, list_runs, read_manifest
+from pit.store.rundir import RunPaths, list_run_folders, read_manifest
 
 _FOLLOW_POLL = 0.25
 
@@ -38,10 +40,17 @@ def logs_command(
     workspace = cli.workspace()
     runs_dir = workspace.runs_dir
     dag, _, task = target.partition("/")
-    runs = list_runs(runs_dir, dag)
+    if not dag or (not task and target.endswith("/")):
+        raise LogsError(f"'{target}' names no DAG and task; use `pit logs dag` or `dag/task`")
+    now = SystemClock().now()
+    folders = [
+        (p, r if r is None else settle_if_owner_died(p, r, now))
+        for p, r in list_run_folders(runs_dir, dag)
+    ]
     if list_runs_:
-        _print_list(runs, as_json)
+        _print_list(folders[::-1], as_json)  # newest first
         return
+    runs = [(p, r) for p, r in folders if r is not None]
     if not runs:
         raise LogsError(f"no runs of '{dag}' in {runs_dir}; start one with `pit run {dag}`")
     if run_id is None:
@@ -63,15 +72,24 @@ def logs_command(
         _print_logs(paths, record, chosen)
 
 
-def _print_list(runs: list[tuple[RunPaths, RunRecord]], as_json: bool) -> None:
+def _print_list(runs: list[tuple[RunPaths, RunRecord | None]], as_json: bool) -> None:
+    """The runs as given (newest first); a folder without a readable run.json is `unknown`."""
     if as_json:
-        print(json.dumps([record.to_json() for _, record in runs], indent=2))
+        print(
+            json.dumps(
+                [r.to_json() if r else {"run_id": p.run_id, "state": "unknown"} for p, r in runs],
+                indent=2,
+            )
+        )
         return
     if not runs:
         print("no runs")
         return
     print(f"{'run id':<40} {'state':<10} {'trigger':<8} {'started':<20} duration")
-    for _, record in runs:
+    for paths, record in runs:
+        if record is None:
+            print(f"{paths.run_id:<40} {'unknown':<10} {'-':<8} {'-':<20} -")
+            continue
         started = (
             f"{record.started_at.astimezone():%Y-%m-%d %H:%M:%S}" if record.started_at else "-"
         )
@@ -111,8 +129,10 @@ def _follow(paths: RunPaths, tasks: list[str]) -> None:
     """Print what each log gains, prefixed with its task when several, until the run has ended."""
     offsets = dict.fromkeys(tasks, 0)
     out = sys.stdout.buffer
+    clock = SystemClock()
     while True:
-        ended = read_manifest(paths.manifest).state.terminal
+        record = read_manifest(paths.manifest)
+        ended = settle_if_owner_died(paths, record, clock.now()).state.terminal
         for name in tasks:
             offsets[name] = _print_new(
                 paths.log(name), offsets[name], name if len(tasks) > 1 else None, out

@@ -35,6 +35,7 @@ def outputs_command(
         and (type_ is None or o.type == type_)
         and (location is None or fnmatch.fnmatchcase(o.location, location))
     ]
+    rows.sort(key=lambda row: (row["dag"], row["name"]))
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -302,18 +302,27 @@ def _time(text: str | None) -> dt.datetime | None:
 
 def list_runs(runs_dir: Path, dag: str | None = None) -> list[tuple[RunPaths, RunRecord]]:
     """Runs with a readable manifest, oldest first (run ids sort by start time)."""
+    return [(paths, record) for paths, record in list_run_folders(runs_dir, dag) if record]
+
+
+def list_run_folders(
+    runs_dir: Path, dag: str | None = None
+) -> list[tuple[RunPaths, RunRecord | None]]:
+    """Every run folder (of `dag`), oldest first, with its record; None for a folder whose
+    run.json is missing or unreadable (a run from before run.json, one that crashed at once)."""
     if not runs_dir.is_dir():
         return []
     suffix = f"_{dag}" if dag else ""
-    runs = []
+    runs: list[tuple[RunPaths, RunRecord | None]] = []
     for root in sorted(runs_dir.iterdir()):
-        if not root.name.endswith(suffix) or not (root / MANIFEST).is_file():
+        if not root.name.endswith(suffix) or not root.is_dir():
             continue
         try:
-            record = read_manifest(root / MANIFEST)
-        except (OSError, ValueError, KeyError):
-            continue  # a foreign or damaged folder is not a run
-        if dag is None or record.dag == dag:
+            record: RunRecord | None = read_manifest(root / MANIFEST)
+        except (OSError, ValueError, KeyError, TypeError):
+            record = None
+        named = record.dag if record is not None else dag_of(root.name)
+        if dag is None or named == dag:
             runs.append((RunPaths(root=root), record))
     return runs
 

@@ -67,13 +67,13 @@ def test_unknown_run_id_points_at_list(ran_twice):
     assert "--list" in line
 
 
-def test_list_shows_runs_oldest_first(ran_twice):
+def test_list_shows_runs_newest_first(ran_twice):
     pit, two_runs = ran_twice
     result = pit("logs", "etl", "--list")
 
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[1:]]
-    assert [row[0] for row in rows] == two_runs
+    assert [row[0] for row in rows] == two_runs[::-1]
     assert all(row[1] == "success" and row[2] == "manual" for row in rows)
 
 
@@ -83,9 +83,34 @@ def test_list_json_gives_the_run_records(ran_twice):
 
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout)
-    assert [r["run_id"] for r in records] == two_runs
+    assert [r["run_id"] for r in records] == two_runs[::-1]
     assert [r["state"] for r in records] == ["success", "success"]
     assert [t["name"] for t in records[0]["tasks"]] == ["extract", "load"]
+
+
+def test_a_run_folder_without_run_json_is_listed_as_unknown(workspace, pit):
+    workspace.shell_project("etl", SAY_RUN)
+    assert pit("run", "etl").returncode == 0
+    crashed = workspace.root / "runs" / "20000101_000000.000_etl"
+    crashed.mkdir()  # a run whose pit died before its first write, or from an older pit
+
+    listing = pit("logs", "etl", "--list", "--json")
+    table = pit("logs", "etl", "--list")
+    latest = pit("logs", "etl")
+
+    records = json.loads(listing.stdout)
+    assert records[-1] == {"run_id": crashed.name, "state": "unknown"}
+    assert records[0]["state"] == "success"
+    assert table.stdout.splitlines()[-1].split()[:2] == [crashed.name, "unknown"]
+    assert latest.returncode == 0, latest.stderr
+
+
+def test_a_target_with_an_empty_task_name_is_an_error(ran_twice):
+    pit, _ = ran_twice
+    result = pit("logs", "etl/")
+
+    assert result.returncode == 2
+    assert "names no DAG and task" in result.stderr
 
 
 def test_logs_of_a_dag_that_never_ran(workspace, pit):

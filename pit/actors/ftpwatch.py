@@ -25,7 +25,14 @@ from pit.messages.trigger import RunEnded, RunRequested, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRequestAnswer
 from pit.spec.dag import FtpWatchSpec
 from pit.spec.states import RunState
-from pit.store.ledger import LedgerEntry, read_ledger, write_ledger
+from pit.store.ledger import (
+    EntryState,
+    LedgerEntry,
+    recover_ledger,
+    settle_ledger,
+    write_ledger,
+)
+from pit.store.rundir import MANIFEST, read_manifest
 
 log = logging.getLogger("pit.serve")
 MAX_BACKOFF = 300.0
@@ -47,26 +54,54 @@ class FtpWatch:
     ledger: Path
     staging: Path
     """Where files are downloaded before their run copies them into its data/."""
+    runs_dir: Path
+    """Where the runs' run.json tell how runs the ledger still calls running ended."""
     clock: Clock
+    recover: bool = True
+    """Settle what the last pit left (at start); False when a reload restarts the watch while
+    runs it started may still be active or waiting."""
     supervisor: trio.MemorySendChannel[SupervisorInbox]
     _entries: dict[str, LedgerEntry] = attrs.field(init=False, factory=dict)
     _seen: dict[str, _Seen] = attrs.field(init=False, factory=dict)
     _runs: dict[str, tuple[list[RemoteFile], Path]] = attrs.field(init=False, factory=dict)
     """run id -> the files it was started with, and their staging folder."""
+    _to_archive: list[str] = attrs.field(init=False, factory=list)
+    """Files of runs that succeeded while no watch was there to archive them."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._entries = await trio.to_thread.run_sync(read_ledger, self.ledger)
+        if self.recover:
+            await trio.to_thread.run_sync(self._recover)
+        else:
+            self._entries, damage = await trio.to_thread.run_sync(recover_ledger, self.ledger)
+            if damage is not None:
+                log.error("%s: %s", self.dag, damage)
         ended_send, ended = trio.open_memory_channel[RunEnded](math.inf)
         task_status.started()
         async with self.supervisor, trio.open_nursery() as nursery:
             nursery.start_soon(self._on_ended, ended)
             await self._poll_forever(ended_send)
 
+    def _recover(self) -> None:
+        """Take over from the last watch: the ledger read (or rebuilt when damaged), runs it
+        left `running` settled from their run.json, staging folders of old runs removed."""
+        entries, damage = recover_ledger(self.ledger)
+        if damage is not None:
+            log.error("%s: %s", self.dag, damage)
+        running = {e.run_id for e in entries.values() if e.state == "running"}
+        outcomes = {run_id: _final_state(self.runs_dir / run_id) for run_id in running}
+        self._entries, self._to_archive = settle_ledger(entries, outcomes)
+        if running or damage is not None:
+            write_ledger(self.ledger, dict(self._entries))
+        shutil.rmtree(self.staging, ignore_errors=True)
+
     async def _poll_forever(self, ended: trio.MemorySendChannel[RunEnded]) -> None:
         backoff = self.spec.poll_interval
         while True:
             try:
                 async with await FtpClient.connect(self.target) as ftp:
+                    if self._to_archive:
+                        await self._archive(ftp, self._to_archive)
+                        self._to_archive = []
                     files = await ftp.list(self.spec.directory, self.spec.pattern)
                     stable = self._stable(files)
                     if stable:
@@ -134,13 +169,10 @@ class FtpWatch:
         async for run in ended:
             files, folder = self._runs.pop(run.run_id, ([], None))
             succeeded = run.state is RunState.SUCCESS
-            if succeeded and self.spec.archive_dir:
+            if succeeded:
                 try:
                     async with await FtpClient.connect(self.target) as ftp:
-                        for file in files:
-                            await ftp.move(
-                                file.path, posixpath.join(self.spec.archive_dir, file.name)
-                            )
+                        await self._archive(ftp, [file.path for file in files])
                 except ConnectorError as exc:
                     log.error(
                         "%s %s: archiving failed: %s (the ledger keeps the files from "
@@ -150,9 +182,29 @@ class FtpWatch:
                         exc,
                     )
             for file in files:
-                self._entries[file.path] = attrs.evolve(
-                    self._entries[file.path], state="done" if succeeded else "failed"
-                )
+                if succeeded:
+                    state: EntryState = "done"
+                elif run.state is RunState.FAILED:
+                    state = "failed"
+                else:  # cancelled, never finished: its files run again
+                    self._entries.pop(file.path, None)
+                    continue
+                self._entries[file.path] = attrs.evolve(self._entries[file.path], state=state)
             await trio.to_thread.run_sync(write_ledger, self.ledger, dict(self._entries))
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    async def _archive(self, ftp: FtpClient, paths: list[str]) -> None:
+        if self.spec.archive_dir:
+            for path in paths:
+                name = posixpath.basename(path)
+                await ftp.move(path, posixpath.join(self.spec.archive_dir, name))
+
+
+def _final_state(run_dir: Path) -> RunState | None:
+    """How the run in `run_dir` ended; None when it did not (or left no readable record)."""
+    try:
+        state = read_manifest(run_dir / MANIFEST).state
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if state.terminal else None

@@ -136,7 +136,7 @@ class Supervisor:
             async with trio.open_nursery() as services:
                 self._services = services
                 for project in self._projects.values():
-                    await self._start_triggers(project)
+                    await self._start_triggers(project, first=True)
                 await self._start_web_if_needed()
                 task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
                 log.info("serving %d DAGs from %s", len(self._projects), self.root)
@@ -368,19 +368,22 @@ class Supervisor:
                 self._triggers.pop(name)[1].cancel()
         for project in self._projects.values():
             if project.dag is not None and project.dag.name not in self._triggers:
-                await self._start_triggers(project)
+                await self._start_triggers(project, first=False)
         try:
             await self._start_web_if_needed()
         except PitError as exc:  # e.g. the port is taken now: the rest keeps serving
             log.error("webhook listener not started: %s", exc)
         log.info("reloaded: %d DAGs", len(self._projects))
 
-    async def _start_triggers(self, project: Project) -> None:
+    async def _start_triggers(self, project: Project, *, first: bool) -> None:
+        """The DAG's triggers; `first` at start-up, when an FTP watch settles what the last
+        pit left."""
         dag = project.dag
         assert dag is not None
         scope = trio.CancelScope()
         self._triggers[dag.name] = (dag, scope)
-        triggers = [t for t in (self._cron_trigger(dag), self._ftp_watch(dag)) if t is not None]
+        watch = self._ftp_watch(dag, recover=first)
+        triggers = [t for t in (self._cron_trigger(dag), watch) if t is not None]
         if triggers:
             self._services.start_soon(_all_in_scope, scope, triggers)
 
@@ -401,7 +404,7 @@ class Supervisor:
         )
         return trigger.run
 
-    def _ftp_watch(self, dag: DagSpec) -> Callable[[], Awaitable[None]] | None:
+    def _ftp_watch(self, dag: DagSpec, *, recover: bool) -> Callable[[], Awaitable[None]] | None:
         if not dag.ftp_watch:
             return None
         try:
@@ -415,7 +418,9 @@ class Supervisor:
             target=target,
             ledger=ledger_path(self.root, dag.name),
             staging=self.root / ".pit" / "ftp" / f"{dag.name}.staging",
+            runs_dir=self._workspace.runs_dir,
             clock=self.clock,
+            recover=recover,
             supervisor=self._send.clone(),
         )
         return watch.run

@@ -127,3 +127,98 @@ async def test_a_failed_file_is_not_retried_until_it_changes_even_after_a_restar
         (home / "incoming" / "sales_1.csv").write_text("a,1\nfixed\n")  # it changes: run again
         await serve_for(root, server, 1.5)
     assert [r["state"] for r in runs(root)] == ["failed", "failed"]
+
+
+async def serve_and_stop_early(root: Path, server: FtpServer, seconds: float) -> None:
+    """pit serve stopped while its run is going, with too little grace for it to finish."""
+    supervisor = Supervisor(
+        root=root,
+        secrets=secrets_for(server),
+        clock=SystemClock(),
+        env=os.environ,
+        executor=executor.COMMAND,
+        shutdown_grace=0.1,
+    )
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(supervisor.run)
+        await trio.sleep(seconds)
+        await handle.inbox.send(Stop())
+
+
+async def test_files_of_a_run_cut_short_by_a_stop_run_again_after_a_restart(
+    tmp_path: Path, home: Path
+) -> None:
+    root = tmp_path / "ws"
+    marker = tmp_path / "second-time"
+    # The first run sleeps past the shutdown grace; the second (after the restart) succeeds.
+    script = f"[ -e {marker} ] && exit 0\ntouch {marker}\nsleep 300\n"
+    with serve_ftp(home) as server:
+        make_workspace(root, server, script)
+        await serve_and_stop_early(root, server, 1.5)
+        assert [r["state"] for r in runs(root)] == ["cancelled"]
+        await serve_for(root, server, 2.0)
+
+    assert [r["state"] for r in runs(root)] == ["cancelled", "success"]
+    assert sorted(p.name for p in (home / "archive").iterdir()) == ["sales_1.csv", "sales_2.csv"]
+    assert {e.state for e in read_ledger(ledger_path(root, "drop")).values()} == {"done"}
+    assert not (root / ".pit" / "ftp" / "drop.staging").exists() or not any(
+        (root / ".pit" / "ftp" / "drop.staging").iterdir()
+    )
+
+
+async def test_a_run_that_succeeded_unseen_is_archived_at_the_next_start(
+    tmp_path: Path, home: Path
+) -> None:
+    """The watch was stopped before its run ended; the run succeeded: the restart archives its
+    files instead of leaving them in /incoming for ever."""
+    root = tmp_path / "ws"
+    run_id = "20261202_120000.000_drop"
+    (root / "runs" / run_id).mkdir(parents=True)
+    (root / "runs" / run_id / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "dag": "drop",
+                "trigger": "ftp",
+                "state": "success",
+                "started_at": None,
+                "ended_at": None,
+                "tasks": [],
+            }
+        )
+    )
+    with serve_ftp(home) as server:
+        make_workspace(root, server, "exit 3\n")  # would fail, were the files run again
+        ledger = ledger_path(root, "drop")
+        ledger.parent.mkdir(parents=True)
+        entries = {}
+        for name in ("sales_1.csv", "sales_2.csv"):
+            stat = (home / "incoming" / name).stat()
+            entries[f"/incoming/{name}"] = {
+                "size": stat.st_size,
+                "modified": None,
+                "state": "running",
+                "run_id": run_id,
+            }
+        ledger.write_text(json.dumps(entries))
+        await serve_for(root, server, 1.0)
+
+    assert sorted(p.name for p in (home / "archive").iterdir()) == ["sales_1.csv", "sales_2.csv"]
+    assert len(runs(root)) == 1  # no new run
+
+
+async def test_a_damaged_ledger_is_reported_set_aside_and_rebuilt(
+    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "ws"
+    with serve_ftp(home) as server:
+        make_workspace(root, server, "exit 0\n")
+        ledger = ledger_path(root, "drop")
+        ledger.parent.mkdir(parents=True)
+        ledger.write_text('{"/incoming/sales_1.csv": {"size": "x"')
+        await serve_for(root, server, 2.0)
+
+    assert "FTP ledger was unreadable" in caplog.text
+    assert (ledger.parent / "drop.json.damaged").is_file()
+    assert [r["state"] for r in runs(root)] == ["success"]
+    assert {e.state for e in read_ledger(ledger).values()} == {"done"}

@@ -82,6 +82,8 @@ def build_validate_workspace(workspace: Path, projects: int) -> None:
             timeout="30m",
             max_active_tasks=2,
         )
+        with (workspace / "projects" / dag / "pit.toml").open("a") as pit_toml:
+            pit_toml.write('\n[dag.sql]\nconnection = "warehouse"\n')  # SQL tasks need one
 
 
 def build_run_workspace(workspace: Path) -> None:

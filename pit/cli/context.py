@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import attrs
@@ -19,12 +20,17 @@ class CliContext:
     secrets: Path | None
 
     def workspace(self, *, config_must_be_valid: bool = True) -> Workspace:
-        """The workspace; unless told otherwise, a broken `pit_config.toml` stops the command,
-        since running with a misspelt setting silently ignored (`runs_dri`) misleads."""
-        workspace = load_workspace(self.root)
+        """The workspace. Unless told otherwise (`pit validate`, which reports everything and
+        reads unknown keys strictly), an error in `pit_config.toml` stops the command and its
+        warnings go to stderr: an unknown key (a newer pit's setting, or a typo) is one of them,
+        so `pit run` and `pit serve` go on with the settings they know."""
+        workspace = load_workspace(self.root, strict=not config_must_be_valid)
         if config_must_be_valid and workspace.config_problems:
             listing = "\n".join(f"  {p}" for p in workspace.config_problems)
             raise WorkspaceError(f"{CONFIG_FILE} has problems (see `pit validate`):\n{listing}")
+        if config_must_be_valid:
+            for warning in workspace.config_warnings:
+                print(f"pit: {warning}", file=sys.stderr)
         return workspace
 
     def secrets_path(self, workspace: Workspace, flag: Path | None = None) -> Path | None:

@@ -54,11 +54,18 @@ def run_command(
 
 
 def _request(workspace: Workspace, target: str) -> RunRequest:
-    dag_name, _, task_name = target.partition("/")
+    dag_name, slash, task_name = target.partition("/")
+    if not dag_name or (slash and not task_name):
+        raise WorkspaceError(
+            f"'{target}' names no {'task' if dag_name else 'DAG'}: write `pit run <dag>` "
+            "for the whole DAG, or `pit run <dag>/<task>` for one task"
+        )
     project = workspace.find(dag_name)
     if project.problems or project.dag is None:
         listing = "\n".join(f"  {p}" for p in project.problems)
         raise WorkspaceError(f"DAG '{dag_name}' has configuration errors:\n{listing}")
+    for warning in project.warnings:
+        print(f"pit: {warning}", file=sys.stderr)
     dag = project.dag
     if dag.git_backed:
         raise WorkspaceError(

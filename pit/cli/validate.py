@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from pit.cli.context import cli_context
-from pit.spec.load import load_secrets
+from pit.spec.load import PROJECTS_DIR, load_secrets
+from pit.spec.problems import Problem, plural
 from pit.spec.validate import validate_secret_names
+from pit.spec.workspace import CONFIG_FILE
 
 
 def register(app: typer.Typer) -> None:
@@ -20,11 +22,14 @@ def validate_command(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print problems as a JSON list.")] = False,
 ) -> None:
-    """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong."""
+    """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong
+    (warnings alone do not fail), 2 if there is no workspace to validate."""
     cli = cli_context(ctx)
     workspace = cli.workspace(config_must_be_valid=False)
     secrets_path = cli.secrets_path(workspace)
-    by_project = {project.folder: list(project.problems) for project in workspace.projects}
+    by_project = {
+        project.folder: [*project.problems, *project.warnings] for project in workspace.projects
+    }
     if secrets_path is not None:
         secrets = load_secrets(secrets_path)
         for project in workspace.projects:
@@ -32,21 +37,36 @@ def validate_command(
                 by_project[project.folder] += validate_secret_names(
                     project.dag, project.file, secrets
                 )
-    problems = [*workspace.config_problems, *(p for ps in by_project.values() for p in ps)]
+    config = [*workspace.config_problems, *workspace.config_warnings]
+    found = [*config, *(p for ps in by_project.values() for p in ps)]
+    errors = [p for p in found if p.is_error]
     if as_json:
-        print(json.dumps([p.to_json() for p in problems], indent=2))
+        print(json.dumps([p.to_json() for p in found], indent=2))
     else:
-        if workspace.config_problems:
-            _print_group("pit_config.toml", [str(p) for p in workspace.config_problems])
-        for folder, found in by_project.items():
-            if found:
-                _print_group(folder, [str(p) for p in found])
-        valid = sum(1 for found in by_project.values() if not found)
-        print(f"{valid} of {len(workspace.projects)} projects valid, {len(problems)} problems")
-    raise typer.Exit(1 if problems else 0)
+        if config:
+            _print_group(CONFIG_FILE, config)
+        for folder, problems in by_project.items():
+            if problems:
+                _print_group(folder, problems)
+        print(_summary(len(workspace.projects), by_project, errors, len(found) - len(errors)))
+    if not workspace.projects:
+        if as_json:
+            typer.echo(f"pit: no projects found in {PROJECTS_DIR}/", err=True)
+        raise typer.Exit(1)
+    raise typer.Exit(1 if errors else 0)
 
 
-def _print_group(title: str, lines: list[str]) -> None:
+def _summary(
+    projects: int, by_project: dict[str, list[Problem]], errors: list[Problem], warnings: int
+) -> str:
+    if not projects:
+        return f"no projects found in {PROJECTS_DIR}/ (create one with `pit init <name>`)"
+    valid = sum(1 for found in by_project.values() if not any(p.is_error for p in found))
+    line = f"{valid} of {plural(projects, 'project')} valid, {plural(len(errors), 'problem')}"
+    return f"{line}, {plural(warnings, 'warning')}" if warnings else line
+
+
+def _print_group(title: str, problems: list[Problem]) -> None:
     print(f"{title}:")
-    for line in lines:
-        print(f"  - {line}")
+    for problem in problems:
+        print(f"  - {problem}")

@@ -10,28 +10,70 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
+from pit.spec.problems import plural, shown
+
+_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+)
+_SOME_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
 
 def cron_problem(expr: str) -> str | None:
-    """Why `expr` is not a valid 5-field cron expression, or None if it is."""
+    """Why `expr` is not a valid 5-field cron expression, or None if it is. Says which field is
+    wrong (`minute field '61' out of range 0-59`), and catches dates that never come (Feb 30)."""
     fields = expr.split()
     if len(fields) != 5:
         return (
-            f"'{expr}' has {len(fields)} fields; cron needs 5 "
+            f"{shown(expr)} has {plural(len(fields), 'field')}; cron needs 5 "
             "(minute hour day-of-month month day-of-week)"
         )
+    for text, (field, low, high) in zip(fields, _FIELDS, strict=True):
+        if reason := _field_problem(text, field, low, high):
+            return f"{shown(expr)}: {reason}"
     from croniter import croniter  # lazy: croniter pulls in dateutil (~100 ms of start-up)
 
-    if not croniter.is_valid(expr):
-        return f"'{expr}' is not a valid cron expression"
+    try:
+        valid = croniter.is_valid(expr)
+    except Exception:  # a third-party parser: any failure means "not valid"
+        valid = False
+    if not valid:
+        return f"{shown(expr)} is not a valid cron expression"
+    try:
+        next_fire(expr, _SOME_TIME, dt.UTC)
+    except Exception:  # croniter gives up on a date that never comes
+        return f"{shown(expr)} never fires (no such date)"
+    return None
+
+
+def _field_problem(text: str, field: str, low: int, high: int) -> str | None:
+    """The first number of one field outside `low..high`, or a step that is not 1 or more."""
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if step and not (step.isascii() and step.isdigit() and len(step) <= 4 and int(step) >= 1):
+            return f"{field} field {shown(item)}: the step must be a number of 1 or more"
+        for number in base.split("-"):
+            # Four digits at most before int(): a 5,000-digit number must not reach int().
+            if (
+                number.isascii()
+                and number.isdigit()
+                and not (len(number) <= 4 and low <= int(number) <= high)
+            ):
+                return f"{field} field {shown(number)} out of range {low}-{high}"
     return None
 
 
 def timezone_problem(name: str) -> str | None:
-    """Why `name` is not an IANA time zone, or None if it is."""
+    """Why `name` is not a time zone zoneinfo can load, or None if it is."""
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return f"'{name}' is not a time zone (use an IANA name such as 'Europe/Berlin' or 'UTC')"
+    except (ValueError, OSError, LookupError, ImportError):
+        # Not found (a KeyError), a folder such as 'Europe' (IsADirectoryError), a name too long
+        # for the file system (OSError), a malformed key or file (ValueError).
+        return f"{shown(name)} is not a time zone"
     return None
 
 

@@ -7,17 +7,32 @@ Rules that need more than one key (graph checks, script files, names across proj
 from __future__ import annotations
 
 import enum
-import tomllib
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from pit.spec import limits
 from pit.spec.cron import timezone_problem
-from pit.spec.problems import Problem
+from pit.spec.problems import Problem, shown
 from pit.spec.reader import TableReader
+from pit.spec.tables import (
+    DbtSpec,
+    RequireSpec,
+    SqlSpec,
+    WebhookSpec,
+    read_dbt,
+    read_ftp_watch,
+    read_requires,
+    read_sql,
+    read_webhook,
+)
+from pit.spec.tables import FtpWatchSpec as FtpWatchSpec  # re-exported for the FTP watch actor
+from pit.spec.toml import parse_toml as parse_toml  # re-exported: secrets and workspace use it
 
 OVERLAP_POLICIES = ("skip", "queue", "allow")
+OVERLAP_SPELLINGS = {"wait": "queue"}
+"""The original Pit's names for our policies, mapped once, here."""
 TASK_TYPES = ("script", "save", "load")
 LOAD_MODES = ("append", "truncate_and_load", "create_or_replace")
 ARTIFACTS = ("logs", "project", "data")
@@ -83,8 +98,12 @@ class TaskSpec:
     schema: str | None = None
 
     def retry_wait(self, retry: int) -> float:
-        """Seconds to wait before retry number `retry` (1 for the first retry)."""
-        return self.retry_delay * self.retry_backoff ** (retry - 1)
+        """Seconds to wait before retry number `retry` (1 for the first retry), at most
+        `limits.MAX_DURATION`: a backoff of 10 over 100 retries must not wait for ever."""
+        if self.retry_delay <= 0:
+            return 0.0
+        exponent = min(retry - 1, 400)  # 10.0 ** 400 would overflow; 7 days is long before
+        return min(self.retry_delay * self.retry_backoff**exponent, limits.MAX_DURATION)
 
 
 @attrs.frozen(kw_only=True)
@@ -94,48 +113,6 @@ class OutputSpec:
     location: str
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     """Further fields (e.g. `recipients`) kept as written, for tools that read them."""
-
-
-@attrs.frozen(kw_only=True)
-class SqlSpec:
-    connection: str | None = None
-    """Name of the secret holding the connection string."""
-
-
-@attrs.frozen(kw_only=True)
-class DbtSpec:
-    version: str
-    adapter: str
-    connection: str
-    extra_deps: tuple[str, ...] = ()
-    project_dir: str | None = None
-    profile: str | None = None
-    """Profile name in the generated profiles.yml; the DAG name when not set."""
-    target: str = "prod"
-
-
-@attrs.frozen(kw_only=True)
-class FtpWatchSpec:
-    directory: str
-    pattern: str = "*"
-    secret: str | None = None
-    """Structured secret with host, user, password (and optional port, tls)."""
-    host: str | None = None
-    """Legacy form: host, user and password_secret given one by one."""
-    user: str | None = None
-    password_secret: str | None = None
-    port: int | None = None
-    """None: the secret's port, else 21."""
-    tls: bool | None = None
-    """None: the secret's tls, else plain FTP."""
-    archive_dir: str | None = None
-    poll_interval: float = 30.0
-    stable_seconds: int = 30
-
-
-@attrs.frozen(kw_only=True)
-class WebhookSpec:
-    token_secret: str
 
 
 @attrs.frozen(kw_only=True)
@@ -156,6 +133,8 @@ class DagSpec:
     dbt: DbtSpec | None = None
     ftp_watch: FtpWatchSpec | None = None
     webhook: WebhookSpec | None = None
+    requires: tuple[RequireSpec, ...] = ()
+    """Accepted and type-checked; not enforced yet (a warning says so)."""
     outputs: tuple[OutputSpec, ...] = ()
 
     @property
@@ -169,24 +148,42 @@ class DagSpec:
         raise KeyError(name)
 
 
-def parse_toml(text: str, file: str) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Decode TOML, turning a syntax error into a problem that names the line and column."""
-    try:
-        return tomllib.loads(text), []
-    except tomllib.TOMLDecodeError as exc:
-        return None, [
-            Problem(file=file, message=f"not valid TOML: {exc}", fix="fix the syntax there")
-        ]
-    except RecursionError:
-        return None, [Problem(file=file, message="not valid TOML: nested too deeply")]
+@attrs.frozen(kw_only=True)
+class DagDraft:
+    """A `pit.toml` as far as it could be read, so that the rules across keys (cycles, missing
+    dependencies, duplicate names) report in the same pass as a task that did not parse."""
+
+    spec: DagSpec
+    """The DAG built from the parts that parsed; its name is "" when it had none."""
+    positions: tuple[int, ...]
+    """The place of each of `spec.tasks` in `[[tasks]]`, so problems name the right `tasks[i]`."""
+    written_names: frozenset[str]
+    """Every task name written, also of tasks that did not parse: not "unknown" to depends_on."""
+    complete: bool
+    """Whether every part parsed: only a complete DAG may run."""
+
+    @classmethod
+    def of(cls, spec: DagSpec) -> DagDraft:
+        return cls(
+            spec=spec,
+            positions=tuple(range(len(spec.tasks))),
+            written_names=frozenset(t.name for t in spec.tasks),
+            complete=True,
+        )
 
 
-def parse_dag(text: str, file: str) -> tuple[DagSpec | None, list[Problem]]:
-    """Parse a `pit.toml` into the spec and every problem found.
+def parse_dag(text: str | bytes, file: str) -> tuple[DagSpec | None, list[Problem]]:
+    """Parse a `pit.toml` into the spec and every problem found (warnings included).
 
-    The spec is None only when it cannot be built at all (no name, a broken task); otherwise it is
-    returned alongside the problems so that graph checks can still report theirs in the same pass.
+    The spec is None when any part of the file could not be read (no name, a broken task); it
+    is returned alongside key problems otherwise. `read_dag` gives the partial DAG too.
     """
+    draft, problems = read_dag(text, file)
+    return (draft.spec if draft is not None and draft.complete else None), problems
+
+
+def read_dag(text: str | bytes, file: str) -> tuple[DagDraft | None, list[Problem]]:
+    """The DAG as far as it parsed, and every problem; None only for a file that is not TOML."""
     raw, problems = parse_toml(text, file)
     if raw is None:
         return None, problems
@@ -205,9 +202,14 @@ def parse_dag(text: str, file: str) -> tuple[DagSpec | None, list[Problem]]:
                     fix='add [dag] with name = "..."',
                 )
             )
-        return None, problems
-    dag = _read_dag(
-        dag_table, [_read_task(t) for t in task_tables], [_read_output(t) for t in output_tables]
+        dag_table = TableReader(file, "dag", {}, [])  # its problems are said above
+    fields = _read_dag(dag_table)
+    tasks = [_read_task(t) for t in task_tables]
+    outputs = [_read_output(t) for t in output_tables]
+    dag = DagSpec(
+        **fields,
+        tasks=tuple(t for t in tasks if t is not None),
+        outputs=tuple(o for o in outputs if o is not None),
     )
     if not task_tables:
         problems.append(
@@ -218,29 +220,44 @@ def parse_dag(text: str, file: str) -> tuple[DagSpec | None, list[Problem]]:
                 fix="add at least one [[tasks]] table",
             )
         )
-    return dag, problems
+    written = (t.raw.get("name") for t in task_tables)
+    draft = DagDraft(
+        spec=dag,
+        positions=tuple(i for i, t in enumerate(tasks) if t is not None),
+        written_names=frozenset(n for n in written if isinstance(n, str)),
+        complete=bool(dag.name)
+        and top.has("dag")
+        and None not in tasks
+        and None not in outputs
+        and _all_read(top, "tasks", task_tables)
+        and _all_read(top, "outputs", output_tables),
+    )
+    return draft, problems
 
 
-def _read_dag(
-    r: TableReader, tasks: list[TaskSpec | None], outputs: list[OutputSpec | None]
-) -> DagSpec | None:
-    name = r.string("name", required=True)
+def _read_dag(r: TableReader) -> dict[str, Any]:
+    """The fields of `[dag]` for `DagSpec`; the name is "" when it has none."""
+    name = r.name("name")
     schedule = r.string("schedule")
-    timezone = r.string("timezone")
+    timezone = r.path_string("timezone")
     if timezone is not None and (reason := timezone_problem(timezone)):
-        r.problem("timezone", reason)
+        r.problem("timezone", reason, "use an IANA name such as 'Europe/Berlin' or 'UTC'")
     overlap = r.string("overlap")
-    if overlap is None:
-        overlap = "skip"
-    elif overlap not in OVERLAP_POLICIES:
+    overlap = OVERLAP_SPELLINGS.get(overlap, overlap) if overlap is not None else "skip"
+    if overlap not in OVERLAP_POLICIES:
         r.problem(
             "overlap",
-            f"'{overlap}' is not an overlap policy",
+            f"{shown(overlap)} is not an overlap policy",
             f"use one of {', '.join(OVERLAP_POLICIES)}",
         )
-    timeout = r.duration("timeout")
+    timeout = r.duration("timeout", positive=True)
     keep = read_artifacts(r)
-    max_active = r.integer("max_active_tasks", default=DEFAULT_MAX_ACTIVE_TASKS, minimum=1)
+    max_active = r.integer(
+        "max_active_tasks",
+        default=DEFAULT_MAX_ACTIVE_TASKS,
+        minimum=1,
+        maximum=limits.MAX_ACTIVE,
+    )
     git_url, git_ref = r.string("git_url"), r.string("git_ref")
     if (git_url is None) != (git_ref is None):
         missing = "git_ref" if git_ref is None else "git_url"
@@ -249,30 +266,34 @@ def _read_dag(
             "git_url and git_ref must be set together",
             f"add {missing}, or remove the other",
         )
-    sql = _read_sql(sub) if (sub := r.table("sql")) else None
-    dbt = _read_dbt(sub, git_backed=git_url is not None) if (sub := r.table("dbt")) else None
-    ftp = _read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
-    webhook = _read_webhook(sub) if (sub := r.table("webhook")) else None
+    sql = read_sql(sub) if (sub := r.table("sql")) else None
+    dbt = read_dbt(sub, git_backed=git_url is not None) if (sub := r.table("dbt")) else None
+    ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
+    webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
+    requires = read_requires(r)
     r.finish()
-    if name is None or any(t is None for t in tasks) or any(o is None for o in outputs):
-        return None
-    return DagSpec(
-        name=name,
-        tasks=tuple(t for t in tasks if t),
-        schedule=schedule,
-        timezone=timezone,
-        overlap=overlap,
-        timeout=timeout,
-        keep_artifacts=keep,
-        max_active_tasks=max_active,
-        git_url=git_url,
-        git_ref=git_ref,
-        sql=sql,
-        dbt=dbt,
-        ftp_watch=ftp,
-        webhook=webhook,
-        outputs=tuple(o for o in outputs if o),
-    )
+    return {
+        "name": name or "",
+        "schedule": schedule,
+        "timezone": timezone,
+        "overlap": overlap,
+        "timeout": timeout,
+        "keep_artifacts": keep,
+        "max_active_tasks": max_active,
+        "git_url": git_url,
+        "git_ref": git_ref,
+        "sql": sql,
+        "dbt": dbt,
+        "ftp_watch": ftp,
+        "webhook": webhook,
+        "requires": requires,
+    }
+
+
+def _all_read(top: TableReader, key: str, tables: list[TableReader]) -> bool:
+    """Whether every entry of the array of tables `key` was a table (or there is no `key`)."""
+    written = top.raw.get(key, [])
+    return isinstance(written, list) and len(written) == len(tables)
 
 
 def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
@@ -282,28 +303,30 @@ def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
         if value not in ARTIFACTS:
             r.problem(
                 "keep_artifacts",
-                f"'{value}' is not a run artifact",
+                f"{shown(value)} is not a run artifact",
                 f"use any of {', '.join(ARTIFACTS)}",
             )
     return keep
 
 
 def _read_task(r: TableReader) -> TaskSpec | None:
-    name = r.string("name", required=True)
+    name = r.name("name")
     type_ = r.string("type") or "script"
     if type_ not in TASK_TYPES:
-        r.problem("type", f"'{type_}' is not a task type", f"use one of {', '.join(TASK_TYPES)}")
+        r.problem(
+            "type", f"{shown(type_)} is not a task type", f"use one of {', '.join(TASK_TYPES)}"
+        )
         type_ = "script"
     # A load task needs no script: it moves a Parquet file into a table.
-    script = r.string("script", required=type_ != "load")
+    script = r.path_string("script", required=type_ != "load")
     if script is None and type_ == "load" and not r.has("script"):
         script = ""
     runner_text = r.string("runner")
     depends_on = r.strings("depends_on") or ()
-    timeout = r.duration("timeout")
-    retries = r.integer("retries", default=0)
+    timeout = r.duration("timeout", positive=True)
+    retries = r.integer("retries", default=0, maximum=limits.MAX_RETRIES)
     retry_delay = r.duration("retry_delay") or 0.0
-    retry_backoff = r.number("retry_backoff", default=1.0, minimum=1.0)
+    retry_backoff = r.number("retry_backoff", default=1.0, minimum=1.0, maximum=limits.MAX_BACKOFF)
     sql = _read_sql_fields(r, type_)
     r.finish()
     if name is None or script is None:
@@ -317,13 +340,13 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         if runner_text is not None:
             r.problem(
                 "runner",
-                f"'{runner_text}' is not a runner",
+                f"{shown(runner_text)} is not a runner",
                 "use python, bash, sql, dbt, or '$ command' for a custom one",
             )
         else:
             r.problem(
                 "script",
-                f"no runner for '{script}'",
+                f"no runner for {shown(script)}",
                 'use a .py, .sh or .sql script, or set runner (e.g. runner = "$ node")',
             )
         return None
@@ -360,10 +383,20 @@ def _read_sql_fields(r: TableReader, type_: str) -> dict[str, str | None]:
             and not r.has(key)
         ):
             r.problem(key, f"a {owner} task needs {key}")
+        elif value is not None and key in ("output", "source") and limits.name_problem(value):
+            # data/<output>.parquet: a file name, which must stay inside the run's data/.
+            r.problem(
+                key,
+                f"{shown(value)} is not a valid file name: {limits.name_problem(value)}",
+                limits.NAME_RULE,
+            )
+            value = None
         fields[key] = value
     mode = fields.pop("mode") or "append"
     if mode not in LOAD_MODES:
-        r.problem("mode", f"'{mode}' is not a load mode", f"use one of {', '.join(LOAD_MODES)}")
+        r.problem(
+            "mode", f"{shown(mode)} is not a load mode", f"use one of {', '.join(LOAD_MODES)}"
+        )
     fields["mode"] = mode
     return fields
 
@@ -375,93 +408,3 @@ def _read_output(r: TableReader) -> OutputSpec | None:
     if name is None or type_ is None or location is None:
         return None
     return OutputSpec(name=name, type=type_, location=location, extra=r.unread())
-
-
-def _read_sql(r: TableReader) -> SqlSpec:
-    connection = r.string("connection")
-    r.finish()
-    return SqlSpec(connection=connection)
-
-
-def _read_dbt(r: TableReader, *, git_backed: bool) -> DbtSpec | None:
-    fix = "the [dag.dbt] table needs version, adapter and connection"
-    version = r.string("version")
-    adapter = r.string("adapter")
-    connection = r.string("connection")
-    for key, value in (("version", version), ("adapter", adapter), ("connection", connection)):
-        if value is None and not r.has(key):
-            r.problem(key, "is required for dbt", fix)
-    project_dir = r.string("project_dir")
-    if project_dir is None and not git_backed and not r.has("project_dir"):
-        r.problem(
-            "project_dir",
-            "is required for dbt (optional only for git-backed DAGs)",
-            'set project_dir = "dbt_repo" (the folder holding dbt_project.yml)',
-        )
-    extra_deps = r.strings("extra_deps") or ()
-    profile = r.string("profile")
-    target = r.string("target") or "prod"
-    r.finish()
-    if version is None or adapter is None or connection is None:
-        return None
-    return DbtSpec(
-        version=version,
-        adapter=adapter,
-        connection=connection,
-        extra_deps=extra_deps,
-        project_dir=project_dir,
-        profile=profile,
-        target=target,
-    )
-
-
-def _read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
-    directory = r.string("directory", required=True)
-    pattern = r.string("pattern") or "*"
-    secret = r.string("secret")
-    host, user, password_secret = r.string("host"), r.string("user"), r.string("password_secret")
-    legacy = (host, user, password_secret)
-    if secret is None and not all(legacy):
-        r.problem(
-            "secret",
-            "FTP credentials are missing",
-            'set secret = "<structured secret>", or host, user and password_secret',
-        )
-    elif secret is not None and any(legacy):
-        r.problem("secret", "give either secret or host/user/password_secret, not both")
-    port = r.integer("port", default=0, minimum=1) or None
-    tls = r.boolean("tls", default=False) if r.has("tls") else None
-    archive_dir = r.string("archive_dir")
-    poll_interval = r.duration("poll_interval")
-    stable_seconds = r.integer("stable_seconds", default=30)
-    r.finish()
-    if directory is None:
-        return None
-    return FtpWatchSpec(
-        directory=directory,
-        pattern=pattern,
-        secret=secret,
-        host=host,
-        user=user,
-        password_secret=password_secret,
-        port=port,
-        tls=tls,
-        archive_dir=archive_dir,
-        poll_interval=30.0 if poll_interval is None else poll_interval,
-        stable_seconds=stable_seconds,
-    )
-
-
-def _read_webhook(r: TableReader) -> WebhookSpec | None:
-    token_secret = r.string("token_secret")
-    if token_secret is not None and not token_secret.strip():
-        r.problem("token_secret", "must not be empty", "name a plain secret holding the token")
-        token_secret = None
-    elif token_secret is None and not r.has("token_secret"):
-        r.problem(
-            "token_secret",
-            "a webhook needs a token",
-            'set token_secret = "<name of a plain secret>"',
-        )
-    r.finish()
-    return WebhookSpec(token_secret=token_secret) if token_secret else None

@@ -7,8 +7,8 @@ from pathlib import Path
 import attrs
 
 from pit.errors import WorkspaceError
-from pit.spec.dag import DagSpec, parse_dag
-from pit.spec.problems import Problem, did_you_mean
+from pit.spec.dag import DagSpec, read_dag
+from pit.spec.problems import Problem, did_you_mean, errors, warnings
 from pit.spec.secrets import Secrets, parse_secrets
 from pit.spec.validate import validate_dag, validate_dag_names
 from pit.spec.workspace import CONFIG_FILE, WorkspaceConfig, parse_workspace_config
@@ -25,7 +25,11 @@ class Project:
     file: str
     """`projects/<folder>/pit.toml`, as problems name it."""
     dag: DagSpec | None
+    """None when a part of the file could not be read at all."""
     problems: tuple[Problem, ...]
+    """Errors: any one of them keeps the DAG from running."""
+    warnings: tuple[Problem, ...] = ()
+    """Shown by `pit validate` and `pit run`; they fail nothing."""
 
 
 @attrs.frozen(kw_only=True)
@@ -33,9 +37,11 @@ class Workspace:
     root: Path
     config: WorkspaceConfig
     config_problems: tuple[Problem, ...]
+    """Errors in `pit_config.toml`: commands that run something refuse to start."""
     projects: tuple[Project, ...]
     runs_dir: Path
     """`runs_dir` of the config, absolute and resolved once (runs are made often)."""
+    config_warnings: tuple[Problem, ...] = ()
 
     @property
     def problems(self) -> list[Problem]:
@@ -60,15 +66,20 @@ class Workspace:
         return self.root / path
 
 
-def load_workspace(root: Path) -> Workspace:
-    """Read `pit_config.toml` and every `projects/*/pit.toml` under `root`, validating each."""
+def load_workspace(root: Path, *, strict: bool = False) -> Workspace:
+    """Read `pit_config.toml` and every `projects/*/pit.toml` under `root`, validating each.
+
+    An unknown key in `pit_config.toml` is an error when `strict` (`pit validate`), else a
+    warning: `pit run` and `pit serve` go on with the settings they know."""
     if not root.is_dir():
         raise WorkspaceError(f"workspace folder {root} does not exist (check --project-dir/-C)")
     root = root.resolve()  # runs outlive the current directory: every path they keep is absolute
     config, config_problems = WorkspaceConfig(), list[Problem]()
     config_path = root / CONFIG_FILE
     if config_path.is_file():
-        config, config_problems = parse_workspace_config(_read(config_path), CONFIG_FILE)
+        config, config_problems = parse_workspace_config(
+            _read(config_path), CONFIG_FILE, strict=strict
+        )
     projects = [_load_project(folder) for folder in _project_folders(root)]
     valid = [(p.file, p.dag) for p in projects if p.dag is not None]
     clashes = {problem.file: problem for problem in validate_dag_names(valid)}
@@ -79,7 +90,8 @@ def load_workspace(root: Path) -> Workspace:
     return Workspace(
         root=root,
         config=config,
-        config_problems=tuple(config_problems),
+        config_problems=tuple(errors(config_problems)),
+        config_warnings=tuple(warnings(config_problems)),
         projects=tuple(projects),
         runs_dir=(root / config.runs_dir).resolve(),
     )
@@ -89,7 +101,11 @@ def load_secrets(path: Path) -> Secrets:
     """Parse the secrets file; any problem is fatal, since a half-read secrets file misleads."""
     if not path.is_file():
         raise WorkspaceError(f"secrets file {path} does not exist (check --secrets or secrets_dir)")
-    secrets, problems = parse_secrets(_read(path), str(path))
+    try:
+        text = _read(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(f"cannot read {path}: not UTF-8 text ({exc})") from exc
+    secrets, problems = parse_secrets(text, str(path))
     if problems:
         raise WorkspaceError("\n".join(str(p) for p in problems))
     return secrets
@@ -110,18 +126,33 @@ def _project_folders(root: Path) -> list[Path]:
 def _load_project(folder: Path) -> Project:
     file = f"{PROJECTS_DIR}/{folder.name}/{DAG_FILE}"
     try:
-        text = _read(folder / DAG_FILE)
+        data = _read(folder / DAG_FILE)
     except WorkspaceError as exc:  # one unreadable project must not hide the others' problems
-        problem = Problem(file=file, message=str(exc), fix="save it as UTF-8 text readable by pit")
+        problem = Problem(file=file, message=str(exc), fix="make it readable by pit")
         return Project(folder=folder.name, path=folder, file=file, dag=None, problems=(problem,))
-    dag, problems = parse_dag(text, file)
-    if dag is not None:
-        problems += validate_dag(dag, file, lambda script: (folder / script).exists())
-    return Project(folder=folder.name, path=folder, file=file, dag=dag, problems=tuple(problems))
+    draft, problems = read_dag(data, file)
+    if draft is not None:
+        problems += validate_dag(draft, file, lambda script: _exists(folder, script))
+    return Project(
+        folder=folder.name,
+        path=folder,
+        file=file,
+        dag=draft.spec if draft is not None and draft.complete else None,
+        problems=tuple(errors(problems)),
+        warnings=tuple(warnings(problems)),
+    )
 
 
-def _read(path: Path) -> str:
+def _exists(folder: Path, path: str) -> bool:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return (folder / path).exists()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        return False
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes: decoding them (UTF-8, or a problem) is the parser's job."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
         raise WorkspaceError(f"cannot read {path}: {exc}") from exc

@@ -1,78 +1,88 @@
-"""Rules that need more than one key: the task graph, script files, names across projects."""
+"""Rules that need more than one key: the task graph, script files, names across projects.
+
+They run on what parsed (`DagDraft`), so a task that did not parse hides no cycle or missing
+dependency of the others: `pit validate` reports everything in one pass.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from pit.spec.connections import connection_problem
 from pit.spec.cron import cron_problem
-from pit.spec.dag import DagSpec, RunnerKind
+from pit.spec.dag import DagDraft, DagSpec, RunnerKind
 from pit.spec.graph import find_cycle
 from pit.spec.problems import Problem, did_you_mean
 from pit.spec.secrets import SecretNotFound, Secrets
 
 
-def validate_dag(dag: DagSpec, file: str, script_exists: Callable[[str], bool]) -> list[Problem]:
+def validate_dag(
+    dag: DagSpec | DagDraft, file: str, script_exists: Callable[[str], bool]
+) -> list[Problem]:
     """Every cross-key problem of one DAG; `script_exists` takes paths relative to the project."""
+    draft = dag if isinstance(dag, DagDraft) else DagDraft.of(dag)
+    spec = draft.spec
     problems: list[Problem] = []
 
     def add(key: str, message: str, fix: str = "") -> None:
         problems.append(Problem(file=file, key=key, message=message, fix=fix))
 
-    names = [task.name for task in dag.tasks]
+    names = [task.name for task in spec.tasks]
     for name, count in Counter(names).items():
         if count > 1:
-            index = [i for i, n in enumerate(names) if n == name][1]
+            index = draft.positions[[i for i, n in enumerate(names) if n == name][1]]
             add(
                 f"tasks[{index}].name", f"duplicate task name '{name}'", "task names must be unique"
             )
-    known = set(names)
-    for index, task in enumerate(dag.tasks):
+    known = set(names) | draft.written_names
+    default_connection = spec.sql.connection if spec.sql else None
+    for index, task in zip(draft.positions, spec.tasks, strict=True):
         for dep in task.depends_on:
             if dep == task.name:
                 add(f"tasks[{index}].depends_on", f"task '{task.name}' depends on itself")
             elif dep not in known:
                 add(
                     f"tasks[{index}].depends_on",
-                    f"unknown task '{dep}'",
+                    f"unknown task '{dep[:100]}'",
                     did_you_mean(dep, known) or f"tasks are: {', '.join(dict.fromkeys(names))}",
                 )
-        if task.type != "script" and not (task.connection or (dag.sql and dag.sql.connection)):
+        if task.runner.kind is RunnerKind.SQL and not (task.connection or default_connection):
             add(
                 f"tasks[{index}].connection",
-                f"a {task.type} task needs a database",
-                "set connection (a secret name) here or in [dag.sql]",
+                f"a SQL {task.type} task needs a database connection",
+                'set connection = "<secret name>" here, or in [dag.sql] for every SQL task',
             )
         if task.runner.kind is RunnerKind.DBT:
-            if dag.dbt is None:
+            if spec.dbt is None:
                 add(
                     f"tasks[{index}].runner",
                     "a dbt task needs a [dag.dbt] table",
                     "add [dag.dbt] with version, adapter, project_dir and connection",
                 )
-        elif task.script and not dag.git_backed and not script_exists(task.script):
+        elif task.script and not spec.git_backed and not script_exists(task.script):
             add(
                 f"tasks[{index}].script",
                 f"script '{task.script}' does not exist",
                 "create it, or fix the path, which is relative to the project folder",
             )
     edges: dict[str, list[str]] = {}
-    for task in dag.tasks:  # a duplicated name keeps the edges of both, so no cycle hides
+    for task in spec.tasks:  # a duplicated name keeps the edges of both, so no cycle hides
         edges.setdefault(task.name, []).extend(d for d in task.depends_on if d != task.name)
     cycle = find_cycle(edges)
     if cycle:
         add("tasks", f"dependency cycle: {' -> '.join(cycle)}", "remove one of these depends_on")
-    if dag.schedule is not None and (reason := cron_problem(dag.schedule)):
+    if spec.schedule is not None and (reason := cron_problem(spec.schedule)):
         add("dag.schedule", reason, "e.g. '0 6 * * *' for 06:00 daily")
     if (
-        dag.dbt
-        and dag.dbt.project_dir
-        and not dag.git_backed
-        and not script_exists(f"{dag.dbt.project_dir}/dbt_project.yml")
+        spec.dbt
+        and spec.dbt.project_dir
+        and not spec.git_backed
+        and not script_exists(f"{spec.dbt.project_dir}/dbt_project.yml")
     ):
         add(
             "dag.dbt.project_dir",
-            f"no dbt_project.yml in '{dag.dbt.project_dir}'",
+            f"no dbt_project.yml in '{spec.dbt.project_dir}'",
             "point project_dir at the dbt project's root folder",
         )
     return problems
@@ -99,16 +109,19 @@ def validate_dag_names(dags: Iterable[tuple[str, DagSpec]]) -> list[Problem]:
 
 def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Problem]:
     """Every secret the DAG names (SQL connections, dbt, webhook, FTP) that the secrets file
-    lacks, looked up as a run would: the DAG's section, then [global]."""
+    lacks, looked up as a run would: the DAG's section, then [global]. A SQL connection that
+    names no database pit supports (`mysql://`) is a problem too."""
     named: list[tuple[str, str]] = []
+    sql_keys: set[str] = set()
     default_connection = dag.sql.connection if dag.sql else None
     for index, task in enumerate(dag.tasks):
         if task.runner.kind is RunnerKind.SQL:
-            key = "connection" if task.connection else "dag.sql.connection"
+            key = f"tasks[{index}].connection" if task.connection else "dag.sql.connection"
             name = task.connection or default_connection
             if name:
-                named.append((f"tasks[{index}].{key}" if task.connection else key, name))
-    if dag.dbt:
+                named.append((key, name))
+                sql_keys.add(key)
+    if dag.dbt and dag.dbt.connection:
         named.append(("dag.dbt.connection", dag.dbt.connection))
     if dag.webhook:
         named.append(("dag.webhook.token_secret", dag.webhook.token_secret))
@@ -121,7 +134,7 @@ def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Pro
     problems = []
     for key, name in dict(named).items():
         try:
-            secrets.find(dag.name, name)
+            value = secrets.find(dag.name, name)
         except SecretNotFound:
             problems.append(
                 Problem(
@@ -130,5 +143,11 @@ def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Pro
                     message=f"secret '{name}' is not in the secrets file",
                     fix=f"add it under [{dag.name}] or [global]",
                 )
+            )
+            continue
+        if key in sql_keys and (found := connection_problem(value)):
+            message, fix = found
+            problems.append(
+                Problem(file=file, key=key, message=f"secret '{name}' {message}", fix=fix)
             )
     return problems

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import attrs
 
+from pit.spec import limits
 from pit.spec.dag import ARTIFACTS, parse_toml, read_artifacts
-from pit.spec.problems import Problem
+from pit.spec.problems import Problem, Severity
 from pit.spec.reader import TableReader
 
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_STOP_GRACE = 10.0
 DEFAULT_SHUTDOWN_GRACE = 60.0
+NOT_YET_USED = (
+    "metadata_db",
+    "api_token",
+    "age_identity",
+    "secrets_recipients",
+    "dbt_driver",
+    "repo_cache_dir",
+)
+"""Keys of the original Pit's `pit_config.toml`: read and type-checked so that its files load,
+but no feature of this pit uses them yet (a warning says so)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -29,31 +40,46 @@ class WorkspaceConfig:
     """`pit serve`: a cap on runs at once, over all DAGs; more wait their turn."""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     """`pit serve`: seconds active runs get to finish after SIGINT/SIGTERM."""
+    metadata_db: str | None = None
+    api_token: str | None = attrs.field(default=None, repr=False)
+    age_identity: str | None = None
+    secrets_recipients: str | None = None
 
 
 def parse_workspace_config(
-    text: str, file: str = CONFIG_FILE
+    text: str | bytes, file: str = CONFIG_FILE, *, strict: bool = True
 ) -> tuple[WorkspaceConfig, list[Problem]]:
+    """The config and its problems. `strict` is for `pit validate`: an unknown key is an error
+    and each key that does nothing yet gets a warning. Otherwise (`pit run`, `pit serve`) an
+    unknown key is only a warning, so that a setting of a newer pit does not stop them."""
     raw, problems = parse_toml(text, file)
     if raw is None:
         return WorkspaceConfig(), problems
     r = TableReader(file, "", raw, problems)
     defaults = WorkspaceConfig()
     keep = read_artifacts(r)
-    cap = r.integer("max_active_tasks", default=0, minimum=1)
+    cap = r.integer("max_active_tasks", default=0, minimum=1, maximum=limits.MAX_ACTIVE)
     grace = r.duration("stop_grace")
-    runs_cap = r.integer("max_active_runs", default=0, minimum=1)
+    runs_cap = r.integer("max_active_runs", default=0, minimum=1, maximum=limits.MAX_ACTIVE)
     shutdown_grace = r.duration("shutdown_grace")
+    later = {key: r.path_string(key) for key in ("metadata_db", "age_identity")}
+    for key in NOT_YET_USED if strict else ():
+        if r.has(key):
+            r.warn(key, "does nothing yet in this pit", "remove it, or keep it for a later pit")
     config = WorkspaceConfig(
-        secrets_path=r.string("secrets_dir"),
-        runs_dir=r.string("runs_dir") or defaults.runs_dir,
-        repo_cache_dir=r.string("repo_cache_dir") or defaults.repo_cache_dir,
+        secrets_path=r.path_string("secrets_dir"),
+        runs_dir=r.path_string("runs_dir") or defaults.runs_dir,
+        repo_cache_dir=r.path_string("repo_cache_dir") or defaults.repo_cache_dir,
         dbt_driver=r.string("dbt_driver") or defaults.dbt_driver,
         keep_artifacts=defaults.keep_artifacts if keep is None else keep,
         max_active_tasks=cap or None,
         stop_grace=defaults.stop_grace if grace is None else grace,
         max_active_runs=runs_cap or None,
         shutdown_grace=defaults.shutdown_grace if shutdown_grace is None else shutdown_grace,
+        metadata_db=later["metadata_db"],
+        api_token=r.string("api_token"),
+        age_identity=later["age_identity"],
+        secrets_recipients=r.path_string("secrets_recipients"),
     )
-    r.finish()
+    r.finish(severity=Severity.ERROR if strict else Severity.WARNING)
     return config, problems

@@ -109,6 +109,7 @@ def test_json_lists_problems_with_file_key_message_and_fix(workspace, pit):
             "key": "dag.scedule",
             "message": problems[0]["message"],
             "fix": "did you mean 'schedule'?",
+            "severity": "error",
         }
     ]
     assert "unknown key" in problems[0]["message"]
@@ -186,7 +187,7 @@ def test_project_dir_flag_env_var_and_cwd_find_the_workspace(workspace, pit, tmp
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     root = str(workspace.root)
-    valid = "1 of 1 projects valid, 0 problems\n"
+    valid = "1 of 1 project valid, 0 problems\n"
 
     long_flag = pit("--project-dir", root, "validate", with_root=False, cwd=elsewhere)
     short_flag = pit("-C", root, "validate", with_root=False, cwd=elsewhere)
@@ -205,3 +206,122 @@ def test_project_dir_flag_wins_over_env_var(workspace, pit, tmp_path):
     result = pit("validate", env={"PIT_PROJECT_DIR": str(tmp_path / "nowhere")})
 
     assert result.returncode == 0, result.stderr
+
+
+def test_one_problem_is_one_problem(workspace, pit):
+    workspace.shell_project("etl", GOOD, dag_keys='overlap = "sometimes"')
+
+    result = pit("validate")
+
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == "0 of 1 project valid, 1 problem"
+
+
+def test_a_workspace_without_projects_is_an_error(workspace, pit):
+    (workspace.root / "projects").mkdir(exist_ok=True)
+
+    result = pit("validate")
+
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        "no projects found in projects/ (create one with `pit init <name>`)"
+    )
+
+
+def test_hostile_values_are_problems_not_tracebacks(workspace, pit):
+    workspace.project(
+        "hostile",
+        """
+        [dag]
+        name = "../../../escape"
+        timezone = "Europe"
+
+        [[tasks]]
+        name = "a/b"
+        script = "tasks/a.sh"
+        retries = 9223372036854775808
+        retry_backoff = nan
+        retry_delay = "%ss"
+        """
+        % ("9" * 400),
+        {"tasks/a.sh": "echo a\n"},
+    )
+
+    result = pit("validate")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    found = groups(result.stdout)["hostile"]
+    keys = [line.split(": ")[1] for line in found]
+    assert keys == [
+        "dag.name",
+        "dag.timezone",
+        "tasks[0].name",
+        "tasks[0].retries",
+        "tasks[0].retry_delay",
+        "tasks[0].retry_backoff",
+    ]
+
+
+def test_the_original_pit_config_keys_warn_but_do_not_fail(workspace, pit):
+    workspace.shell_project("etl", GOOD)
+    workspace.config('metadata_db = "pit.db"\napi_token = "t"\n')
+
+    result = pit("validate")
+
+    assert result.returncode == 0, result.stdout
+    warnings = groups(result.stdout)["pit_config.toml"]
+    assert warnings == [
+        "warning: pit_config.toml: metadata_db: does nothing yet in this pit "
+        "(remove it, or keep it for a later pit)",
+        "warning: pit_config.toml: api_token: does nothing yet in this pit "
+        "(remove it, or keep it for a later pit)",
+    ]
+    assert result.stdout.splitlines()[-1] == "1 of 1 project valid, 0 problems, 2 warnings"
+
+
+def test_an_unknown_config_key_fails_validate_but_not_run(workspace, pit):
+    workspace.shell_project("etl", GOOD)
+    workspace.config('runs_dri = "elsewhere"\n')
+
+    validated = pit("validate")
+    ran = pit("run", "etl")
+
+    assert validated.returncode == 1
+    (problem,) = groups(validated.stdout)["pit_config.toml"]
+    assert problem == "pit_config.toml: runs_dri: unknown key (did you mean 'runs_dir'?)"
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.splitlines()[0] == (
+        "pit: warning: pit_config.toml: runs_dri: unknown key (did you mean 'runs_dir'?)"
+    )
+
+
+def test_a_broken_task_does_not_hide_the_cycle_of_the_others(workspace, pit):
+    workspace.project(
+        "etl",
+        """
+        [dag]
+        name = "etl"
+
+        [[tasks]]
+        name = "a"
+        script = "tasks/a.sh"
+        depends_on = ["b"]
+
+        [[tasks]]
+        name = "b"
+        script = "tasks/a.sh"
+        depends_on = ["a"]
+
+        [[tasks]]
+        name = "c"
+        """,
+        {"tasks/a.sh": "echo a\n"},
+    )
+
+    result = pit("validate")
+
+    assert result.returncode == 1
+    found = groups(result.stdout)["etl"]
+    assert [line.split(": ")[1] for line in found] == ["tasks[2].script", "tasks"]
+    assert "dependency cycle: a -> b -> a" in found[1]

@@ -501,9 +501,15 @@ def test_ftp_watch_without_directory() -> None:
 @pytest.mark.parametrize(
     ("keys", "key", "message"),
     [
-        ({"port": 0}, "dag.ftp_watch.port", "must be at least 1, got 0"),
+        ({"port": 0}, "dag.ftp_watch.port", "must be from 1 to 65535, got 0"),
+        ({"port": 70000}, "dag.ftp_watch.port", "must be from 1 to 65535, got 70000"),
+        (
+            {"stable_seconds": 10**6},
+            "dag.ftp_watch.stable_seconds",
+            "must be from 0 to 86400, got 1000000",
+        ),
         ({"tls": "yes"}, "dag.ftp_watch.tls", "expected true or false, got a string"),
-        ({"stable_seconds": -1}, "dag.ftp_watch.stable_seconds", "must be at least 0, got -1"),
+        ({"stable_seconds": -1}, "dag.ftp_watch.stable_seconds", "must be from 0 to 86400, got -1"),
     ],
 )
 def test_ftp_watch_bad_values(keys: dict[str, object], key: str, message: str) -> None:
@@ -514,8 +520,14 @@ def test_ftp_watch_bad_values(keys: dict[str, object], key: str, message: str) -
     assert the_problem(problems, key).message == message
 
 
-@pytest.mark.parametrize("missing", ["version", "adapter", "connection"])
-def test_incomplete_dbt_config(missing: str) -> None:
+@pytest.mark.parametrize(
+    ("missing", "fix"),
+    [
+        ("version", 'add version = "1.9.1" to [dag.dbt]'),
+        ("adapter", 'add adapter = "dbt-sqlserver"'),
+    ],
+)
+def test_incomplete_dbt_config_names_the_missing_key(missing: str, fix: str) -> None:
     keys = {"version": "1.9.1", "adapter": "dbt-sqlserver", "connection": "db", "project_dir": "d"}
     del keys[missing]
 
@@ -525,10 +537,19 @@ def test_incomplete_dbt_config(missing: str) -> None:
 
     problem = the_problem(problems, f"dag.dbt.{missing}")
     assert problem.message == "is required for dbt"
-    assert "version, adapter and connection" in problem.fix
+    assert problem.fix.startswith(fix)
     assert len(problems) == 1
     assert spec is not None
-    assert spec.dbt is None
+
+
+def test_dbt_without_connection_loads_as_the_original_did() -> None:
+    # The original Pit checks the dbt connection at run time only; its files must load.
+    keys = {"version": "1.9.1", "adapter": "dbt-sqlserver", "project_dir": "d"}
+
+    spec = parse_ok(pit_toml(dag(), table("dag.dbt", **keys), task("m", "run", runner="dbt")))
+
+    assert spec.dbt is not None
+    assert spec.dbt.connection is None
 
 
 def test_dbt_project_dir_is_required_for_a_local_dag() -> None:
@@ -567,7 +588,7 @@ def test_keep_artifacts_must_be_strings() -> None:
 def test_max_active_tasks_must_be_positive() -> None:
     spec, problems = parse(pit_toml(dag(max_active_tasks=0), task("a")))
 
-    assert the_problem(problems, "dag.max_active_tasks").message == "must be at least 1, got 0"
+    assert the_problem(problems, "dag.max_active_tasks").message == "must be from 1 to 1000, got 0"
     assert spec is not None
     assert spec.max_active_tasks == DEFAULT_MAX_ACTIVE_TASKS
 
@@ -578,8 +599,8 @@ def test_max_active_tasks_must_be_positive() -> None:
         ({"retries": "2"}, "tasks[0].retries", "expected an integer, got a string"),
         ({"retries": 1.5}, "tasks[0].retries", "expected an integer, got a number"),
         ({"retries": True}, "tasks[0].retries", "expected an integer, got a boolean"),
-        ({"retries": -1}, "tasks[0].retries", "must be at least 0, got -1"),
-        ({"retry_backoff": 0.5}, "tasks[0].retry_backoff", "must be at least 1.0, got 0.5"),
+        ({"retries": -1}, "tasks[0].retries", "must be from 0 to 100, got -1"),
+        ({"retry_backoff": 0.5}, "tasks[0].retry_backoff", "must be from 1 to 10, got 0.5"),
         ({"retry_backoff": "2x"}, "tasks[0].retry_backoff", "expected a number, got a string"),
         ({"depends_on": "a"}, "tasks[0].depends_on", "expected a list of strings, got a string"),
         ({"depends_on": [1]}, "tasks[0].depends_on", "expected a list of strings"),

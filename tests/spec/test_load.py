@@ -96,13 +96,14 @@ def test_problems_of_every_project_and_the_config_together(tmp_path: Path) -> No
     )
     make_project(tmp_path, "nameless", pit_toml(dag(None), task("a")))
 
-    workspace = load_workspace(tmp_path)
+    workspace = load_workspace(tmp_path, strict=True)
 
     assert [(p.file, p.key) for p in workspace.problems] == [
         ("pit_config.toml", "runs_dri"),
         ("projects/broken/pit.toml", ""),
         ("projects/cyclic/pit.toml", "tasks[0].depends_on"),
         ("projects/nameless/pit.toml", "dag.name"),
+        ("projects/nameless/pit.toml", "tasks[0].script"),  # the same pass: no second round
     ]
     assert "not valid TOML" in workspace.problems[1].message
     assert [p.dag is None for p in workspace.projects] == [True, False, True]
@@ -147,7 +148,7 @@ def test_unreadable_pit_toml_is_a_problem_of_its_project(tmp_path: Path) -> None
         ("projects/c_bad/pit.toml", "dag.overlap"),
     ]
     unreadable = workspace.problems[0]
-    assert "cannot read" in unreadable.message
+    assert unreadable.message == "not UTF-8 text (byte 0xff at offset 0)"
     assert "UTF-8" in unreadable.fix
     assert workspace.projects[1].dag is None
     assert workspace.projects[0].dag is not None

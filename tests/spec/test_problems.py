@@ -25,6 +25,7 @@ def test_problem_as_json() -> None:
         "key": "dag.name",
         "message": "is required",
         "fix": "",
+        "severity": "error",
     }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pit.spec.dag import DagSpec
+from pit.spec.dag import DagSpec, read_dag
 from pit.spec.problems import Problem
 from pit.spec.validate import validate_dag, validate_dag_names
 
@@ -175,9 +175,9 @@ def test_dbt_project_dir_is_not_checked_for_git_backed_dags() -> None:
     [
         ("0 6 * *", "'0 6 * *' has 4 fields; cron needs 5"),
         ("0 6 * * * *", "'0 6 * * * *' has 6 fields; cron needs 5"),
-        ("61 6 * * *", "'61 6 * * *' is not a valid cron expression"),
-        ("0 25 * * *", "'0 25 * * *' is not a valid cron expression"),
-        ("@daily", "'@daily' has 1 fields; cron needs 5"),
+        ("61 6 * * *", "'61 6 * * *': minute field '61' out of range 0-59"),
+        ("0 25 * * *", "'0 25 * * *': hour field '25' out of range 0-23"),
+        ("@daily", "'@daily' has 1 field; cron needs 5"),
     ],
 )
 def test_bad_cron(schedule: str, message: str) -> None:
@@ -264,3 +264,74 @@ def test_duplicate_dag_names_across_projects() -> None:
 
 def test_distinct_dag_names_are_fine() -> None:
     assert validate_dag_names([("a/pit.toml", named("a")), ("b/pit.toml", named("b"))]) == []
+
+
+# --- one pass: a task that does not parse hides nothing else -----------------------------------
+
+
+def test_a_broken_task_does_not_hide_cycles_or_missing_dependencies() -> None:
+    text = pit_toml(
+        dag(),
+        task("a", depends_on=["b"]),
+        task("b", depends_on=["a"]),
+        task("broken", retries="many"),  # parses: a bad value falls back
+        table("[[tasks]]", name="no_script"),  # does not parse: no script
+        task("c", depends_on=["no_script", "ghost"]),
+    )
+
+    draft, problems = read_dag(text, FILE)
+    assert draft is not None
+    problems += validate_dag(draft, FILE, every_script_exists)
+
+    assert not draft.complete
+    assert parse(text)[0] is None  # a DAG with a broken task never runs
+    found = {p.key: p.message for p in problems}
+    assert found == {
+        "tasks[2].retries": "expected an integer, got a string",
+        "tasks[3].script": "is required",
+        "tasks[4].depends_on": "unknown task 'ghost'",  # no_script is known: it was written
+        "tasks": "dependency cycle: a -> b -> a",
+    }
+
+
+def test_a_missing_dag_name_does_not_hide_task_problems() -> None:
+    draft, problems = read_dag(pit_toml(dag(None), task("a", depends_on=["a"])), FILE)
+    assert draft is not None
+    problems += validate_dag(draft, FILE, no_script_exists)
+
+    assert {p.key for p in problems} == {"dag.name", "tasks[0].depends_on", "tasks[0].script"}
+
+
+def test_duplicates_are_found_among_the_tasks_that_parsed() -> None:
+    text = pit_toml(dag(), table("[[tasks]]", name="a"), task("a"), task("a", "tasks/b.py"))
+
+    draft, problems = read_dag(text, FILE)
+    assert draft is not None
+    problems += validate_dag(draft, FILE, every_script_exists)
+
+    assert {p.key: p.message for p in problems} == {
+        "tasks[0].script": "is required",
+        "tasks[2].name": "duplicate task name 'a'",  # its place in the file, not among the parsed
+    }
+
+
+# --- SQL tasks need a connection -----------------------------------------------------------------
+
+
+def test_a_sql_task_without_any_connection() -> None:
+    spec = parse_ok(pit_toml(dag(), task("q", "q.sql")))
+
+    problem = the_problem(validate(spec), "tasks[0].connection")
+    assert problem.message == "a SQL script task needs a database connection"
+    assert "[dag.sql]" in problem.fix
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        (table("dag.sql", connection="warehouse"), task("q", "q.sql")),
+        (task("q", "q.sql", connection="warehouse"),),
+    ],
+)
+def test_a_sql_task_with_a_connection_here_or_in_dag_sql(sections: tuple[str, ...]) -> None:
+    assert validate(parse_ok(pit_toml(dag(), *sections))) == []

@@ -1,0 +1,200 @@
+"""The sub-tables of `[dag]`: `[dag.sql]`, `[dag.dbt]`, `[dag.ftp_watch]`, `[dag.webhook]`, and
+`requires`. Each is read on its own; rules across tables live in `pit.spec.validate`."""
+
+from __future__ import annotations
+
+import attrs
+
+from pit.spec import limits
+from pit.spec.problems import shown
+from pit.spec.reader import TableReader
+
+MAX_PORT = 65_535
+
+
+@attrs.frozen(kw_only=True)
+class SqlSpec:
+    connection: str | None = None
+    """Name of the secret holding the connection string."""
+
+
+@attrs.frozen(kw_only=True)
+class DbtSpec:
+    version: str
+    adapter: str
+    connection: str | None = None
+    """The structured secret with the database's fields; the original Pit checks it only at run
+    time, so a file without it still loads."""
+    extra_deps: tuple[str, ...] = ()
+    project_dir: str | None = None
+    profile: str | None = None
+    """Profile name in the generated profiles.yml; the DAG name when not set."""
+    target: str = "prod"
+
+
+@attrs.frozen(kw_only=True)
+class FtpWatchSpec:
+    directory: str
+    pattern: str = "*"
+    secret: str | None = None
+    """Structured secret with host, user, password (and optional port, tls)."""
+    host: str | None = None
+    """Legacy form: host, user and password_secret given one by one."""
+    user: str | None = None
+    password_secret: str | None = None
+    port: int | None = None
+    """None: the secret's port, else 21."""
+    tls: bool | None = None
+    """None: the secret's tls, else plain FTP."""
+    archive_dir: str | None = None
+    poll_interval: float = 30.0
+    stable_seconds: int = 30
+
+
+@attrs.frozen(kw_only=True)
+class WebhookSpec:
+    token_secret: str
+
+
+@attrs.frozen(kw_only=True)
+class RequireSpec:
+    """`requires`: another DAG that must have succeeded recently (accepted, not yet enforced)."""
+
+    dag: str
+    max_age: float | None = None
+    """Seconds; None when the original's list form names the DAG only."""
+
+
+def read_sql(r: TableReader) -> SqlSpec:
+    connection = r.string("connection")
+    r.finish()
+    return SqlSpec(connection=connection)
+
+
+def read_dbt(r: TableReader, *, git_backed: bool) -> DbtSpec | None:
+    version = r.string("version")
+    adapter = r.string("adapter")
+    for key, value, example in (
+        ("version", version, "1.9.1"),
+        ("adapter", adapter, "dbt-sqlserver"),
+    ):
+        if value is None and not r.has(key):
+            r.problem(key, "is required for dbt", f'add {key} = "{example}" to [dag.dbt]')
+    connection = r.string("connection")
+    project_dir = r.path_string("project_dir")
+    if project_dir is None and not git_backed and not r.has("project_dir"):
+        r.problem(
+            "project_dir",
+            "is required for dbt (optional only for git-backed DAGs)",
+            'set project_dir = "dbt_repo" (the folder holding dbt_project.yml)',
+        )
+    extra_deps = r.strings("extra_deps") or ()
+    profile = r.string("profile")
+    target = r.string("target") or "prod"
+    r.finish()
+    if version is None or adapter is None:
+        return None
+    return DbtSpec(
+        version=version,
+        adapter=adapter,
+        connection=connection,
+        extra_deps=extra_deps,
+        project_dir=project_dir,
+        profile=profile,
+        target=target,
+    )
+
+
+def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
+    directory = r.path_string("directory", required=True)
+    pattern = r.string("pattern") or "*"
+    secret = r.string("secret")
+    host, user, password_secret = r.string("host"), r.string("user"), r.string("password_secret")
+    legacy = (host, user, password_secret)
+    if secret is None and not all(legacy):
+        r.problem(
+            "secret",
+            "FTP credentials are missing",
+            'set secret = "<structured secret>", or host, user and password_secret',
+        )
+    elif secret is not None and any(legacy):
+        r.problem("secret", "give either secret or host/user/password_secret, not both")
+    port = r.integer("port", default=0, minimum=1, maximum=MAX_PORT) or None
+    tls = r.boolean("tls", default=False) if r.has("tls") else None
+    archive_dir = r.path_string("archive_dir")
+    poll_interval = r.duration("poll_interval", positive=True)
+    stable_seconds = r.integer("stable_seconds", default=30, maximum=limits.MAX_STABLE_SECONDS)
+    r.finish()
+    if directory is None:
+        return None
+    return FtpWatchSpec(
+        directory=directory,
+        pattern=pattern,
+        secret=secret,
+        host=host,
+        user=user,
+        password_secret=password_secret,
+        port=port,
+        tls=tls,
+        archive_dir=archive_dir,
+        poll_interval=30.0 if poll_interval is None else poll_interval,
+        stable_seconds=stable_seconds,
+    )
+
+
+def read_webhook(r: TableReader) -> WebhookSpec | None:
+    token_secret = r.string("token_secret")
+    if token_secret is not None and not token_secret.strip():
+        r.problem("token_secret", "must not be empty", "name a plain secret holding the token")
+        token_secret = None
+    elif token_secret is None and not r.has("token_secret"):
+        r.problem(
+            "token_secret",
+            "a webhook needs a token",
+            'set token_secret = "<name of a plain secret>"',
+        )
+    r.finish()
+    return WebhookSpec(token_secret=token_secret) if token_secret else None
+
+
+REQUIRES_FORM = 'requires = { other_dag = { max_age = "24h" } } (or a list of DAG names)'
+
+
+def read_requires(r: TableReader) -> tuple[RequireSpec, ...]:
+    """`requires` in the original's list form (`["other_dag"]`) or as a table of DAGs with a
+    `max_age`; type-checked now, with a warning until data dependencies are enforced."""
+    if not r.has("requires"):
+        return ()
+    raw = r.raw["requires"]
+    if isinstance(raw, list):
+        names = r.strings("requires") or ()
+        found = tuple(RequireSpec(dag=name) for name in names if _dag_name(r, "requires", name))
+    else:
+        table = r.table("requires")
+        if table is None:
+            return ()
+        found = tuple(
+            spec for name in list(table.raw) if (spec := _read_require(table, name)) is not None
+        )
+    r.warn(
+        "requires",
+        "is accepted but not enforced yet: runs start without checking the required DAGs",
+        "remove it to silence this warning, or keep it for when pit checks it",
+    )
+    return found
+
+
+def _read_require(requires: TableReader, name: str) -> RequireSpec | None:
+    entry = requires.table(name)
+    if entry is None or not _dag_name(requires, name, name):
+        return None
+    max_age = entry.duration("max_age", positive=True, maximum=limits.MAX_AGE, maximum_text="366d")
+    entry.finish()
+    return RequireSpec(dag=name, max_age=max_age)
+
+
+def _dag_name(r: TableReader, key: str, name: str) -> bool:
+    if reason := limits.name_problem(name):
+        r.problem(key, f"{shown(name)} is not a DAG name: {reason}", limits.NAME_RULE)
+        return False
+    return True

@@ -16,8 +16,10 @@ import typer
 from pit.cli import executor
 from pit.cli.context import cli_context
 from pit.cli.signals import StopSignals
-from pit.errors import single_pit_error
-from pit.spec.load import load_secrets
+from pit.errors import WorkspaceError, single_pit_error
+from pit.spec.dag import DagSpec
+from pit.spec.load import Workspace, load_secrets
+from pit.spec.problems import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +36,12 @@ def serve_command(
         bool, typer.Option("--verbose", "-v", help="Log every line of task output.")
     ] = False,
     secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            "--keep-going", help="Serve the valid DAGs even when some projects have problems."
+        ),
+    ] = False,
 ) -> None:
     """Run the scheduler: cron, webhook and FTP-watch triggers, until SIGINT/SIGTERM.
 
@@ -42,8 +50,15 @@ def serve_command(
     """
     cli = cli_context(ctx)
     workspace = cli.workspace()
+    serving = servable(workspace, keep_going=keep_going)
     secrets_path = cli.secrets_path(workspace, secrets)
     loaded = load_secrets(secrets_path) if secrets_path is not None else None
+    if loaded is None and (hooked := [d.name for d in serving if d.webhook]):
+        print(
+            f"pit: no secrets file, so the webhook tokens of {', '.join(hooked)} cannot be read: "
+            "their webhooks answer 503 (pass --secrets FILE or set secrets_dir)",
+            file=sys.stderr,
+        )
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=executor.LOG_FORMAT)
     import trio
 
@@ -92,6 +107,28 @@ def serve_command(
         if error is None:
             raise
         raise error from None
+
+
+def servable(workspace: Workspace, *, keep_going: bool) -> list[DagSpec]:
+    """The DAGs pit serve will serve: it refuses to start (exit 2, every problem listed) when a
+    project is invalid, unless told to `keep_going`, or when no DAG has a trigger to serve."""
+    problems = [problem for project in workspace.projects for problem in project.problems]
+    if problems and not keep_going:
+        listing = "\n".join(f"  {problem}" for problem in problems)
+        raise WorkspaceError(
+            f"{plural(len(problems), 'problem')} in the workspace:\n{listing}\n"
+            "fix them (see `pit validate`), or pass --keep-going to serve the valid DAGs"
+        )
+    for problem in problems:
+        print(f"pit: {problem} (not served)", file=sys.stderr)
+    dags = [p.dag for p in workspace.projects if p.dag is not None and not p.problems]
+    triggered = [d for d in dags if d.schedule or d.ftp_watch or d.webhook]
+    if not triggered:
+        raise WorkspaceError(
+            "nothing to serve: no valid DAG has a schedule, [dag.ftp_watch] or [dag.webhook] "
+            "(`pit run <dag>` runs one once)"
+        )
+    return triggered
 
 
 async def _serve_web(

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pit.cli.signals import REPEAT_WINDOW
 from tests.conftest import Background, Pit, Workspace, wait_until
 from tests.pgcluster import free_port
 
@@ -146,7 +147,7 @@ def test_a_second_sigterm_stops_the_run_at_once(
         )
         task_pids = [int((pids / n).read_text()) for n in ("task", "child")]
         server.signal(signal.SIGTERM)
-        time.sleep(0.3)
+        time.sleep(REPEAT_WINDOW + 0.2)  # sooner, it is the same stop delivered twice
         assert server.process.process.poll() is None, "pit exited before its run ended"
         sent = time.monotonic()
         server.signal(signal.SIGTERM)
@@ -295,3 +296,53 @@ def test_a_port_in_use_at_start_is_a_one_line_error(workspace: Workspace, pit: P
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_invalid_project_stops_pit_serve_at_start_listing_every_problem(
+    workspace: Workspace, pit: Pit
+) -> None:
+    """Fail fast, as a service manager expects: exit 2, every problem listed."""
+    workspace.shell_project("tick", {"work": ":\n"}, dag_keys='schedule = "0 0 1 1 *"')
+    workspace.project("broken", '[dag]\nname = "broken"\nschedule = "61 * * * *"\n')
+    workspace.project("worse", '[dag\nname = "worse"\n')
+
+    done = pit("serve", "--port", str(free_port()))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "projects/broken/pit.toml" in done.stderr
+    assert "projects/worse/pit.toml" in done.stderr
+    assert "--keep-going" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_keep_going_serves_the_valid_dags(workspace: Workspace, pit: Pit) -> None:
+    workspace.shell_project("tick", {"work": ":\n"}, dag_keys='schedule = "0 0 1 1 *"')
+    workspace.project("worse", '[dag\nname = "worse"\n')
+    process = pit.start("serve", "--port", str(free_port()), "--keep-going")
+    wait_until(lambda: "serving 1 DAGs" in process.stdout(), what="pit serve to start")
+    os.kill(process.pid, signal.SIGTERM)
+
+    assert process.wait() == 0, process.stdout() + process.stderr()
+    assert "projects/worse/pit.toml" in process.stderr()
+
+
+def test_nothing_to_serve_is_an_error(workspace: Workspace, pit: Pit) -> None:
+    workspace.shell_project("manual_only", {"work": ":\n"})
+
+    done = pit("serve", "--port", str(free_port()))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "nothing to serve" in done.stderr
+
+
+def test_webhooks_without_a_secrets_file_are_warned_of_at_start(
+    workspace: Workspace, pit: Pit
+) -> None:
+    webhook_dag(workspace, "hook", ":\n")
+    process = pit.start("serve", "--port", str(free_port()))
+    wait_until(lambda: "serving 1 DAGs" in process.stdout(), what="pit serve to start")
+    os.kill(process.pid, signal.SIGTERM)
+
+    assert process.wait() == 0, process.stdout() + process.stderr()
+    assert "no secrets file" in process.stderr()
+    assert "hook" in process.stderr()

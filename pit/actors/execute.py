@@ -37,6 +37,8 @@ from pit.store.rundir import (
     list_small_project,
     make_run_folders,
     prepare_run,
+    release_reserve,
+    reserve_space,
     settle_abandoned,
     write_manifest,
 )
@@ -119,8 +121,10 @@ async def _prepare_and_run(
             ended_at=clock.now(),
             error=str(exc),
         )
-        await trio.to_thread.run_sync(write_manifest, paths, failed)
+        with contextlib.suppress(OSError):  # a full disk: the error itself says what failed
+            await trio.to_thread.run_sync(write_manifest, paths, failed)
         raise
+    reserve_space(paths, len(request.dag.tasks))  # one fallocate on a local disk: no thread hop
     workspace = request.workspace or request.runs_dir.parent
     crashed: list[Exception] = []
     try:
@@ -131,6 +135,7 @@ async def _prepare_and_run(
         crashed.extend(_leaves(group))
     if crashed:
         record = await _record_crash(request, paths, clock, crashed)
+    release_reserve(paths)  # one local unlink: cheaper than a thread hop
     if not set(ARTIFACTS) <= set(request.keep_artifacts):
         await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
     return record
@@ -191,8 +196,9 @@ async def _run_in_folder(
             owner=this_process(),
         )
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ManifestWriter(paths=paths, events=writer_inbox).run)
             handle = await nursery.start(actor.run)
+            writer = ManifestWriter(paths=paths, events=writer_inbox, run_inbox=handle.inbox)
+            nursery.start_soon(writer.run)
             task_status.started(StartedRun(handle=handle, paths=paths))
         services.cancel_scope.cancel()  # the broker serves this run only
     return actor.record
@@ -226,4 +232,14 @@ def _write_crash(
 ) -> RunRecord:
     with contextlib.suppress(OSError), (paths.root / CRASH_LOG).open("a", encoding="utf-8") as log:
         log.write(text)
-    return settle_abandoned(paths, request, error, at)
+    try:
+        return settle_abandoned(paths, request, error, at)
+    except OSError:  # a full disk, the folder gone: the record stands, unwritten
+        return RunRecord(
+            run_id=paths.run_id,
+            dag=request.dag.name,
+            trigger=request.trigger,
+            state=RunState.FAILED,
+            ended_at=at,
+            error=error,
+        )

@@ -10,11 +10,17 @@ and a run still shows in `pit logs` a moment after it starts.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
+
 import attrs
 import trio
 
-from pit.messages.run import RunEvent, RunFinished, RunTracker
-from pit.store.rundir import RunPaths, write_manifest
+from pit.messages.run import RunEvent, RunFinished, RunInbox, RunRecord, RunTracker, StopRun
+from pit.store.rundir import RunPaths, release_reserve, write_manifest
+
+log = logging.getLogger("pit.run")
 
 DEFAULT_INTERVAL = 0.1
 FIRST_WRITE = 0.02
@@ -22,13 +28,17 @@ FIRST_WRITE = 0.02
 after about 57 ms when each wrote at once, 45-50 ms with the first write 20 ms or 100 ms later."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class ManifestWriter:
     paths: RunPaths
     events: trio.MemoryReceiveChannel[RunEvent]
     """Should be buffered (unbounded): the writer folds whatever queued while it waited."""
+    run_inbox: trio.MemorySendChannel[RunInbox] | None = None
+    """Told `StopRun` when run.json cannot be written (a full disk, the run folder removed):
+    a run that cannot keep its record must not go on as if it could."""
     interval: float = DEFAULT_INTERVAL
     first_write: float = FIRST_WRITE
+    _stop_sent: bool = attrs.field(init=False, default=False)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -62,5 +72,35 @@ class ManifestWriter:
                         run.apply(self.events.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await trio.to_thread.run_sync(write_manifest, self.paths, run.record)
+                await self._write(run.record, final=ended)
                 last_write = trio.current_time()
+
+    async def _write(self, record: RunRecord, *, final: bool) -> None:
+        """Write run.json. When that fails the run is told to stop (once), and its final write
+        gets the disk space held for it (`reserve_space`)."""
+        try:
+            await trio.to_thread.run_sync(write_manifest, self.paths, record)
+            return
+        except OSError as exc:
+            failure = exc
+        if final and failure.errno == errno.ENOSPC and release_reserve(self.paths):
+            try:
+                await trio.to_thread.run_sync(write_manifest, self.paths, record)
+                return
+            except OSError as exc:
+                failure = exc
+        reason = _reason(self.paths, failure)
+        if final:
+            log.error("%s: %s; its end is not recorded", self.paths.run_id, reason)
+        elif self.run_inbox is not None and not self._stop_sent:
+            self._stop_sent = True
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                self.run_inbox.send_nowait(StopRun(reason=reason))  # the inbox is unbounded
+
+
+def _reason(paths: RunPaths, failure: OSError) -> str:
+    if failure.errno == errno.ENOSPC:
+        return f"disk full: cannot write {paths.manifest}"
+    if not paths.root.exists():
+        return f"the run folder {paths.root} was removed while the run was going"
+    return f"cannot write {paths.manifest}: {failure.strerror or failure}"

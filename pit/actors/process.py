@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
 import trio
@@ -23,12 +24,29 @@ import trio
 from pit.actors.masking import Masker
 from pit.actors.orphans import forget_child, register_child
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 _F_SETPIPE_SZ = 1031  # Linux; bigger pipes mean fewer wake-ups on chatty tasks
 _PIPE_SIZE = 1 << 20
 _READ_SIZE = 1 << 20
 _LEFTOVER_OUTPUT_WAIT = 5.0
 """Seconds to wait for the output pipe to close once the group and its escapees are dead (a
 process that left the group and the run's environment may still hold it)."""
+
+
+class TaskLog(io.FileIO):
+    """A task's log file (unbuffered: `pit logs -f` sees output as it comes) whose writes
+    never raise: on a full disk the output is dropped, not the run. `failed` tells."""
+
+    failed = False
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except OSError:
+            self.failed = True
+            return memoryview(data).nbytes
 
 
 def signal_group(pid: int, signum: int) -> bool:

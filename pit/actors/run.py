@@ -30,6 +30,7 @@ from pit.messages.run import (
     RunOwner,
     RunRecord,
     RunStarted,
+    StopRun,
     TaskRecord,
     TaskUpdated,
 )
@@ -190,6 +191,8 @@ class RunActor:
                 await self._stop_run(f"run timed out after {timeout}", StopTask)
             case CancelRun(kill=kill):
                 await self._stop_run("cancelled", KillTask if kill else StopTask)
+            case StopRun(reason=reason):
+                await self._stop_run(reason, StopTask)
             case _:
                 assert_never(message)
 

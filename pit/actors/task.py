@@ -21,6 +21,7 @@ from pit.actors.masking import Masker
 from pit.actors.orphans import end_escapees
 from pit.actors.process import (
     GroupProcess,
+    TaskLog,
     kill_group,
     pump_output,
     signal_group,
@@ -168,7 +169,14 @@ class TaskActor:
         launch = self.launch(attempt)
         # Unbuffered: the header lands before the process writes, and `pit logs -f` sees output
         # as it comes. Opening a local file is too quick to be worth a thread.
-        with self.log_path.open("ab", buffering=0) as log:
+        try:
+            log = TaskLog(self.log_path, "ab")
+        except OSError as exc:  # the run folder removed, the disk full: this attempt fails
+            await self.run_inbox.send(
+                AttemptStarted(task=self.task.name, attempt=attempt, at=self.clock.now())
+            )
+            return Outcome(exit_code=None, error=f"cannot open its log: {exc.strerror or exc}")
+        with log:
             started = AttemptStarted(task=self.task.name, attempt=attempt, at=self.clock.now())
             total = self.task.retries + 1
             local = started.at.astimezone()

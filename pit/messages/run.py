@@ -151,7 +151,15 @@ class RunDeadlinePassed:
     """The DAG timeout ran out (sent by the run's own timer)."""
 
 
-RunInbox = CancelRun | RunDeadlinePassed | TaskEvent
+@attrs.frozen(kw_only=True)
+class StopRun:
+    """The run cannot go on (its run.json cannot be written: a full disk, its folder removed):
+    running tasks are stopped in order, pending ones skipped, and the run fails with `reason`."""
+
+    reason: str
+
+
+RunInbox = CancelRun | RunDeadlinePassed | StopRun | TaskEvent
 
 # --- events to observers -------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ from pit.spec.states import RunState, TaskState
 from pit.store.files import write_atomically
 
 MANIFEST = "run.json"
+RESERVE = ".reserve"
+"""Disk space held for the run's last run.json: freed when a write finds the disk full."""
+RESERVE_BYTES = 64 * 1024
+RESERVE_BYTES_PER_TASK = 512
 SNAPSHOT_SKIP = (".venv", ".git", "__pycache__", "node_modules")
 SMALL_ENTRIES = 64
 SMALL_BYTES = 1 << 20
@@ -168,6 +172,29 @@ def write_manifest(paths: RunPaths, record: RunRecord) -> None:
     """Write run.json atomically: a reader sees the old file or the new one, never half of one."""
     # No indent: json's C encoder only serves compact output, and it is ~10x faster.
     write_atomically(paths.manifest, json.dumps(record.to_json()).encode())
+
+
+def reserve_space(paths: RunPaths, tasks: int) -> None:
+    """Hold enough disk for the run's final run.json (see `release_reserve`); best effort."""
+    try:
+        fd = os.open(paths.root / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES + RESERVE_BYTES_PER_TASK * tasks)
+    except OSError:
+        pass  # a file system without fallocate, or full already: nothing held
+    finally:
+        os.close(fd)
+
+
+def release_reserve(paths: RunPaths) -> bool:
+    """Free the held space (the disk is full); True if there was some to free."""
+    try:
+        (paths.root / RESERVE).unlink()
+    except OSError:
+        return False
+    return True
 
 
 def settle_abandoned(

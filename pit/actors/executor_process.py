@@ -42,6 +42,7 @@ from pit.messages.executor import (
 )
 from pit.messages.run import RunRequest
 from pit.messages.trigger import RunEnded, SupervisorInbox
+from pit.spec.problems import plural
 from pit.spec.states import RunState
 from pit.store.rundir import RunPaths, settle_abandoned
 
@@ -156,9 +157,9 @@ class ExecutorProcess:
         if closed and not self._active:
             return True
         log.error(
-            "the executor process ended unexpectedly (exit code %s); %d runs failed with it",
+            "the executor process ended unexpectedly (exit code %s); %s failed with it",
             code,
-            len(self._active),
+            plural(len(self._active), "run"),
         )
         await self._fail_active(f"pit's executor process ended unexpectedly (exit code {code})")
         return closed

@@ -35,6 +35,7 @@ from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, Superviso
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.load import Project, Workspace, load_workspace
+from pit.spec.problems import plural
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
@@ -44,6 +45,10 @@ from pit.store.rundir import RunPaths, claim_run_dir, record_never_started
 log = logging.getLogger("pit.serve")
 
 DEFAULT_MAX_QUEUED_RUNS = 100
+
+TRIGGER_RESTART = 1.0
+MAX_TRIGGER_RESTART = 60.0
+"""Seconds before a trigger that failed is started again: doubling from 1 s up to a minute."""
 
 WEB_SHUTDOWN = 5.0
 """Seconds the webhook listener gets to close its connections once the last run has ended."""
@@ -139,7 +144,7 @@ class Supervisor:
                     await self._start_triggers(project, first=True)
                 await self._start_web_if_needed()
                 task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
-                log.info("serving %d DAGs from %s", len(self._projects), self.root)
+                log.info("serving %s from %s", plural(len(self._projects), "DAG"), self.root)
                 async with inbox:
                     while not (self.stopping and not self._running()):
                         await self._handle(await inbox.receive())
@@ -152,6 +157,20 @@ class Supervisor:
         log.info("stopped")
 
     async def _handle(self, message: SupervisorInbox) -> None:
+        """One message; a pit bug in handling it is logged and ends nothing else."""
+        try:
+            await self._dispatch(message)
+        except Exception:
+            log.exception("pit bug while handling %s; pit serve goes on", type(message).__name__)
+            if isinstance(message, RunRequested) and message.reply is not None:
+                with contextlib.suppress(
+                    trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+                ):
+                    message.reply.send_nowait(
+                        RunRejected(reason="busy", message="internal error in pit; see its log")
+                    )
+
+    async def _dispatch(self, message: SupervisorInbox) -> None:
         match message:
             case RunRequested():
                 await self._request(message)
@@ -373,7 +392,7 @@ class Supervisor:
             await self._start_web_if_needed()
         except PitError as exc:  # e.g. the port is taken now: the rest keeps serving
             log.error("webhook listener not started: %s", exc)
-        log.info("reloaded: %d DAGs", len(self._projects))
+        log.info("reloaded: %s", plural(len(self._projects), "DAG"))
 
     async def _start_triggers(self, project: Project, *, first: bool) -> None:
         """The DAG's triggers; `first` at start-up, when an FTP watch settles what the last
@@ -385,7 +404,7 @@ class Supervisor:
         watch = self._ftp_watch(dag, recover=first)
         triggers = [t for t in (self._cron_trigger(dag), watch) if t is not None]
         if triggers:
-            self._services.start_soon(_all_in_scope, scope, triggers)
+            self._services.start_soon(_all_in_scope, scope, dag.name, triggers)
 
     def _cron_trigger(self, dag: DagSpec) -> Callable[[], Awaitable[None]] | None:
         if not dag.schedule:
@@ -480,13 +499,27 @@ class Supervisor:
 
 
 async def _all_in_scope(
-    scope: trio.CancelScope, triggers: list[Callable[[], Awaitable[None]]]
+    scope: trio.CancelScope, dag: str, triggers: list[Callable[[], Awaitable[None]]]
 ) -> None:
     """A DAG's triggers, cancelled together by its one scope (a reload of the DAG)."""
     with scope:
         async with trio.open_nursery() as nursery:
             for trigger in triggers:
-                nursery.start_soon(trigger)
+                nursery.start_soon(_restarting, dag, trigger)
+
+
+async def _restarting(dag: str, trigger: Callable[[], Awaitable[None]]) -> None:
+    """Run a trigger; a bug that ends it is logged and the trigger started again (after a
+    growing pause), never passed on to the other triggers or the runs."""
+    pause = TRIGGER_RESTART
+    while True:
+        try:
+            await trigger()
+            return
+        except Exception:
+            log.exception("%s: a trigger failed (a pit bug); it restarts in %.0fs", dag, pause)
+        await trio.sleep(pause)
+        pause = min(pause * 2, MAX_TRIGGER_RESTART)
 
 
 def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:

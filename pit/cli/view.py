@@ -10,6 +10,7 @@ import trio
 from pit.messages.run import RunEvent, RunFinished, RunRecord, RunStarted, TaskRecord, TaskUpdated
 from pit.messages.task import OutputLines, TaskOutput
 from pit.spec.durations import format_duration
+from pit.spec.problems import plural
 from pit.spec.states import RunState, TaskState
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class PlainView:
         match event:
             case RunStarted(record=record):
                 self._width = max((len(t.name) for t in record.tasks), default=0)
-                _say(f"run {record.run_id} started ({len(record.tasks)} tasks)")
+                _say(f"run {record.run_id} started ({plural(len(record.tasks), 'task')})")
             case TaskUpdated(record=task):
                 if task.state.terminal and (rest := self._lines.flush(task.name)):
                     _say(f"[{task.name}] {rest}")

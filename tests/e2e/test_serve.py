@@ -264,7 +264,7 @@ def test_sighup_bringing_the_first_webhook_to_a_taken_port_keeps_pit_running(
         taken.listen()
         port = taken.getsockname()[1]
         process = pit.start("--secrets", str(secrets), "serve", "--port", str(port))
-        wait_until(lambda: "serving 1 DAGs" in process.stdout(), what="pit serve to start")
+        wait_until(lambda: "serving 1 DAG " in process.stdout(), what="pit serve to start")
         webhook_dag(workspace, "hook", ":\n")
         os.kill(process.pid, signal.SIGHUP)
         wait_until(
@@ -319,7 +319,7 @@ def test_keep_going_serves_the_valid_dags(workspace: Workspace, pit: Pit) -> Non
     workspace.shell_project("tick", {"work": ":\n"}, dag_keys='schedule = "0 0 1 1 *"')
     workspace.project("worse", '[dag\nname = "worse"\n')
     process = pit.start("serve", "--port", str(free_port()), "--keep-going")
-    wait_until(lambda: "serving 1 DAGs" in process.stdout(), what="pit serve to start")
+    wait_until(lambda: "serving 1 DAG " in process.stdout(), what="pit serve to start")
     os.kill(process.pid, signal.SIGTERM)
 
     assert process.wait() == 0, process.stdout() + process.stderr()
@@ -340,7 +340,7 @@ def test_webhooks_without_a_secrets_file_are_warned_of_at_start(
 ) -> None:
     webhook_dag(workspace, "hook", ":\n")
     process = pit.start("serve", "--port", str(free_port()))
-    wait_until(lambda: "serving 1 DAGs" in process.stdout(), what="pit serve to start")
+    wait_until(lambda: "serving 1 DAG " in process.stdout(), what="pit serve to start")
     os.kill(process.pid, signal.SIGTERM)
 
     assert process.wait() == 0, process.stdout() + process.stderr()

@@ -1,0 +1,59 @@
+"""A pit bug in one trigger or in handling one request ends nothing else in pit serve."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import pit.actors.supervisor
+from pit.actors.supervisor import TRIGGER_RESTART, _restarting
+from pit.messages.webhook import RunAccepted, RunRejected
+from pit.spec.states import RunState
+from tests.conftest import Workspace
+
+from .test_supervisor import serving
+
+
+async def test_a_trigger_that_fails_is_logged_and_started_again(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[float] = []
+
+    async def flaky() -> None:
+        calls.append(trio.current_time())
+        if len(calls) < 3:
+            raise KeyError("a bug in a trigger")
+
+    await _restarting("etl", flaky)
+
+    assert len(calls) == 3
+    assert calls[1] - calls[0] == pytest.approx(TRIGGER_RESTART)
+    assert calls[2] - calls[1] == pytest.approx(2 * TRIGGER_RESTART)
+    assert caplog.text.count("a trigger failed (a pit bug)") == 2
+    assert "KeyError: 'a bug in a trigger'" in caplog.text
+
+
+@pytest.mark.slow
+async def test_a_bug_handling_one_request_answers_it_and_serves_the_next(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace.shell_project("etl", {"work": ":\n"}, dag_keys='overlap = "allow"')
+    real_claim = pit.actors.supervisor.claim_run_dir
+    bugs = [ZeroDivisionError("a bug in pit")]
+
+    def claim_with_one_bug(*args):  # type: ignore[no-untyped-def]
+        if bugs:
+            raise bugs.pop()
+        return real_claim(*args)
+
+    monkeypatch.setattr(pit.actors.supervisor, "claim_run_dir", claim_with_one_bug)
+    async with serving(workspace.root) as served:
+        first = await served.ask("etl")
+        second = await served.ask("etl")
+        ended = await second.end()
+
+    assert isinstance(first.answer, RunRejected)
+    assert first.answer.message == "internal error in pit; see its log"
+    assert isinstance(second.answer, RunAccepted)
+    assert ended.state is RunState.SUCCESS
+    assert "ZeroDivisionError: a bug in pit" in caplog.text

@@ -38,13 +38,11 @@ from pit.spec.load import Project, Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState
-from pit.spec.workspace import DEFAULT_SHUTDOWN_GRACE
+from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
 from pit.store.ledger import ledger_path
 from pit.store.rundir import RunPaths, claim_run_dir, record_never_started
 
 log = logging.getLogger("pit.serve")
-
-DEFAULT_MAX_QUEUED_RUNS = 100
 
 TRIGGER_RESTART = 1.0
 MAX_TRIGGER_RESTART = 60.0

@@ -77,6 +77,7 @@ def serve_command(
         stream_output=verbose or cli.verbose,
         shutdown_grace=config.shutdown_grace,
         max_active_runs=config.max_active_runs,
+        max_queued_runs=config.max_queued_runs,
     )
 
     async def serve() -> None:

@@ -18,6 +18,8 @@ MAX_RETRIES = 100
 MAX_BACKOFF = 10.0
 MAX_ACTIVE = 1000
 """The largest `max_active_tasks` / `max_active_runs`."""
+MAX_QUEUED = 100_000
+"""The largest `max_queued_runs`."""
 MAX_STABLE_SECONDS = 86_400
 MAX_PATH = 255
 """Characters in a path written in a config file (script, secrets_dir, runs_dir...)."""

@@ -12,6 +12,7 @@ from pit.spec.reader import TableReader
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_STOP_GRACE = 10.0
 DEFAULT_SHUTDOWN_GRACE = 60.0
+DEFAULT_MAX_QUEUED_RUNS = 100
 NOT_YET_USED = (
     "metadata_db",
     "api_token",
@@ -40,6 +41,9 @@ class WorkspaceConfig:
     """`pit serve`: a cap on runs at once, over all DAGs; more wait their turn."""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     """`pit serve`: seconds active runs get to finish after SIGINT/SIGTERM."""
+    max_queued_runs: int = DEFAULT_MAX_QUEUED_RUNS
+    """`pit serve`: accepted runs that may wait for their turn; past it a request is refused
+    (a webhook's 503 with Retry-After)."""
     metadata_db: str | None = None
     api_token: str | None = attrs.field(default=None, repr=False)
     age_identity: str | None = None
@@ -62,6 +66,7 @@ def parse_workspace_config(
     grace = r.duration("stop_grace")
     runs_cap = r.integer("max_active_runs", default=0, minimum=1, maximum=limits.MAX_ACTIVE)
     shutdown_grace = r.duration("shutdown_grace")
+    queued_cap = r.integer("max_queued_runs", default=0, minimum=1, maximum=limits.MAX_QUEUED)
     later = {key: r.path_string(key) for key in ("metadata_db", "age_identity")}
     for key in NOT_YET_USED if strict else ():
         if r.has(key):
@@ -76,6 +81,7 @@ def parse_workspace_config(
         stop_grace=defaults.stop_grace if grace is None else grace,
         max_active_runs=runs_cap or None,
         shutdown_grace=defaults.shutdown_grace if shutdown_grace is None else shutdown_grace,
+        max_queued_runs=queued_cap or defaults.max_queued_runs,
         metadata_db=later["metadata_db"],
         api_token=r.string("api_token"),
         age_identity=later["age_identity"],

@@ -134,3 +134,10 @@ def test_bad_stop_grace() -> None:
     assert problem.key == "stop_grace"
     assert "'a while' is not a duration" in problem.message
     assert config.stop_grace == 10.0
+
+
+def test_max_queued_runs_defaults_to_100_and_is_bounded() -> None:
+    assert parse_config_ok("").max_queued_runs == 100
+    assert parse_config_ok(config_text(max_queued_runs=5)).max_queued_runs == 5
+    _, problems = parse_workspace_config(config_text(max_queued_runs=0))
+    assert [p.key for p in problems if p.is_error] == ["max_queued_runs"]

@@ -47,7 +47,15 @@ from pit.runners.command import InProcessLaunch, ProcessLaunch
 from pit.spec.dag import DagSpec, TaskSpec
 from pit.spec.durations import format_duration
 from pit.spec.graph import downstream
-from pit.spec.states import RunState, TaskState, check_run_transition, check_task_transition
+from pit.spec.states import (
+    CANCELLED,
+    RunState,
+    TaskState,
+    check_run_transition,
+    check_task_transition,
+    cut_short,
+    run_outcome,
+)
 from pit.spec.workspace import DEFAULT_STOP_GRACE
 
 _FINISH_WAIT = 5.0
@@ -190,7 +198,7 @@ class RunActor:
                 timeout = format_duration(self.dag.timeout or 0)
                 await self._stop_run(f"run timed out after {timeout}", StopTask)
             case CancelRun(kill=kill):
-                await self._stop_run("cancelled", KillTask if kill else StopTask)
+                await self._stop_run(CANCELLED, KillTask if kill else StopTask)
             case StopRun(reason=reason):
                 await self._stop_run(reason, StopTask)
             case _:
@@ -261,19 +269,9 @@ class RunActor:
         unsettled = [name for name, r in self._tasks.items() if not r.state.terminal]
         for name in unsettled:
             # Only an outer cancellation leaves tasks unsettled; their processes are dead by now.
-            running = self._tasks[name].state is TaskState.RUNNING
-            await self._set_task(
-                name, state=TaskState.FAILED if running else TaskState.SKIPPED, error="cancelled"
-            )
-        succeeded = all(
-            r.state in (TaskState.SUCCESS, TaskState.SKIPPED) for r in self._tasks.values()
-        )
-        if self._stopping == "cancelled" or unsettled:
-            state = RunState.CANCELLED
-        elif self._stopping is None and succeeded:
-            state = RunState.SUCCESS
-        else:
-            state = RunState.FAILED
+            await self._set_task(name, state=cut_short(self._tasks[name].state), error=CANCELLED)
+        stop_reason = CANCELLED if unsettled else self._stopping
+        state = run_outcome((r.state for r in self._tasks.values()), stop_reason=stop_reason)
         if not self._run.state.terminal:
             await self._set_run(state=state, ended_at=self.clock.now())
         await self._publish(RunFinished(record=self.record))

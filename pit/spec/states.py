@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class TaskState(enum.Enum):
@@ -53,6 +54,29 @@ RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.FAILED: frozenset(),
     RunState.CANCELLED: frozenset(),
 }
+
+
+def cut_short(state: TaskState) -> TaskState:
+    """The end of a task whose run ended before it did: a running task failed, one that never
+    started is skipped (the rule for a stop, a crash, a dead owner alike)."""
+    if state.terminal:
+        return state
+    return TaskState.FAILED if state is TaskState.RUNNING else TaskState.SKIPPED
+
+
+def run_outcome(tasks: Iterable[TaskState], *, stop_reason: str | None) -> RunState:
+    """How a run ended, from its tasks' final states and why it was stopped (None: it was not;
+    "cancelled": by the user): cancelled, success when nothing stopped it and every task
+    succeeded or was skipped, failed otherwise."""
+    if stop_reason == CANCELLED:
+        return RunState.CANCELLED
+    if stop_reason is None and all(t in (TaskState.SUCCESS, TaskState.SKIPPED) for t in tasks):
+        return RunState.SUCCESS
+    return RunState.FAILED
+
+
+CANCELLED = "cancelled"
+"""The stop reason (and task error) of a run the user stopped."""
 
 
 class TransitionError(Exception):

@@ -17,7 +17,7 @@ import attrs
 
 from pit.errors import RunError
 from pit.messages.run import RunOwner, RunRecord, RunRequest, TaskRecord
-from pit.spec.states import RunState, TaskState
+from pit.spec.states import RunState, TaskState, cut_short
 from pit.store.files import write_atomically
 
 MANIFEST = "run.json"
@@ -262,17 +262,12 @@ def settle_dead_owner(paths: RunPaths, error: str, at: dt.datetime) -> RunRecord
 
 
 def settle_record(record: RunRecord, error: str, at: dt.datetime) -> RunRecord:
-    """`record` ended as failed with `error`: its running tasks failed, the ones not started
-    skipped, the others as they ended."""
+    """`record` ended as failed with `error` (its pit died, a bug ended it): the tasks it had
+    not finished are cut short (`cut_short`) with that error."""
     tasks = tuple(
         task
         if task.state.terminal
-        else attrs.evolve(
-            task,
-            state=TaskState.FAILED if task.state is TaskState.RUNNING else TaskState.SKIPPED,
-            ended_at=at,
-            error=error,
-        )
+        else attrs.evolve(task, state=cut_short(task.state), ended_at=at, error=error)
         for task in record.tasks
     )
     return attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from pit.spec.states import (
+    CANCELLED,
     RUN_TRANSITIONS,
     TASK_TRANSITIONS,
     RunState,
@@ -14,6 +15,8 @@ from pit.spec.states import (
     TransitionError,
     check_run_transition,
     check_task_transition,
+    cut_short,
+    run_outcome,
 )
 
 TASK_ALLOWED = {
@@ -91,3 +94,18 @@ def test_transition_error_is_a_bug_not_a_user_error() -> None:
     from pit.errors import PitError
 
     assert not issubclass(TransitionError, PitError)
+
+
+def test_a_task_cut_short_fails_if_it_ran_and_is_skipped_if_it_had_not_started() -> None:
+    assert cut_short(TaskState.RUNNING) is TaskState.FAILED
+    assert cut_short(TaskState.PENDING) is TaskState.SKIPPED
+    for ended in (TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED):
+        assert cut_short(ended) is ended
+
+
+def test_the_run_outcome_from_its_tasks_and_why_it_stopped() -> None:
+    fine = [TaskState.SUCCESS, TaskState.SKIPPED]
+    assert run_outcome(fine, stop_reason=None) is RunState.SUCCESS
+    assert run_outcome(fine, stop_reason="run timed out after 1s") is RunState.FAILED
+    assert run_outcome(fine, stop_reason=CANCELLED) is RunState.CANCELLED
+    assert run_outcome([*fine, TaskState.UPSTREAM_FAILED], stop_reason=None) is RunState.FAILED

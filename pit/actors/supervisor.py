@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import zoneinfo
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, assert_never
@@ -21,6 +20,7 @@ from typing import Any, Protocol, assert_never
 import attrs
 import trio
 
+from pit.actors.admission import Admission, Refuse, Start
 from pit.actors.cron import CronTrigger
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.ftpwatch import FtpWatch
@@ -71,7 +71,9 @@ class SupervisorHandle:
 
 
 @attrs.define(kw_only=True)
-class _Active:
+class _Accepted:
+    """What the supervisor keeps of a run it accepted, until the run ends: who asked, where."""
+
     request: RunRequested
     paths: RunPaths
 
@@ -101,9 +103,10 @@ class Supervisor:
     """DAG name -> its last good project."""
     _folders: dict[str, str] = attrs.field(init=False, factory=dict)
     """Project folder -> the name of its DAG, as last read well."""
-    _active: dict[str, dict[str, _Active]] = attrs.field(init=False, factory=dict)
-    _waiting: dict[str, tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=dict)
-    _capped: deque[tuple[RunRequested, RunPaths]] = attrs.field(init=False, factory=deque)
+    _admission: Admission = attrs.field(init=False)
+    """Which runs wait, which are active: the rules, as data (`actors/admission.py`)."""
+    _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
+    """Run id -> its request and folder, for every run the admission holds."""
     _triggers: dict[str, tuple[DagSpec, trio.CancelScope]] = attrs.field(init=False, factory=dict)
     _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
     _executor: ExecutorProcess = attrs.field(init=False)
@@ -111,7 +114,15 @@ class Supervisor:
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
     _grace_timer: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _web_port: int | None = attrs.field(init=False, default=None)
-    stopping: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._admission = Admission(
+            max_active_runs=self.max_active_runs, max_queued_runs=self.max_queued_runs
+        )
+
+    @property
+    def stopping(self) -> bool:
+        return self._admission.stopping
 
     # --- the actor ------------------------------------------------------------------------
 
@@ -144,7 +155,7 @@ class Supervisor:
                 task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
                 log.info("serving %s from %s", plural(len(self._projects), "DAG"), self.root)
                 async with inbox:
-                    while not (self.stopping and not self._running()):
+                    while not (self.stopping and self._admission.idle):
                         await self._handle(await inbox.receive())
                 # The runs are over: the listener shuts down (it answered 503 until now), the
                 # rest of the services are cancelled.
@@ -192,73 +203,31 @@ class Supervisor:
 
     def _decide(self, request: RunRequested) -> RunRequestAnswer:
         project = self._projects.get(request.dag)
-        if self.stopping:
-            return _rejected(request, "stopping", "pit is shutting down")
-        if project is None or project.dag is None:
-            return _rejected(request, "unknown", f"no DAG named '{request.dag}'")
-        dag = project.dag
-        active = self._active.setdefault(dag.name, {})
-        # Runs of this DAG started, or accepted and waiting for a slot under max_active_runs.
-        occupied = [*active, *(p.run_id for r, p in self._capped if r.dag == dag.name)]
-        if occupied and dag.overlap == "skip":
-            return _rejected(
-                request,
-                "overlap",
-                f"a run of {dag.name} is active ({', '.join(occupied)}); overlap = skip",
-            )
-        if occupied and dag.overlap == "queue" and dag.name in self._waiting:
-            return _rejected(
-                request, "overlap", f"a run of {dag.name} is active and another is waiting"
-            )
-        must_wait = (occupied and dag.overlap == "queue") or self._capped_now()
-        if must_wait and self._queued() >= self.max_queued_runs:
-            return _rejected(
-                request,
-                "busy",
-                f"{self._queued()} runs are waiting already (max_queued_runs); try again later",
-            )
+        dag = project.dag if project is not None else None
+        verdict = self._admission.consider(request.dag, dag.overlap if dag else None)
+        if isinstance(verdict, Refuse):
+            return _rejected(request, verdict.reason, verdict.message)
+        assert dag is not None
         try:
             paths = claim_run_dir(self._workspace.runs_dir, dag.name, self.clock.now())
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
-        if occupied and dag.overlap == "queue":
-            self._waiting[dag.name] = (request, paths)
-            log.info("%s %s: queued behind %s", dag.name, paths.run_id, ", ".join(occupied))
+        self._accepted[paths.run_id] = _Accepted(request=request, paths=paths)
+        start = self._admission.admit(paths.run_id, dag.name, dag.overlap)
+        if start is None:
+            log.info("%s %s: waits for its turn", dag.name, paths.run_id)
         else:
-            self._admit(request, paths)
+            self._start(start)
         return RunAccepted(run_id=paths.run_id)
 
-    def _capped_now(self) -> bool:
-        return self.max_active_runs is not None and self._running() >= self.max_active_runs
-
-    def _queued(self) -> int:
-        return len(self._waiting) + len(self._capped)
-
-    def _admit(self, request: RunRequested, paths: RunPaths) -> None:
-        """Start the run now, or keep it in line while max_active_runs are running."""
-        if self._capped_now():
-            self._capped.append((request, paths))
-            log.info(
-                "%s %s: waits for a slot (max_active_runs = %d)",
-                request.dag,
-                paths.run_id,
-                self.max_active_runs,
-            )
-        else:
-            self._launch(request, paths)
-
-    def _running(self) -> int:
-        return sum(len(runs) for runs in self._active.values())
-
-    def _launch(self, request: RunRequested, paths: RunPaths) -> None:
+    def _start(self, start: Start) -> None:
+        accepted = self._accepted[start.run_id]
+        request, paths = accepted.request, accepted.paths
         project = self._projects.get(request.dag)
         if project is None or project.dag is None:  # removed by a reload while it waited
             why = "the DAG was removed from the workspace before the run started"
-            self._services.start_soon(self._never_started, request, paths, why)
+            self._services.start_soon(self._never_started, start.run_id, why)
             return
-        self._active.setdefault(request.dag, {})[paths.run_id] = _Active(
-            request=request, paths=paths
-        )
         run = RunRequest.of(
             project,
             self._workspace,
@@ -269,35 +238,22 @@ class Supervisor:
         self._executor.execute(run, paths)
 
     def _ended(self, ended: RunEnded) -> None:
-        active = self._active.get(ended.dag, {}).pop(ended.run_id, None)
-        if active is not None:
-            _tell_ended(active.request, ended)
-        if self.stopping:
-            return
-        while self._capped and (
-            self.max_active_runs is None or self._running() < self.max_active_runs
-        ):
-            self._launch(*self._capped.popleft())
-        waiting = self._waiting.get(ended.dag)
-        capped = any(r.dag == ended.dag for r, _ in self._capped)
-        if waiting is not None and not self._active.get(ended.dag) and not capped:
-            del self._waiting[ended.dag]
-            self._admit(*waiting)
+        accepted = self._accepted.pop(ended.run_id, None)
+        if accepted is not None:
+            _tell_ended(accepted.request, ended)
+        for start in self._admission.ended(ended.run_id):
+            self._start(start)
 
     # --- stopping and reloading ----------------------------------------------------------
 
     async def _stop(self, *, now: bool) -> None:
-        if not self.stopping:
-            self.stopping = True  # the listener answers 503 from now on, until pit returns
+        if not self.stopping:  # the listener answers 503 from now on, until pit returns
             for _, scope in self._triggers.values():
                 scope.cancel()
-            dropped = [*self._waiting.values(), *self._capped]
-            self._waiting.clear()
-            self._capped.clear()
-            for request, paths in dropped:
-                await self._never_started(request, paths, "pit serve stopped before it started")
-            if self._running() and not now:
-                running = self._running()
+            for drop in self._admission.stop():
+                await self._never_started(drop.run_id, "pit serve stopped before it started")
+            running = len(self._admission.active_runs())
+            if running and not now:
                 log.info(
                     "stopping: %d active %s %.0fs to finish",
                     running,
@@ -314,11 +270,13 @@ class Supervisor:
             log.info("shutdown grace is over: stopping the active runs")
             self._cancel_runs(kill=False)
 
-    async def _never_started(self, request: RunRequested, paths: RunPaths, why: str) -> None:
+    async def _never_started(self, run_id: str, why: str) -> None:
         """An accepted run that will not start still ends with a truthful run.json."""
+        accepted = self._accepted.pop(run_id)
+        request, paths = accepted.request, accepted.paths
         project = self._projects.get(request.dag)
         tasks = tuple(t.name for t in project.dag.tasks) if project and project.dag else ()
-        log.info("%s %s: cancelled: %s", request.dag, paths.run_id, why)
+        log.info("%s %s: cancelled: %s", request.dag, run_id, why)
         with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
             await trio.to_thread.run_sync(
                 record_never_started,
@@ -329,14 +287,13 @@ class Supervisor:
                 why,
                 self.clock.now(),
             )
-        _tell_ended(
-            request, RunEnded(run_id=paths.run_id, dag=request.dag, state=RunState.CANCELLED)
-        )
+        _tell_ended(request, RunEnded(run_id=run_id, dag=request.dag, state=RunState.CANCELLED))
+        for start in self._admission.ended(run_id):
+            self._start(start)
 
     def _cancel_runs(self, *, kill: bool) -> None:
-        for runs in self._active.values():
-            for run_id in runs:
-                self._executor.cancel(run_id, kill=kill)
+        for run_id in self._admission.active_runs():
+            self._executor.cancel(run_id, kill=kill)
 
     def _reload(self) -> None:
         try:

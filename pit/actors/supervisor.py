@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import zoneinfo
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
@@ -21,13 +20,10 @@ import attrs
 import trio
 
 from pit.actors.admission import Admission, Refuse, Start
-from pit.actors.cron import CronTrigger
 from pit.actors.executor_process import ExecutorProcess
-from pit.actors.ftpwatch import FtpWatch
 from pit.actors.reconcile import settle_dead_runs
-from pit.clock import Clock, local_zone
-from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target
-from pit.connectors.target import ConnectorError
+from pit.actors.triggers import dag_triggers, run_triggers
+from pit.clock import Clock
 from pit.errors import PitError, RunError
 from pit.messages.executor import ExecutorSetup
 from pit.messages.run import RunRequest
@@ -39,14 +35,9 @@ from pit.spec.problems import plural
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
-from pit.store.ledger import ledger_path
 from pit.store.rundir import RunPaths, claim_run_dir, record_never_started
 
 log = logging.getLogger("pit.serve")
-
-TRIGGER_RESTART = 1.0
-MAX_TRIGGER_RESTART = 60.0
-"""Seconds before a trigger that failed is started again: doubling from 1 s up to a minute."""
 
 WEB_SHUTDOWN = 5.0
 """Seconds the webhook listener gets to close its connections once the last run has ended."""
@@ -356,65 +347,17 @@ class Supervisor:
         assert dag is not None
         scope = trio.CancelScope()
         self._triggers[dag.name] = (dag, scope)
-        watch = self._ftp_watch(dag, recover=first)
-        triggers = [t for t in (self._cron_trigger(dag), watch) if t is not None]
-        if triggers:
-            self._services.start_soon(_all_in_scope, scope, dag.name, triggers)
-
-    def _cron_trigger(self, dag: DagSpec) -> Callable[[], Awaitable[None]] | None:
-        if not dag.schedule:
-            return None
-        try:
-            tz = local_zone() if dag.timezone is None else zoneinfo.ZoneInfo(dag.timezone)
-        except (ValueError, OSError) as exc:  # validation should have caught it: keep serving
-            log.error("%s: schedule not started: timezone %r: %s", dag.name, dag.timezone, exc)
-            return None
-        trigger = CronTrigger(
-            dag=dag.name,
-            schedule=dag.schedule,
-            tz=tz,
-            clock=self.clock,
-            supervisor=self._send.clone(),
-        )
-        return trigger.run
-
-    def _ftp_watch(self, dag: DagSpec, *, recover: bool) -> Callable[[], Awaitable[None]] | None:
-        if not dag.ftp_watch:
-            return None
-        try:
-            target = self._ftp_target(dag)
-        except (ConnectorError, SecretNotFound) as exc:
-            log.error("%s: FTP watch not started: %s", dag.name, exc)
-            return None
-        watch = FtpWatch(
-            dag=dag.name,
-            spec=dag.ftp_watch,
-            target=target,
-            ledger=ledger_path(self.root, dag.name),
-            staging=self.root / ".pit" / "ftp" / f"{dag.name}.staging",
+        triggers = dag_triggers(
+            dag,
+            root=self.root,
             runs_dir=self._workspace.runs_dir,
+            secrets=self.secrets,
             clock=self.clock,
-            recover=recover,
-            supervisor=self._send.clone(),
+            supervisor=self._send,
+            recover=first,
         )
-        return watch.run
-
-    def _ftp_target(self, dag: DagSpec) -> FtpTarget:
-        spec = dag.ftp_watch
-        assert spec is not None
-        if self.secrets is None:
-            raise ConnectorError("no secrets file to read the FTP credentials from")
-        if spec.secret is not None:
-            return ftp_target(
-                self.secrets.find(dag.name, spec.secret), port=spec.port, tls=spec.tls
-            )
-        return legacy_ftp_target(
-            host=spec.host or "",
-            user=spec.user or "",
-            password=self.secrets.resolve(dag.name, spec.password_secret or ""),
-            port=spec.port or 21,
-            tls=bool(spec.tls),
-        )
+        if triggers:
+            self._services.start_soon(run_triggers, scope, dag.name, triggers)
 
     # --- the webhook listener --------------------------------------------------------------
 
@@ -451,30 +394,6 @@ class Supervisor:
             return RunRejected(reason="busy", message="too many requests waiting; try again")
         async with reply:
             return await reply.receive()
-
-
-async def _all_in_scope(
-    scope: trio.CancelScope, dag: str, triggers: list[Callable[[], Awaitable[None]]]
-) -> None:
-    """A DAG's triggers, cancelled together by its one scope (a reload of the DAG)."""
-    with scope:
-        async with trio.open_nursery() as nursery:
-            for trigger in triggers:
-                nursery.start_soon(_restarting, dag, trigger)
-
-
-async def _restarting(dag: str, trigger: Callable[[], Awaitable[None]]) -> None:
-    """Run a trigger; a bug that ends it is logged and the trigger started again (after a
-    growing pause), never passed on to the other triggers or the runs."""
-    pause = TRIGGER_RESTART
-    while True:
-        try:
-            await trigger()
-            return
-        except Exception:
-            log.exception("%s: a trigger failed (a pit bug); it restarts in %.0fs", dag, pause)
-        await trio.sleep(pause)
-        pause = min(pause * 2, MAX_TRIGGER_RESTART)
 
 
 def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:

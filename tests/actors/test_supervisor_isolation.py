@@ -6,7 +6,7 @@ import pytest
 import trio
 
 import pit.actors.supervisor
-from pit.actors.supervisor import TRIGGER_RESTART, _restarting
+from pit.actors.triggers import TRIGGER_RESTART, restarting
 from pit.messages.webhook import RunAccepted, RunRejected
 from pit.spec.states import RunState
 from tests.conftest import Workspace
@@ -24,7 +24,7 @@ async def test_a_trigger_that_fails_is_logged_and_started_again(
         if len(calls) < 3:
             raise KeyError("a bug in a trigger")
 
-    await _restarting("etl", flaky)
+    await restarting("etl", flaky)
 
     assert len(calls) == 3
     assert calls[1] - calls[0] == pytest.approx(TRIGGER_RESTART)

@@ -1,0 +1,143 @@
+"""The triggers of a DAG under `pit serve`: its schedule (`CronTrigger`), its FTP watch
+(`FtpWatch`), built from its spec, and run together under one cancel scope, each restarted if a
+pit bug ends it, never passing that bug on to the other triggers or the runs."""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from pit.actors.cron import CronTrigger
+from pit.actors.ftpwatch import FtpWatch
+from pit.clock import Clock, local_zone
+from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target
+from pit.connectors.target import ConnectorError
+from pit.messages.trigger import SupervisorInbox
+from pit.spec.dag import DagSpec
+from pit.spec.secrets import SecretNotFound, Secrets
+from pit.store.ledger import ledger_path
+
+log = logging.getLogger("pit.serve")
+
+Trigger = Callable[[], Awaitable[None]]
+
+TRIGGER_RESTART = 1.0
+MAX_TRIGGER_RESTART = 60.0
+"""Seconds before a trigger that failed is started again: doubling from 1 s up to a minute."""
+
+
+def dag_triggers(
+    dag: DagSpec,
+    *,
+    root: Path,
+    runs_dir: Path,
+    secrets: Secrets | None,
+    clock: Clock,
+    supervisor: trio.MemorySendChannel[SupervisorInbox],
+    recover: bool,
+) -> list[Trigger]:
+    """The DAG's triggers, ready to run; `recover` at start-up, when an FTP watch settles what
+    the last pit left. A trigger that cannot be built is logged and left out."""
+    watch = _ftp_watch(
+        dag,
+        root=root,
+        runs_dir=runs_dir,
+        secrets=secrets,
+        clock=clock,
+        supervisor=supervisor,
+        recover=recover,
+    )
+    return [t for t in (_cron_trigger(dag, clock, supervisor), watch) if t is not None]
+
+
+async def run_triggers(scope: trio.CancelScope, dag: str, triggers: list[Trigger]) -> None:
+    """A DAG's triggers, cancelled together by its one scope (a reload of the DAG)."""
+    with scope:
+        async with trio.open_nursery() as nursery:
+            for trigger in triggers:
+                nursery.start_soon(restarting, dag, trigger)
+
+
+async def restarting(dag: str, trigger: Trigger) -> None:
+    """Run a trigger; a bug that ends it is logged and the trigger started again (after a
+    growing pause), never passed on to the other triggers or the runs."""
+    pause = TRIGGER_RESTART
+    while True:
+        try:
+            await trigger()
+            return
+        except Exception:
+            log.exception("%s: a trigger failed (a pit bug); it restarts in %.0fs", dag, pause)
+        await trio.sleep(pause)
+        pause = min(pause * 2, MAX_TRIGGER_RESTART)
+
+
+def _cron_trigger(
+    dag: DagSpec, clock: Clock, supervisor: trio.MemorySendChannel[SupervisorInbox]
+) -> Trigger | None:
+    if not dag.schedule:
+        return None
+    try:
+        tz = local_zone() if dag.timezone is None else zoneinfo.ZoneInfo(dag.timezone)
+    except (ValueError, OSError) as exc:  # validation should have caught it: keep serving
+        log.error("%s: schedule not started: timezone %r: %s", dag.name, dag.timezone, exc)
+        return None
+    trigger = CronTrigger(
+        dag=dag.name,
+        schedule=dag.schedule,
+        tz=tz,
+        clock=clock,
+        supervisor=supervisor.clone(),
+    )
+    return trigger.run
+
+
+def _ftp_watch(
+    dag: DagSpec,
+    *,
+    root: Path,
+    runs_dir: Path,
+    secrets: Secrets | None,
+    clock: Clock,
+    supervisor: trio.MemorySendChannel[SupervisorInbox],
+    recover: bool,
+) -> Trigger | None:
+    if not dag.ftp_watch:
+        return None
+    try:
+        target = _ftp_target(dag, secrets)
+    except (ConnectorError, SecretNotFound) as exc:
+        log.error("%s: FTP watch not started: %s", dag.name, exc)
+        return None
+    watch = FtpWatch(
+        dag=dag.name,
+        spec=dag.ftp_watch,
+        target=target,
+        ledger=ledger_path(root, dag.name),
+        staging=root / ".pit" / "ftp" / f"{dag.name}.staging",
+        runs_dir=runs_dir,
+        clock=clock,
+        recover=recover,
+        supervisor=supervisor.clone(),
+    )
+    return watch.run
+
+
+def _ftp_target(dag: DagSpec, secrets: Secrets | None) -> FtpTarget:
+    spec = dag.ftp_watch
+    assert spec is not None
+    if secrets is None:
+        raise ConnectorError("no secrets file to read the FTP credentials from")
+    if spec.secret is not None:
+        return ftp_target(secrets.find(dag.name, spec.secret), port=spec.port, tls=spec.tls)
+    return legacy_ftp_target(
+        host=spec.host or "",
+        user=spec.user or "",
+        password=secrets.resolve(dag.name, spec.password_secret or ""),
+        port=spec.port or 21,
+        tls=bool(spec.tls),
+    )

@@ -3,11 +3,19 @@
 The sockets of one pit process share a private folder (`SocketFolder`): `pit serve` makes it
 once, so starting a run costs a bind, not a folder made and removed.
 
-Speaks sdk-wire-protocol.md: one JSON request per connection, read to EOF, one JSON response.
-Every request gets an answer or a closed connection, never a crash: malformed JSON, a request
-over 1 MiB, unknown methods and missing params are error responses, and a client that sends
-nothing is dropped after `read_timeout`. Secret values never leave through anything but a
-response; each access is recorded (run, task, secret, time) in the run's `secret_access.jsonl`.
+Speaks sdk-wire-protocol.md: one JSON request per connection, one JSON response. The request
+ends at EOF or as soon as it is one whole JSON value (clients of the original broker need not
+half-close). Every request gets an answer or a closed connection, never a crash: malformed JSON,
+a request over 1 MiB, unknown methods and missing params are error responses, a client that
+sends nothing is dropped after `read_timeout`, and a pit bug met while answering one connection
+is an `internal error` response (its traceback logged to `pit.broker`), never an exception in a
+sibling. Secret values never leave through anything but a result: error responses are masked.
+Each access is recorded (run, task, secret, time) in the run's `secret_access.jsonl`.
+
+Which task asked: the peer process's PIT_TASK_NAME (its pid from SO_PEERCRED, its environment
+from /proc), which a client cannot choose by what it sends. The request's `task` param is only
+a claim: used when the peer cannot be identified (`"verified": false` in the audit), and kept as
+`claimed_task` when it disagrees with the verified name.
 """
 
 from __future__ import annotations
@@ -15,12 +23,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import posixpath
 import shutil
 import socket
 import struct
 import tempfile
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -28,16 +38,31 @@ from typing import TextIO
 import attrs
 import trio
 
+from pit.actors.masking import Masker
 from pit.clock import Clock
 from pit.connectors.ftp import FtpClient, FtpTarget, ftp_target
 from pit.connectors.sql import Database, data_file, parquet_path
 from pit.connectors.target import ConnectorError, Dialect, parse_target
-from pit.messages.sdk import MAX_REQUEST_BYTES, BadRequest, SdkRequest, SdkResponse, decode_request
+from pit.messages.sdk import BadRequest, RequestFrame, SdkRequest, SdkResponse, decode_request
 from pit.spec.secrets import SecretNotFound, Secrets
 
 AUDIT_FILE = "secret_access.jsonl"
 DEFAULT_READ_TIMEOUT = 5.0
 _PEERCRED = struct.Struct("3i")
+_RECEIVE_SIZE = 65536
+log = logging.getLogger("pit.broker")
+log.addHandler(logging.NullHandler())  # `pit run` configures no logging: keep it off the console
+
+
+@attrs.frozen(kw_only=True)
+class Asker:
+    """Who sent a request, for the audit."""
+
+    task: str | None
+    verified: bool
+    """Whether `task` is the peer process's own PIT_TASK_NAME, not the request's claim."""
+    claimed: str | None = None
+    """The request's `task` param when it disagrees with the verified name."""
 
 
 @attrs.frozen(kw_only=True)
@@ -94,10 +119,12 @@ class Broker:
     sockets: SocketFolder | None = None
     """Where the socket goes; None: a private folder of the broker's own."""
     read_timeout: float = DEFAULT_READ_TIMEOUT
-    _handlers: dict[str, Callable[[SdkRequest], Awaitable[str]]] = attrs.field(init=False)
+    _handlers: dict[str, Callable[[SdkRequest, Asker], Awaitable[str]]] = attrs.field(init=False)
     _audit_file: TextIO | None = attrs.field(init=False, default=None)
     _tasks_by_pid: dict[int, tuple[int, str | None]] = attrs.field(init=False, factory=dict)
     """pid -> (its process group, its PIT_TASK_NAME): a task's client asks again and again."""
+    _masker: Masker = attrs.field(init=False)
+    """Masks error responses: a driver's or pit's message must not carry a secret."""
 
     def __attrs_post_init__(self) -> None:
         self._handlers = {
@@ -109,6 +136,7 @@ class Broker:
             "ftp_upload": self._ftp_upload,
             "ftp_move": self._ftp_move,
         }
+        self._masker = Masker(self.secrets.values() if self.secrets else ())
 
     async def run(
         self, *, task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED
@@ -128,44 +156,70 @@ class Broker:
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         async with stream:
-            peer = _peer_pid(stream)
-            response = await self._answer(await self._read(stream), peer)
-            if response is not None:
-                with contextlib.suppress(trio.BrokenResourceError):  # the client went away
-                    await stream.send_all(response.encode())
+            frame = RequestFrame()
+            try:
+                response = await self._read(stream, frame)
+                if response is None and frame.received and not frame.gone:
+                    response = await self._respond(frame, _peer_pid(stream))
+            except Exception as exc:  # a pit bug: this connection's answer, nobody else's
+                response = self._internal_error(exc)
+            if response is None:
+                return  # the client sent nothing, or went away
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(response.encode())
+                if not frame.eof:
+                    await self._drain(stream)
 
-    async def _read(self, stream: trio.SocketStream) -> bytes | SdkResponse | None:
-        """The request bytes; an error response if too large; None if the client sent nothing
-        in time (the connection is then just closed)."""
-        chunks, size = [], 0
+    async def _read(self, stream: trio.SocketStream, frame: RequestFrame) -> SdkResponse | None:
+        """Fill `frame` until it holds a whole request or the client half-closes. An error
+        response when the request is too large or too deep, or unfinished at the deadline."""
         with trio.move_on_after(self.read_timeout) as deadline:
             try:
-                while chunk := await stream.receive_some(65536):
-                    size += len(chunk)
-                    if size > MAX_REQUEST_BYTES:
-                        return SdkResponse(error=f"request larger than {MAX_REQUEST_BYTES} bytes")
-                    chunks.append(chunk)
+                while not frame.complete:
+                    chunk = await stream.receive_some(_RECEIVE_SIZE)
+                    if not chunk:
+                        frame.eof = True
+                        break
+                    frame.feed(chunk)
             except trio.BrokenResourceError:
-                return None
-        if deadline.cancelled_caught:
-            return SdkResponse(error="timed out waiting for the request") if chunks else None
-        return b"".join(chunks)
+                frame.eof = frame.gone = True
+            except BadRequest as exc:
+                return SdkResponse(error=str(exc))
+        if deadline.cancelled_caught and frame.received:
+            return SdkResponse(error="timed out waiting for the request")
+        return None
 
-    async def _answer(
-        self, data: bytes | SdkResponse | None, peer: int | None
-    ) -> SdkResponse | None:
-        if data is None or isinstance(data, SdkResponse):
-            return data
+    async def _drain(self, stream: trio.SocketStream) -> None:
+        """After answering before the client's EOF: say we are done, and discard what else it
+        sends until it closes (at most `read_timeout`). Closing a Unix socket with bytes unread
+        (a trailing newline, the rest of a refused request) resets the client's connection,
+        which may then lose the answer."""
+        await stream.send_eof()
+        with trio.move_on_after(self.read_timeout):
+            while await stream.receive_some(_RECEIVE_SIZE):
+                pass
+
+    async def _respond(self, frame: RequestFrame, peer: int | None) -> SdkResponse:
         try:
-            request = decode_request(data)
-            if request.task is None and peer is not None:
-                request = attrs.evolve(request, task=self._task_of(peer))
+            request = decode_request(frame.request())
             handler = self._handlers.get(request.method)
             if handler is None:
-                return SdkResponse(error=f"unknown method: {request.method}")
-            return SdkResponse(result=await handler(request))
+                return SdkResponse(error=self._masker.mask(f"unknown method: {request.method}"))
+            return SdkResponse(result=await handler(request, self._asker(request, peer)))
         except (BadRequest, SecretNotFound, ConnectorError) as exc:
-            return SdkResponse(error=str(exc))
+            return SdkResponse(error=self._masker.mask(str(exc)))
+
+    def _internal_error(self, exc: Exception) -> SdkResponse:
+        message = self._masker.mask(f"internal error: {type(exc).__name__}: {exc}")
+        log.error(self._masker.mask("".join(traceback.format_exception(exc))))
+        return SdkResponse(error=message)
+
+    def _asker(self, request: SdkRequest, peer: int | None) -> Asker:
+        verified = self._task_of(peer) if peer is not None else None
+        if verified is None:
+            return Asker(task=request.claimed_task, verified=False)
+        claimed = request.claimed_task if request.claimed_task != verified else None
+        return Asker(task=verified, verified=True, claimed=claimed)
 
     # --- methods ---------------------------------------------------------------------------
 
@@ -176,37 +230,38 @@ class Broker:
             )
         return self.secrets
 
-    async def _get_secret(self, request: SdkRequest) -> str:
+    async def _get_secret(self, request: SdkRequest, asker: Asker) -> str:
         key = request.param("key")
         value = self._need_secrets().resolve(self.project, key)
-        self._audit(request, key)
+        self._audit(request, asker, key)
         return value
 
-    async def _get_secret_field(self, request: SdkRequest) -> str:
+    async def _get_secret_field(self, request: SdkRequest, asker: Asker) -> str:
         secret, field = request.param("secret"), request.param("field")
         value = self._need_secrets().resolve_field(self.project, secret, field)
-        self._audit(request, f"{secret}.{field}")
+        self._audit(request, asker, f"{secret}.{field}")
         return value
 
-    async def _load_data(self, request: SdkRequest) -> str:
+    async def _load_data(self, request: SdkRequest, asker: Asker) -> str:
         # Imported on first use: the loader brings pyarrow, ~100 ms of start-up.
         from pit.connectors.loader import LoadMode, load_parquet
 
         file, table = request.param("file"), request.param("table")
         connection = request.param("connection")
         mode_name = request.param("mode", "append")
+        schema = request.optional("schema")
         try:
             mode = LoadMode(mode_name)
         except ValueError:
             modes = ", ".join(m.value for m in LoadMode)
             raise BadRequest(f"load_data: unknown mode '{mode_name}' (use {modes})") from None
         secrets = self._need_secrets()
-        target = parse_target(secrets.find(self.project, connection), self.workspace)
-        self._audit(request, connection)
+        value = secrets.find(self.project, connection)
+        self._audit(request, asker, connection)
+        target = parse_target(value, self.workspace, secret=connection)
         path = parquet_path(self.data_dir, file)
         if not path.is_file():
             raise ConnectorError(f"load_data: no file '{path.name}' in the run's data directory")
-        schema = request.params.get("schema") or None
         if schema == "dbo" and target.dialect is not Dialect.MSSQL:
             # The original client always sends SQL Server's default schema; elsewhere it means
             # "the database's default", whatever that is called there.
@@ -217,58 +272,63 @@ class Broker:
             )
         return f"{rows} rows loaded"
 
-    # FTP: the broker logs in with the secret; the task never sees the password.
+    # FTP: the broker logs in with the secret; the task never sees the password. Every param
+    # is checked before the broker connects, so a mistake is named, not a refused connection.
 
-    def _ftp_target(self, request: SdkRequest) -> FtpTarget:
-        name = request.param("secret")
-        target = ftp_target(self._need_secrets().find(self.project, name))
-        self._audit(request, name)
-        return target
+    def _ftp_target(self, request: SdkRequest, asker: Asker) -> FtpTarget:
+        name = request.param("secret", empty=False)
+        value = self._need_secrets().find(self.project, name)
+        self._audit(request, asker, name)
+        return ftp_target(value)
 
-    async def _ftp_list(self, request: SdkRequest) -> str:
+    async def _ftp_list(self, request: SdkRequest, asker: Asker) -> str:
         directory, pattern = request.param("directory"), request.param("pattern", "*")
-        async with await FtpClient.connect(self._ftp_target(request)) as ftp:
+        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
             files = await ftp.list(directory, pattern)
         return json.dumps([f.name for f in files])
 
-    async def _ftp_download(self, request: SdkRequest) -> str:
-        target = self._ftp_target(request)
-        async with await FtpClient.connect(target) as ftp:
-            if "remote_path" in request.params:
-                remote = request.param("remote_path")
-                paths = [remote]
-            else:
-                listed = await ftp.list(request.param("directory"), request.param("pattern", "*"))
-                paths = [f.path for f in listed]
+    async def _ftp_download(self, request: SdkRequest, asker: Asker) -> str:
+        remote = request.optional("remote_path")
+        if remote is not None:
+            data_file(self.data_dir, posixpath.basename(remote))  # a name for the local copy
+        elif "directory" not in request.params:
+            raise BadRequest("ftp_download: give remote_path, or directory (and pattern)")
+        directory, pattern = request.param("directory", ""), request.param("pattern", "*")
+        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
+            paths = [remote] if remote else [f.path for f in await ftp.list(directory, pattern)]
             local = []
-            for remote in paths:
-                destination = data_file(self.data_dir, posixpath.basename(remote))
-                await ftp.download(remote, destination)
+            for path in paths:
+                destination = data_file(self.data_dir, posixpath.basename(path))
+                await ftp.download(path, destination)
                 local.append(str(destination))
         return json.dumps(local)
 
-    async def _ftp_upload(self, request: SdkRequest) -> str:
+    async def _ftp_upload(self, request: SdkRequest, asker: Asker) -> str:
         source = data_file(self.data_dir, request.param("local_name"))
+        remote = request.param("remote_path", empty=False)
         if not source.is_file():
             raise ConnectorError(f"ftp_upload: no file '{source.name}' in the run's data directory")
-        async with await FtpClient.connect(self._ftp_target(request)) as ftp:
-            await ftp.upload(source, request.param("remote_path"))
+        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
+            await ftp.upload(source, remote)
         return ""
 
-    async def _ftp_move(self, request: SdkRequest) -> str:
-        src, dst = request.param("src"), request.param("dst")
-        async with await FtpClient.connect(self._ftp_target(request)) as ftp:
+    async def _ftp_move(self, request: SdkRequest, asker: Asker) -> str:
+        src, dst = request.param("src", empty=False), request.param("dst", empty=False)
+        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
             await ftp.move(src, dst)
         return ""
 
-    def _audit(self, request: SdkRequest, secret: str) -> None:
+    def _audit(self, request: SdkRequest, asker: Asker, secret: str) -> None:
         entry = {
             "run_id": self.run_id,
-            "task": request.task,
+            "task": asker.task,
+            "verified": asker.verified,
             "method": request.method,
             "secret": secret,
             "at": self.clock.now().isoformat(timespec="milliseconds"),
         }
+        if asker.claimed is not None:
+            entry["claimed_task"] = asker.claimed
         # Opened at the first access and kept: an access is one appended line, flushed at once
         # (quicker than a thread hop). A run that asks for no secret gets no audit file.
         if self._audit_file is None:
@@ -284,7 +344,7 @@ class Broker:
         pit_sdk). Cached per pid; the process group tells a reused pid from the cached one."""
         try:
             group = os.getpgid(pid)
-        except ProcessLookupError:
+        except OSError:  # gone already
             return None
         cached = self._tasks_by_pid.get(pid)
         if cached is not None and cached[0] == group:

@@ -1,8 +1,8 @@
 """Secret values masked in task output, across chunk and line boundaries.
 
-Pure: fed bytes, gives bytes. A value is replaced by `***` wherever it appears whole; the last
-`longest - 1` bytes of each chunk are held back until the next chunk (or the end) shows whether a
-value continues there.
+Pure: fed bytes, gives bytes. The values are what `Secrets.values` calls sensitive. A value is
+replaced by `***` wherever it appears whole; the last `longest - 1` bytes of each chunk are held
+back until the next chunk (or the end) shows whether a value continues there.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ class Masker:
         out.append(data[position:release])
         self._pending = data[release:]
         return b"".join(out)
+
+    def mask(self, text: str) -> str:
+        """A whole message masked at once (an error pit reports), not a stream."""
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text.encode(errors="surrogatepass")).decode(
+            errors="surrogatepass"
+        )
 
     def flush(self) -> bytes:
         """Whatever was held back, masked: at the end of the output."""

@@ -42,7 +42,9 @@ class SqlExecution:
             )
         started = time.monotonic()  # for the log line only: the task's timing is the run's
         try:
-            target = parse_target(launch.connection, launch.workspace)
+            target = parse_target(
+                launch.connection, launch.workspace, secret=launch.connection_name
+            )
             log.write(f"pit: {task.type} against {target.describe()}\n".encode())
             async with await Database.connect(target) as database:
                 summary = await self._run(database)

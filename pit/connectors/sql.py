@@ -67,7 +67,18 @@ def open_blocking(target: Target) -> BlockingConnection:
     except ConnectorError:
         raise
     except Exception as exc:  # each driver has its own error classes; all mean "cannot connect"
-        raise ConnectorError(f"cannot connect to {target.describe()}: {exc}") from exc
+        raise ConnectorError(f"cannot connect to {target.describe()}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a driver could not connect. python-tds raises a bare TimeoutError after retrying a
+    refused connection; the reason (`Connection refused`) is in its cause."""
+    reason = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is None:
+        return reason
+    why = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+    return reason if not why or why in reason else f"{reason} ({why})"
 
 
 class Database:

@@ -4,11 +4,15 @@ Pure: no driver is imported here. Supported: `sqlite:///path`, `duckdb:///path` 
 resolve against the workspace; four slashes for an absolute path), `postgresql://` /
 `postgres://` (libpq URIs), and `sqlserver://` / `mssql://` (`user:password@host:port/database`,
 or `?database=`).
+
+Messages name the secret (`secret` of `parse_target`), never echo its value: a string pit
+cannot parse may be a whole ODBC string with its password.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +42,8 @@ _SCHEMES = {
     "sqlserver": Dialect.MSSQL,
     "mssql": Dialect.MSSQL,
 }
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
+_SUPPORTED = "use sqlite:///, duckdb:///, postgresql://, sqlserver:// or mssql://"
 
 
 @attrs.frozen(kw_only=True)
@@ -61,21 +67,36 @@ class Target:
         return f"{self.dialect.value} database {self.database!r} on {self.host}{port}"
 
 
-def parse_target(value: str | Mapping[str, str], workspace: Path) -> Target:
+def parse_target(
+    value: str | Mapping[str, str], workspace: Path, *, secret: str | None = None
+) -> Target:
     """The database a secret names: a connection string, or a structured secret with host, port,
-    database, user, password and a `driver` (or `type`) field naming the database."""
-    if isinstance(value, str):
-        return _from_url(value, workspace)
+    database, user, password and a `driver` (or `type`) field naming the database. `secret`,
+    the secret's name, is what error messages call it."""
+    what = f"connection secret '{secret}'" if secret else "the connection string"
+    try:
+        if isinstance(value, str):
+            return _from_url(value, workspace, what)
+        return _from_fields(value, workspace, what)
+    except ValueError:  # urllib's message would quote a part of the value
+        raise ConnectorError(
+            f"{what} is not a usable address: its port is not a number from 0 to 65535, or "
+            "its [IPv6] host is malformed"
+        ) from None
+
+
+def _from_fields(value: Mapping[str, str], workspace: Path, what: str) -> Target:
     kind = value.get("driver") or value.get("type") or ""
     dialect = _SCHEMES.get(kind.lower())
     if dialect is None:
         raise ConnectorError(
-            f"structured connection secret has driver {kind!r}; set driver to one of "
-            "sqlite, duckdb, postgres, sqlserver"
+            f"{what} has driver {kind!r}; set driver to one of sqlite, duckdb, postgres, sqlserver"
         )
     if dialect in (Dialect.SQLITE, Dialect.DUCKDB):
         return Target(dialect=dialect, path=_embedded_path(value.get("path", ""), workspace))
     port = value.get("port")
+    if port and not port.isdigit():
+        raise ConnectorError(f"{what} has port {port!r}; write a port number like 5432")
     target = Target(
         dialect=dialect,
         host=value.get("host", ""),
@@ -89,17 +110,17 @@ def parse_target(value: str | Mapping[str, str], workspace: Path) -> Target:
     return target
 
 
-def _from_url(text: str, workspace: Path) -> Target:
+def _from_url(text: str, workspace: Path, what: str) -> Target:
     scheme, sep, rest = text.partition("://")
     dialect = _SCHEMES.get(scheme.lower()) if sep else None
     if dialect is None:
-        raise ConnectorError(
-            f"unsupported connection string (scheme {scheme!r}); use sqlite:///, duckdb:///, "
-            "postgresql://, sqlserver:// or mssql://"
-        )
+        # The scheme is shown only when it is one; otherwise the text may be anything (an
+        # ODBC string with PWD=...), and is the secret's value.
+        shown = f"scheme '{scheme}'" if sep and _SCHEME.fullmatch(scheme) else "no scheme://"
+        raise ConnectorError(f"{what} is not a supported connection string ({shown}); {_SUPPORTED}")
     if dialect in (Dialect.SQLITE, Dialect.DUCKDB):
         if not rest.startswith("/"):
-            raise ConnectorError(f"write {scheme}:///path (three slashes), not {scheme}://{rest}")
+            raise ConnectorError(f"{what}: write {scheme}:///path (three slashes)")
         return Target(dialect=dialect, path=_embedded_path(rest[1:], workspace))
     parts = urllib.parse.urlsplit(text)
     if dialect is Dialect.POSTGRES:

@@ -153,6 +153,7 @@ def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
     if kind is RunnerKind.SQL:
         return _sql_launch(place, task)
     env = {**place.env, "PIT_TASK_NAME": task.name, "PIT_ATTEMPT": str(attempt)}
+    env["PIT_WORKSPACE"] = str(place.workspace)  # where pit_sdk resolves sqlite:///relative.db
     cwd = place.snapshot_dir
     if kind is RunnerKind.PYTHON:
         argv: tuple[str, ...] = ("uv", "run", "--project", str(place.source_dir), str(script))

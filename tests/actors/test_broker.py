@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ import trio
 
 from pit.actors.broker import AUDIT_FILE, Broker, BrokerHandle
 from pit.clock import SystemClock
+from pit.connectors import sql
 from pit.spec.secrets import parse_secrets
 
 SECRETS = """
@@ -25,18 +30,25 @@ shared = "from-global"
 host = "db.example.com"
 password = "pa55word"
 
+[global.ftp]
+host = "127.0.0.1"
+port = "1"
+user = "u"
+password = "ftp-pa55"
+
 [etl]
 shared = "from-project"
+odbc = "Driver={ODBC Driver 18};Server=db;UID=sa;PWD=0dbc-pa55;"
+refused_mssql = "sqlserver://sa:mssql-pa55@127.0.0.1:1/warehouse"
 """
 
 pytestmark = pytest.mark.slow  # real sockets and real timeouts
 
 
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[BrokerHandle]:
+def new_broker(tmp_path: Path) -> Broker:
     secrets, problems = parse_secrets(SECRETS, "secrets.toml")
     assert problems == []
-    actor = Broker(
+    return Broker(
         run_id="run-1",
         project="etl",
         secrets=secrets,
@@ -46,6 +58,15 @@ async def broker(tmp_path: Path) -> AsyncIterator[BrokerHandle]:
         clock=SystemClock(),
         read_timeout=0.5,
     )
+
+
+@pytest.fixture
+def actor(tmp_path: Path) -> Broker:
+    return new_broker(tmp_path)
+
+
+@pytest.fixture
+async def broker(actor: Broker) -> AsyncIterator[BrokerHandle]:
     async with trio.open_nursery() as nursery:
         yield await nursery.start(actor.run)
         nursery.cancel_scope.cancel()
@@ -177,3 +198,191 @@ async def test_the_socket_is_private_short_and_removed_at_the_end(tmp_path: Path
         assert "--secrets" in answer["error"]
         nursery.cancel_scope.cancel()
     assert not path.parent.exists()
+
+
+# --- nothing a client sends ends the broker -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b'{"method": "get_secret", "params": {"key": ' + b"9" * 5000 + b"}}", "malformed JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),
+        (b'{"method": "get_secret", "params": {"key": ' + b"[" * 100_000, "nested deeper than"),
+        (b'{"method": "\\ud800", "params": {}}', "unknown method"),
+        (
+            b'{"method": "load_data", "params": {"file": "f", "table": "t", "connection": "odbc",'
+            b' "schema": 5}}',
+            "param 'schema' must be a string",
+        ),
+    ],
+)
+async def test_a_hostile_request_is_an_error_and_the_broker_serves_on(
+    broker: BrokerHandle, payload: bytes, error: str
+) -> None:
+    answer = json.loads(await exchange(broker, payload))
+    assert answer["result"] is None
+    assert error in answer["error"]
+    assert (await call(broker, "get_secret", key="api_token"))["result"] == "global-token"
+
+
+async def test_a_bug_answers_an_internal_error_masked_and_logged(
+    actor: Broker, broker: BrokerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(request: object, asker: object) -> str:
+        raise KeyError("pa55word")  # a bug whose message holds a secret
+
+    actor._handlers["get_secret_field"] = broken
+    with caplog.at_level(logging.ERROR, logger="pit.broker"):
+        answer = await call(broker, "get_secret_field", secret="warehouse", field="password")
+    assert answer == {"result": None, "error": "internal error: KeyError: '***'"}
+    (record,) = [r for r in caplog.records if r.name == "pit.broker"]
+    assert "Traceback" in record.getMessage()
+    assert "in broken" in record.getMessage()
+    assert "pa55word" not in record.getMessage()
+    assert (await call(broker, "get_secret", key="api_token"))["result"] == "global-token"
+
+
+async def test_a_bug_in_one_connection_does_not_reach_its_siblings(
+    actor: Broker, broker: BrokerHandle
+) -> None:
+    async def broken(request: object, asker: object) -> str:
+        await trio.sleep(0.01)
+        raise RuntimeError("boom")
+
+    actor._handlers["ftp_move"] = broken
+    answers: list[dict[str, Any]] = []
+
+    async def client(method: str, params: dict[str, str]) -> None:
+        answers.append(await call(broker, method, **params))
+
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            if n % 2:
+                nursery.start_soon(client, "ftp_move", {})
+            else:
+                nursery.start_soon(client, "get_secret", {"key": "shared"})
+    assert sorted(a["error"] or a["result"] for a in answers) == sorted(
+        ["from-project"] * 10 + ["internal error: RuntimeError: boom"] * 10
+    )
+
+
+# --- framing: one JSON value, with or without a half-close ----------------------------------
+
+
+async def ask_without_half_close(handle: BrokerHandle, payload: bytes) -> bytes:
+    """The original broker's clients: write the request, read the answer to EOF, never
+    half-close."""
+    stream = await trio.open_unix_socket(str(handle.socket_path))
+    async with stream:
+        await stream.send_all(payload)
+        chunks = []
+        with trio.fail_after(2):
+            while chunk := await stream.receive_some(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"method": "get_secret", "params": {"key": "api_token"}}',
+        b'  {"method":"get_secret","params":{"key":"api_token","x":"} ] \\" {"}}\n',
+    ],
+)
+async def test_a_request_is_answered_without_a_half_close(
+    broker: BrokerHandle, payload: bytes
+) -> None:
+    answer = json.loads(await ask_without_half_close(broker, payload))
+    assert answer == {"result": "global-token", "error": None}
+
+
+async def test_a_request_sent_in_pieces_is_answered_when_whole(broker: BrokerHandle) -> None:
+    payload = b'{"method": "get_secret", "params": {"key": "api_\\u0074oken"}}'
+    stream = await trio.open_unix_socket(str(broker.socket_path))
+    async with stream:
+        for byte in payload:
+            await stream.send_all(bytes([byte]))
+        with trio.fail_after(2):
+            answer = json.loads(await stream.receive_some(65536))
+    assert answer == {"result": "global-token", "error": None}
+
+
+async def test_an_unfinished_request_times_out_with_an_error(broker: BrokerHandle) -> None:
+    answer = json.loads(await ask_without_half_close(broker, b'{"method": "get_se'))
+    assert answer["error"] == "timed out waiting for the request"
+
+
+# --- params are checked before anything is connected ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "error"),
+    [
+        ("ftp_download", {"secret": "ftp"}, "give remote_path, or directory"),
+        ("ftp_download", {"secret": "ftp", "remote_path": "/"}, "not a plain file name"),
+        ("ftp_upload", {"secret": "ftp", "local_name": "a.csv"}, "missing param 'remote_path'"),
+        ("ftp_upload", {"secret": "ftp", "remote_path": "/x"}, "missing param 'local_name'"),
+        ("ftp_move", {"secret": "ftp", "src": "/a"}, "missing param 'dst'"),
+        ("ftp_move", {"secret": "ftp", "src": "/a", "dst": ""}, "param 'dst' is empty"),
+        ("ftp_list", {"secret": "ftp"}, "missing param 'directory'"),
+    ],
+)
+async def test_ftp_params_are_checked_before_connecting(
+    broker: BrokerHandle, tmp_path: Path, method: str, params: dict[str, str], error: str
+) -> None:
+    (tmp_path / "a.csv").write_text("x\n")
+    answer = await call(broker, method, **params)
+    assert error in answer["error"]
+    assert "refused" not in answer["error"]
+
+
+# --- secrets do not leak through error messages ---------------------------------------------
+
+
+async def test_an_unparsable_connection_secret_is_named_not_shown(broker: BrokerHandle) -> None:
+    answer = await call(broker, "load_data", file="f", table="t", connection="odbc")
+    assert "connection secret 'odbc'" in answer["error"]
+    assert "0dbc-pa55" not in answer["error"]
+    assert "PWD" not in answer["error"]
+
+
+async def test_a_refused_sql_server_says_why_without_the_password(
+    broker: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "_LOGIN_TIMEOUT", 1)  # python-tds retries until its login timeout
+    (tmp_path / "f.parquet").write_bytes(b"")
+    answer = await call(broker, "load_data", file="f", table="t", connection="refused_mssql")
+    assert "'warehouse' on 127.0.0.1:1" in answer["error"]
+    assert "Connection refused" in answer["error"]
+    assert "mssql-pa55" not in answer["error"]
+
+
+# --- who asked ---------------------------------------------------------------------------------
+
+CLIENT = """
+import json, socket, sys
+connection = socket.socket(socket.AF_UNIX)
+connection.connect(sys.argv[1])
+request = {"method": "get_secret", "params": {"key": "api_token", "task": sys.argv[2]}}
+connection.sendall(json.dumps(request).encode())
+connection.shutdown(socket.SHUT_WR)
+print(connection.recv(65536).decode())
+"""
+
+
+async def test_the_audit_trusts_the_peer_process_not_the_request(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    def ask(claim: str) -> None:
+        env = {**os.environ, "PIT_TASK_NAME": "load"}
+        argv = [sys.executable, "-c", textwrap.dedent(CLIENT), str(broker.socket_path), claim]
+        subprocess.run(argv, env=env, check=True, capture_output=True, timeout=20)
+
+    await trio.to_thread.run_sync(ask, "extract")  # a forged claim
+    await trio.to_thread.run_sync(ask, "load")
+    lines = [json.loads(line) for line in (tmp_path / AUDIT_FILE).read_text().splitlines()]
+    assert [(e["task"], e["verified"], e.get("claimed_task")) for e in lines] == [
+        ("load", True, "extract"),
+        ("load", True, None),
+    ]

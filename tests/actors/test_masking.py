@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pit.actors.masking import MASK, Masker
+from pit.spec.secrets import parse_secrets
 
 
 def mask_in_chunks(values: list[str], data: bytes, cuts: list[int]) -> bytes:
@@ -64,3 +65,20 @@ def test_no_chunking_lets_a_secret_through(
     masked = mask_in_chunks([secret], b"".join(pieces), cuts)
     assert secret.encode() not in masked
     assert masked.count(MASK) == len(inserts)
+
+
+def test_a_whole_message_is_masked_at_once() -> None:
+    masker = Masker(["hunter22", "pa55word"])
+    assert masker.mask("login hunter22 failed, pa55word\ud800") == "login *** failed, ***\ud800"
+    assert Masker([]).mask("as is") == "as is"
+
+
+def test_the_sensitive_values_of_a_secrets_file_are_masked_in_output() -> None:
+    secrets, _ = parse_secrets(
+        '[global.db]\nhost = "db.example.com"\nport = "5432"\npassword = "pa\\"55word"\n',
+        "secrets.toml",
+    )
+    printed = b'connecting to db.example.com:5432 with pa"55word; json: {"password": "pa\\"55word"}'
+    assert mask_in_chunks(list(secrets.values()), printed, [20, 45]) == (
+        b'connecting to db.example.com:5432 with ***; json: {"password": "***"}'
+    )

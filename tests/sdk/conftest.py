@@ -25,7 +25,14 @@ if str(SDK_DIR) not in sys.path:
 
 @pytest.fixture(autouse=True)
 def no_pit_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in ("PIT_SOCKET", "PIT_DATA_DIR", "PIT_TASK_NAME", "PIT_RUN_ID", "PIT_DAG_NAME"):
+    for variable in (
+        "PIT_SOCKET",
+        "PIT_DATA_DIR",
+        "PIT_TASK_NAME",
+        "PIT_RUN_ID",
+        "PIT_DAG_NAME",
+        "PIT_WORKSPACE",
+    ):
         monkeypatch.delenv(variable, raising=False)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +111,42 @@ def test_load_data_refuses_a_file_outside_the_data_dir_without_asking(
         pit_sdk.load_data(file, "t", "db")
 
     assert broker.exchanges == []
+
+
+@pytest.mark.parametrize(
+    ("call_it", "problem"),
+    [
+        (lambda: pit_sdk.ftp_download("ftp", ""), r"ftp_download\(\): path is empty"),
+        (lambda: pit_sdk.ftp_download("", "/in/a.csv"), r"ftp_download\(\): secret is empty"),
+        (lambda: pit_sdk.ftp_download("ftp", "/in", pattern=""), "pattern is empty"),
+        (lambda: pit_sdk.ftp_upload("ftp", "a.csv", ""), r"ftp_upload\(\): remote_path is empty"),
+        (lambda: pit_sdk.ftp_upload("ftp", "", "/out/a.csv"), "local_name is empty"),
+        (lambda: pit_sdk.ftp_move("ftp", "/in/a", ""), r"ftp_move\(\): dst is empty"),
+        (lambda: pit_sdk.ftp_list("", "/in"), r"ftp_list\(\): secret is empty"),
+    ],
+)
+def test_ftp_params_are_checked_before_the_broker_is_asked(
+    broker: FakeBroker, call_it: Any, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        call_it()
+
+    assert broker.exchanges == []
+
+
+def test_an_ftp_param_of_the_wrong_type_is_a_type_error(broker: FakeBroker) -> None:
+    with pytest.raises(TypeError, match=r"ftp_upload\(\): remote_path is a str, not PosixPath"):
+        pit_sdk.ftp_upload("ftp", "a.csv", Path("/out/a.csv"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"ftp_download\(\): path is a str, not NoneType"):
+        pit_sdk.ftp_download("ftp", None)  # type: ignore[arg-type]
+
+    assert broker.exchanges == []
+
+
+def test_ftp_params_are_checked_even_outside_a_pit_task() -> None:
+    # No PIT_SOCKET: the mistake is named, not the missing broker.
+    with pytest.raises(ValueError, match="remote_path is empty"):
+        pit_sdk.ftp_upload("ftp", "a.csv", "")
 
 
 def test_an_error_answer_raises_sdk_error(broker: FakeBroker) -> None:

@@ -29,7 +29,7 @@ def sqlite_database(path: Path, rows: int) -> str:
             ((i, f"C{i % 97}", i * 0.25) for i in range(rows)),
         )
     database.close()
-    return f"sqlite://{path.resolve()}"
+    return f"sqlite:///{path.resolve()}"  # four slashes: an absolute path, as everywhere in pit
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +197,30 @@ def test_output_sql_without_pit_data_dir(small_db: str) -> None:
         ("SQLSERVER://sa:pw@db/warehouse", "mssql://sa:pw@db/warehouse"),
         ("mssql://sa:pw@db:1433/warehouse", "mssql://sa:pw@db:1433/warehouse"),
         ("postgresql://u:p@h:5432/d", "postgresql://u:p@h:5432/d"),
-        ("sqlite:///abs/path.db", "sqlite:///abs/path.db"),
+        ("sqlite:////abs/path.db", "sqlite:///abs/path.db"),
+        ("sqlite://cwd.db", "sqlite://cwd.db"),
     ],
 )
 def test_pit_connection_strings_become_connectorx_urls(conn: str, url: str) -> None:
     assert _sql.connectorx_url(conn) == url
+
+
+def test_a_relative_sqlite_path_is_in_the_workspace_as_for_sql_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace, snapshot = tmp_path / "workspace", tmp_path / "snapshot"
+    snapshot.mkdir()
+    (workspace / "db").mkdir(parents=True)
+    sqlite_database(workspace / "db" / "w.db", 3)
+    monkeypatch.setenv("PIT_WORKSPACE", str(workspace))
+    monkeypatch.chdir(snapshot)  # a task runs in its run's snapshot of the project
+    assert _sql.connectorx_url("sqlite:///db/w.db") == f"sqlite://{workspace}/db/w.db"
+    assert pit_sdk.read_sql("sqlite:///db/w.db", "SELECT * FROM claims").num_rows == 3
+    assert not (snapshot / "db").exists()
+
+
+def test_outside_pit_a_relative_sqlite_path_is_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _sql.connectorx_url("sqlite:///w.db") == f"sqlite://{tmp_path}/w.db"

@@ -155,3 +155,106 @@ def test_malformed_toml() -> None:
     assert "not valid TOML" in problem.message
     assert "line 2" in problem.message
     assert secrets == Secrets()
+
+
+# --- what is masked: the sensitive part only --------------------------------------------------
+
+
+def values_of(text: str) -> set[str]:
+    secrets, problems = parse_secrets(textwrap.dedent(text), SECRETS_FILE)
+    assert problems == []
+    return secrets.values()
+
+
+def test_plain_secrets_and_credential_fields_are_masked_not_host_port_or_schema(
+    secrets: Secrets,
+) -> None:
+    values = secrets.values()
+    assert {"plain_secret", "supersecret123", "secret", "secret123"} <= values
+    assert {"sql-server.example.com", "1433", "admin", "ftp.example.com", "ftpuser"}.isdisjoint(
+        values
+    )
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "password",
+        "PASSWORD",
+        "db_password",
+        "passwd",
+        "pwd",
+        "token",
+        "api_key",
+        "private_key",
+        "client_secret",
+        "credentials",
+        "AccessKeyId",
+        "auth",
+    ],
+)
+def test_credential_fields_are_found_by_name(field: str) -> None:
+    values = values_of(f'[global.x]\nhost = "h.example.com"\n{field} = "v4lue-1"\n')
+    assert values == {"v4lue-1"}
+
+
+def test_the_password_of_a_url_in_any_secret_is_masked() -> None:
+    values = values_of(
+        """
+        [global]
+        pg = "postgresql://etl:pg%2Fpa55@db.example.com:5432/warehouse"
+        [global.x]
+        url = "sqlserver://sa:ms-pa55@sql.example.com/dw"
+        host = "sql.example.com"
+        """
+    )
+    assert {"pg%2Fpa55", "pg/pa55", "ms-pa55"} <= values
+    assert "postgresql://etl:pg%2Fpa55@db.example.com:5432/warehouse" in values  # plain: whole
+    assert "sqlserver://sa:ms-pa55@sql.example.com/dw" not in values  # a field named url
+    assert "sql.example.com" not in values
+
+
+def test_the_password_of_an_odbc_string_is_masked() -> None:
+    values = values_of(
+        """
+        [global.x]
+        odbc = "Driver={ODBC Driver 18};Server=db;UID=sa;PWD={a;b}}c};Encrypt=yes"
+        other = "Server=db;Password=0dbc-pa55"
+        """
+    )
+    assert {"{a;b}}c}", "a;b}c", "0dbc-pa55"} <= values
+    assert values.isdisjoint({"db", "sa", "yes"})
+
+
+def test_a_secret_marks_more_fields_sensitive() -> None:
+    secrets, problems = parse_secrets(
+        '[global.x]\nhost = "hidden.example.com"\nport = "5432"\nsensitive = ["host"]\n',
+        SECRETS_FILE,
+    )
+    assert problems == []
+    assert secrets.values() == {"hidden.example.com"}
+    assert json.loads(secrets.resolve("p", "x")) == {"host": "hidden.example.com", "port": "5432"}
+
+
+def test_a_string_field_named_sensitive_is_an_ordinary_field() -> None:
+    secrets, problems = parse_secrets('[global.x]\nsensitive = "yes"\n', SECRETS_FILE)
+    assert problems == []
+    assert secrets.resolve_field("p", "x", "sensitive") == "yes"
+    assert secrets.values() == set()
+
+
+@pytest.mark.parametrize(
+    ("listed", "message"),
+    [('["hots"]', "'hots', not a field"), ("[1]", "a list of field names")],
+)
+def test_a_sensitive_list_names_fields_of_its_secret(listed: str, message: str) -> None:
+    _, problems = parse_secrets(f'[global.x]\nhost = "h"\nsensitive = {listed}\n', SECRETS_FILE)
+    (problem,) = problems
+    assert problem.key == "global.x.sensitive"
+    assert message in problem.message
+    assert "host" in problem.fix
+
+
+def test_a_value_is_also_masked_as_it_looks_in_json() -> None:
+    values = values_of('[global]\ntoken = "quo\\"te\\\\back-\u00e9"\n')
+    assert values == {'quo"te\\back-é', 'quo\\"te\\\\back-\\u00e9', 'quo\\"te\\\\back-é'}

@@ -16,7 +16,13 @@ import re
 import socket
 from collections.abc import Mapping
 
-from pit_sdk._environment import SOCKET_ENV, parquet_file_name, require_env, task_name
+from pit_sdk._environment import (
+    SOCKET_ENV,
+    parquet_file_name,
+    require_env,
+    require_text,
+    task_name,
+)
 
 _TCP_ADDRESS = re.compile(r"(?P<host>.+):(?P<port>[0-9]+)", re.ASCII)
 """`PIT_SOCKET` is TCP when it ends in `:<digits>` (pit's fallback without Unix sockets)."""
@@ -159,6 +165,10 @@ def load_data(
 
 def ftp_list(secret: str, directory: str, pattern: str = "*") -> list[str]:
     """Names of the files in `directory` on the FTP server of `secret` matching the glob."""
+    require_text(secret, "secret", "ftp_list")
+    if not isinstance(directory, str):
+        raise TypeError(f"ftp_list(): directory is a str, not {type(directory).__name__}")
+    require_text(pattern, "pattern", "ftp_list")
     names: list[str] = json.loads(
         call("ftp_list", {"secret": secret, "directory": directory, "pattern": pattern})
     )
@@ -168,20 +178,30 @@ def ftp_list(secret: str, directory: str, pattern: str = "*") -> list[str]:
 def ftp_download(secret: str, path: str, *, pattern: str | None = None) -> list[str]:
     """Download `path` (a file), or the files in the directory `path` matching `pattern`, into
     the run's data directory; returns the local paths."""
-    params = (
-        {"secret": secret, "remote_path": path}
-        if pattern is None
-        else {"secret": secret, "directory": path, "pattern": pattern}
-    )
+    require_text(secret, "secret", "ftp_download")
+    if pattern is None:
+        require_text(path, "path", "ftp_download")
+        params = {"secret": secret, "remote_path": path}
+    else:
+        if not isinstance(path, str):
+            raise TypeError(f"ftp_download(): path is a str, not {type(path).__name__}")
+        require_text(pattern, "pattern", "ftp_download")
+        params = {"secret": secret, "directory": path, "pattern": pattern}
     local: list[str] = json.loads(call("ftp_download", params))
     return local
 
 
 def ftp_upload(secret: str, local_name: str, remote_path: str) -> None:
     """Upload the file `local_name` of the data directory to `remote_path`."""
+    require_text(secret, "secret", "ftp_upload")
+    require_text(local_name, "local_name", "ftp_upload")
+    require_text(remote_path, "remote_path", "ftp_upload")
     call("ftp_upload", {"secret": secret, "local_name": local_name, "remote_path": remote_path})
 
 
 def ftp_move(secret: str, src: str, dst: str) -> None:
     """Move or rename a file on the FTP server (e.g. into an archive folder)."""
+    require_text(secret, "secret", "ftp_move")
+    require_text(src, "src", "ftp_move")
+    require_text(dst, "dst", "ftp_move")
     call("ftp_move", {"secret": secret, "src": src, "dst": dst})

@@ -16,6 +16,7 @@ from types import ModuleType
 SOCKET_ENV = "PIT_SOCKET"
 DATA_DIR_ENV = "PIT_DATA_DIR"
 TASK_ENV = "PIT_TASK_NAME"
+WORKSPACE_ENV = "PIT_WORKSPACE"
 PARQUET_SUFFIX = ".parquet"
 
 
@@ -33,6 +34,21 @@ def require_env(variable: str, function: str) -> str:
 def task_name() -> str | None:
     """The running task's name (PIT_TASK_NAME), if pit gave one."""
     return os.environ.get(TASK_ENV) or None
+
+
+def workspace() -> Path:
+    """The workspace root (PIT_WORKSPACE); outside pit, the current directory."""
+    return Path(os.environ.get(WORKSPACE_ENV) or os.getcwd())
+
+
+def require_text(value: object, param: str, function: str) -> str:
+    """`value` if it is a non-empty str; TypeError or ValueError naming `param` otherwise, so a
+    mistake is reported before anything is asked of the broker."""
+    if not isinstance(value, str):
+        raise TypeError(f"{function}(): {param} is a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{function}(): {param} is empty")
+    return value
 
 
 def parquet_file_name(name: str, function: str) -> str:

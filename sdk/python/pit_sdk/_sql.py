@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pit_sdk._data import write_batches
-from pit_sdk._environment import import_optional, parquet_path
+from pit_sdk._environment import import_optional, parquet_path, workspace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +43,7 @@ def read_sql(
     DataFrame (`"polars"`), as connectorx builds them.
 
     For results too big for memory, use `output_sql`, which streams to a Parquet file.
+    `sqlite:///x.db` is `x.db` in pit's workspace, as for SQL tasks (see `connectorx_url`).
     """
     needs = RETURN_TYPES.get(return_type)
     if needs is None:
@@ -111,9 +112,15 @@ def connectorx_url(conn: str) -> str:
 
     pit's connection strings call SQL Server `sqlserver://user:password@host:port/database`
     (or `...?database=name`); connectorx wants `mssql://user:password@host:port/database`.
-    Every other scheme (postgresql://, mssql://, sqlite://, mysql://, ...) passes unchanged.
+    pit's `sqlite:///x.db` is `x.db` in the workspace (PIT_WORKSPACE), as for SQL tasks and
+    load_data, and `sqlite:////abs/x.db` an absolute path; connectorx wants `sqlite://` followed
+    by the path. Every other scheme (postgresql://, mssql://, mysql://, ...) and connectorx's
+    own `sqlite://relative.db` pass unchanged.
     """
     scheme, separator, rest = conn.partition("://")
+    if separator and scheme.lower() == "sqlite" and rest.startswith("/"):
+        path = rest[1:]
+        return "sqlite://" + (path if path.startswith("/") else str(workspace() / path))
     if not separator or scheme.lower() != "sqlserver":
         return conn
     url = "mssql://" + rest

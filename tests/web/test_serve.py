@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 
@@ -120,3 +121,28 @@ async def test_an_unexpected_error_is_a_logged_500(
     (record,) = [r for r in caplog.records if r.name == "pit.web" and r.levelno >= logging.ERROR]
     assert "POST /webhook/deploy" in record.getMessage()
     assert record.exc_info is not None
+
+
+async def test_the_apps_serving_hooks_run_at_start_and_at_shutdown(backend: FakeBackend) -> None:
+    """serve_app runs hypercorn's lifespan itself: before_serving before the port is reported,
+    after_serving once shutdown has let the connections go (STYLE 16)."""
+    app = create_app(backend)
+    calls: list[str] = []
+
+    @app.before_serving
+    async def starting() -> None:
+        calls.append("before_serving")
+
+    @app.after_serving
+    async def stopping() -> None:
+        calls.append("after_serving")
+
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(HANG_GUARD):
+            await nursery.start(
+                functools.partial(serve_app, app, host="127.0.0.1", port=0, shutdown=shutdown)
+            )
+        assert calls == ["before_serving"]
+        shutdown.set()
+    assert calls == ["before_serving", "after_serving"]

@@ -45,6 +45,7 @@ from pit.connectors.sql import Database, data_file, parquet_path
 from pit.connectors.target import ConnectorError, Dialect, parse_target
 from pit.messages.sdk import BadRequest, RequestFrame, SdkRequest, SdkResponse, decode_request
 from pit.spec.secrets import SecretNotFound, Secrets
+from pit.store.rundir import CRASH_LOG
 
 AUDIT_FILE = "secret_access.jsonl"
 DEFAULT_READ_TIMEOUT = 5.0
@@ -211,7 +212,11 @@ class Broker:
 
     def _internal_error(self, exc: Exception) -> SdkResponse:
         message = self._masker.mask(f"internal error: {type(exc).__name__}: {exc}")
-        log.error(self._masker.mask("".join(traceback.format_exception(exc))))
+        text = self._masker.mask("".join(traceback.format_exception(exc)))
+        log.error(text)
+        # The run's own log of pit bugs: one append, as the audit file does on the loop.
+        with contextlib.suppress(OSError), self.audit_path.with_name(CRASH_LOG).open("a") as crash:
+            crash.write(text)
         return SdkResponse(error=message)
 
     def _asker(self, request: SdkRequest, peer: int | None) -> Asker:

@@ -30,6 +30,7 @@ from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process
 from pit.store.rundir import (
+    CRASH_LOG,
     RunPaths,
     apply_retention,
     copy_small_project,
@@ -42,9 +43,6 @@ from pit.store.rundir import (
     settle_abandoned,
     write_manifest,
 )
-
-CRASH_LOG = "pit.log"
-"""In a run's folder: the traceback of a pit bug that ended the run."""
 
 
 @attrs.frozen(kw_only=True)

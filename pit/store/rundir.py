@@ -21,6 +21,8 @@ from pit.spec.states import RunState, TaskState, cut_short
 from pit.store.files import write_atomically
 
 MANIFEST = "run.json"
+CRASH_LOG = "pit.log"
+"""In a run's folder: the tracebacks of pit bugs met by the run (the console never shows them)."""
 RESERVE = ".reserve"
 """Disk space held for the run's last run.json: freed when a write finds the disk full."""
 RESERVE_BYTES = 64 * 1024

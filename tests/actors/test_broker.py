@@ -20,6 +20,7 @@ from pit.actors.broker import AUDIT_FILE, Broker, BrokerHandle
 from pit.clock import SystemClock
 from pit.connectors import sql
 from pit.spec.secrets import parse_secrets
+from pit.store.rundir import CRASH_LOG
 
 SECRETS = """
 [global]
@@ -240,6 +241,10 @@ async def test_a_bug_answers_an_internal_error_masked_and_logged(
     assert "Traceback" in record.getMessage()
     assert "in broken" in record.getMessage()
     assert "pa55word" not in record.getMessage()
+    # ...and in the run's own log of pit bugs, which pit run's console never shows.
+    crash_log = actor.audit_path.with_name(CRASH_LOG).read_text()
+    assert "in broken" in crash_log
+    assert "pa55word" not in crash_log
     assert (await call(broker, "get_secret", key="api_token"))["result"] == "global-token"
 
 

@@ -8,13 +8,13 @@ import attrs
 import pytest
 
 import pit.actors.execute
-from pit.actors.execute import CRASH_LOG, execute_run
+from pit.actors.execute import execute_run
 from pit.clock import FixedClock
 from pit.messages.run import RunRecord
 from pit.runners.command import build_launch
 from pit.spec.dag import DagSpec
 from pit.spec.states import RunState, TaskState
-from pit.store.rundir import RunPaths, read_manifest
+from pit.store.rundir import CRASH_LOG, RunPaths, read_manifest
 
 from .processbench import T0, Bench, bounded_nursery, dag, still_running, task, write_scripts
 

@@ -5,7 +5,7 @@
     uv run python bench/fuzz_web.py --count 2000 --plain-hypercorn   # how pit served before
     uv run python bench/fuzz_web.py --count 20000 --stall-limit 1     # see "hangs" below
 
-The server is a child process: `serve_app(create_app(FakeBackend()))` on 127.0.0.1, as in
+The server is a child process: `serve_app(create_app(FakeBackend().handle))` on 127.0.0.1, as in
 tests/web (`--plain-hypercorn`: `hypercorn.trio.serve` with pit's config, which is how pit
 served before a connection's errors were kept in it). `--clients` tasks send the inputs, each on
 a fresh connection: first the handwritten cases of `tests/fuzz/test_web_fuzz.py` (`NASTY`), then
@@ -233,9 +233,11 @@ async def _serve(*, plain: bool) -> None:
     from pit.web.serve import _config
     from tests.web.fakebackend import FakeBackend
 
-    app = create_app(FakeBackend())
+    backend = FakeBackend()
+    app = create_app(backend.handle)
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(backend.answer_requests)
         if plain:
             config = _config()
             config.bind = ["127.0.0.1:0"]
@@ -251,6 +253,7 @@ async def _serve(*, plain: bool) -> None:
         # Until the parent closes stdin; abandoned (not waited for) if serving fails first.
         await trio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
         shutdown.set()
+        nursery.cancel_scope.cancel()  # the fake supervisor
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, assert_never
+from typing import Protocol, assert_never
 
 import attrs
 import trio
@@ -28,6 +28,7 @@ from pit.errors import PitError, RunError
 from pit.messages.executor import ExecutorSetup
 from pit.messages.run import RunRequest
 from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, SupervisorInbox
+from pit.messages.web import WebHandle, WebhookTokens
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.load import Project, Workspace, load_workspace
@@ -47,10 +48,10 @@ INBOX_SIZE = 256
 
 
 class WebListener(Protocol):
-    """Serves the webhook app for `backend` until `shutdown` is set; reports its port."""
+    """Serves the webhook app on `handle` until `shutdown` is set; reports its port."""
 
     async def __call__(
-        self, backend: Any, shutdown: trio.Event, *, task_status: trio.TaskStatus[int]
+        self, handle: WebHandle, shutdown: trio.Event, *, task_status: trio.TaskStatus[int]
     ) -> None: ...
 
 
@@ -105,6 +106,9 @@ class Supervisor:
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
     _grace_timer: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _web_port: int | None = attrs.field(init=False, default=None)
+    _tokens: WebhookTokens = attrs.field(init=False, factory=WebhookTokens)
+    _stopping: trio.Event = attrs.field(init=False, factory=trio.Event)
+    """Set with the admission's stop: the web listener answers 503 from then on."""
 
     def __attrs_post_init__(self) -> None:
         self._admission = Admission(
@@ -124,6 +128,7 @@ class Supervisor:
         self._send = send
         self._workspace = load_workspace(self.root)
         self._adopt(self._workspace, first=True)
+        self._refresh_tokens()
         for record in await trio.to_thread.run_sync(
             settle_dead_runs, self._workspace.runs_dir, self.clock.now()
         ):
@@ -238,7 +243,8 @@ class Supervisor:
     # --- stopping and reloading ----------------------------------------------------------
 
     async def _stop(self, *, now: bool) -> None:
-        if not self.stopping:  # the listener answers 503 from now on, until pit returns
+        if not self.stopping:
+            self._stopping.set()  # the listener answers 503 from now on, until pit returns
             for _, scope in self._triggers.values():
                 scope.cancel()
             for drop in self._admission.stop():
@@ -301,6 +307,7 @@ class Supervisor:
             return
         self._workspace = workspace
         self._adopt(workspace, first=False)
+        self._refresh_tokens()
         self._services.start_soon(self._restart_triggers)
 
     def _adopt(self, workspace: Workspace, *, first: bool) -> None:
@@ -366,34 +373,28 @@ class Supervisor:
             return
         if self.web is None or not any(p.dag and p.dag.webhook for p in self._projects.values()):
             return
-        self._web_port = await self._services.start(self.web, self, self._web_stop)
+        handle = WebHandle(inbox=self._send.clone(), tokens=self._tokens, stopping=self._stopping)
+        self._web_port = await self._services.start(self.web, handle, self._web_stop)
         log.info("webhooks on port %d: POST /webhook/<dag>", self._web_port)
 
-    def webhook_token(self, dag: str) -> str | None:
-        project = self._projects.get(dag)
-        if project is None or project.dag is None or project.dag.webhook is None:
-            return None
+    def _refresh_tokens(self) -> None:
+        """A new snapshot of every webhook token, for the listener (at start, on reload)."""
+        tokens: dict[str, str | None] = {}
+        for name, project in self._projects.items():
+            webhook = project.dag.webhook if project.dag else None
+            if webhook is not None:
+                tokens[name] = self._token(name, webhook.token_secret)
+        self._tokens.by_dag = tokens
+
+    def _token(self, dag: str, secret: str) -> str | None:
         if self.secrets is None:
-            log.error(
-                "%s: webhook token '%s' cannot be read: no secrets file",
-                dag,
-                project.dag.webhook.token_secret,
-            )
+            log.error("%s: webhook token '%s' cannot be read: no secrets file", dag, secret)
             return None
         try:
-            return self.secrets.resolve(dag, project.dag.webhook.token_secret)
+            return self.secrets.resolve(dag, secret)
         except SecretNotFound as exc:
             log.error("%s: %s", dag, exc)
             return None
-
-    async def request_run(self, dag: str) -> RunRequestAnswer:
-        reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
-        try:
-            self._send.send_nowait(RunRequested(dag=dag, trigger="webhook", reply=reply_send))
-        except trio.WouldBlock:
-            return RunRejected(reason="busy", message="too many requests waiting; try again")
-        async with reply:
-            return await reply.receive()
 
 
 def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:

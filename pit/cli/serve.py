@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,11 @@ from pit.errors import WorkspaceError, single_pit_error
 from pit.spec.dag import DagSpec
 from pit.spec.load import Workspace, load_secrets
 from pit.spec.problems import plural
+
+if TYPE_CHECKING:  # imported when pit serve starts, not for every command
+    import trio
+
+    from pit.messages.web import WebHandle
 
 
 def register(app: typer.Typer) -> None:
@@ -133,12 +138,17 @@ def servable(workspace: Workspace, *, keep_going: bool) -> list[DagSpec]:
 
 
 async def _serve_web(
-    backend: Any, shutdown: Any, *, host: str, port: int, task_status: Any
+    handle: WebHandle,
+    shutdown: trio.Event,
+    *,
+    host: str,
+    port: int,
+    task_status: trio.TaskStatus[int],
 ) -> None:
     """The webhook listener, wired here because the supervisor (actors) may not import web."""
     from pit.web.app import create_app  # quart and hypercorn: only when a DAG needs them
     from pit.web.serve import serve_app
 
     await serve_app(
-        create_app(backend), host=host, port=port, shutdown=shutdown, task_status=task_status
+        create_app(handle), host=host, port=port, shutdown=shutdown, task_status=task_status
     )

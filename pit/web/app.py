@@ -1,7 +1,9 @@
 """The web app: `POST /webhook/<dag>` starts a run of a DAG.
 
-`create_app(backend)` builds it; the backend (the supervisor) answers the three questions the
-app has. Every answer is JSON: `{"run_id": ..., "dag": ...}` on 202, `{"error": ...}` otherwise.
+`create_app(handle)` builds it on a `WebHandle` (`pit.messages.web`): the webhook tokens and the
+stopping event the supervisor keeps current, and its inbox, where a webhook sends `RunRequested`
+as any trigger does. The app holds nothing else of the supervisor. Every answer is JSON:
+`{"run_id": ..., "dag": ...}` on 202, `{"error": ...}` otherwise.
 
 | status | when |
 |---|---|
@@ -12,7 +14,7 @@ app has. Every answer is JSON: `{"run_id": ..., "dag": ...}` on 202, `{"error": 
 | 409 | `overlap = "skip"` and a run of the DAG is active |
 | 408 | the body took over `BODY_TIMEOUT` seconds to arrive |
 | 413 | a body over `MAX_BODY` bytes |
-| 503 | pit is stopping, or the supervisor's request queue is full (with `Retry-After`) |
+| 503 | pit is stopping, its request queue is full, or it cannot read the token (`Retry-After`) |
 
 Keep-alive trap (DECISIONS.md): answering before the request body has been read can stall the
 next request on the same connection. Two defences: every request's body is read first, in
@@ -26,7 +28,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Any, Protocol, assert_never
+from typing import Any, assert_never
 
 import trio
 from quart import Response, g, request
@@ -34,6 +36,8 @@ from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from pit.messages.trigger import RunRequested, SupervisorInbox
+from pit.messages.web import WebHandle
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 from pit.web.asgi import HTTPConnection
 
@@ -50,6 +54,9 @@ connection usable. Past it the 413 closes the connection instead of reading on."
 BODY_TIMEOUT = 30.0
 """Seconds a client may take to send its body before it is answered 408."""
 
+TOKEN_RETRY_AFTER = 60
+"""Seconds a 503 for a token pit cannot read tells the caller to wait: a person must fix it."""
+
 BUSY_RETRY_AFTER = 1
 """Seconds a 503 for a full request queue tells the caller to wait (`Retry-After`)."""
 
@@ -61,27 +68,9 @@ _REJECTED_STATUS: dict[RejectReason, int] = {
 }
 
 
-class WebhookBackend(Protocol):
-    """What the web app asks of the supervisor. The supervisor implements it; the app holds it
-    and nothing else of the supervisor (STYLE: web talks to actors only through messages)."""
-
-    def webhook_token(self, dag: str) -> str | None:
-        """The resolved bearer token of `dag`'s `[dag.webhook]`; None when there is no such DAG
-        or it has no webhook (both answered 404)."""
-        ...
-
-    @property
-    def stopping(self) -> bool:
-        """True once pit is shutting down: new webhooks are answered 503."""
-        ...
-
-    async def request_run(self, dag: str) -> RunRequestAnswer:
-        """Queue a run of `dag` and answer at once; never waits for the run to start."""
-        ...
-
-
-def create_app(backend: WebhookBackend) -> QuartTrio:
-    """The web app, answering from `backend`. Serve it with `pit.web.serve.serve_app`."""
+def create_app(handle: WebHandle) -> QuartTrio:
+    """The web app, answering from the supervisor's `handle`. Serve it with
+    `pit.web.serve.serve_app`."""
     app = QuartTrio("pit.web")
     app.asgi_http_class = HTTPConnection  # see pit/web/asgi.py: hypercorn's bookkeeping
     # `_read_body` enforces the size limit itself: Quart's own check answers before the body is
@@ -115,18 +104,26 @@ def create_app(backend: WebhookBackend) -> QuartTrio:
 
     @app.post("/webhook/<dag>")
     async def webhook(dag: str) -> ResponseReturnValue:
-        if backend.stopping:
+        if handle.stopping.is_set():
             return _error(503, "pit is shutting down; it takes no new runs")
-        token = backend.webhook_token(dag)
-        if token is None:
+        tokens = handle.tokens.by_dag
+        if dag not in tokens:
             return _error(404, f"no DAG {dag!r} with a webhook ([dag.webhook] in its pit.toml)")
+        token = tokens[dag]
+        if token is None:
+            return _error(
+                503,
+                "webhook token not available: pit has no secrets file, or it lacks the "
+                "DAG's token_secret (see pit serve's log)",
+                {"Retry-After": str(TOKEN_RETRY_AFTER)},
+            )
         presented = _bearer_token(request.headers.get("Authorization"))
         if presented is None:
             return _unauthorized("send the DAG's token as 'Authorization: Bearer <token>'")
         if not _same_token(presented, token):
             log.warning("webhook %s: wrong token from %s", dag, request.remote_addr)
             return _unauthorized("wrong token")
-        answer = await backend.request_run(dag)
+        answer = await request_run(handle.inbox, dag)
         match answer:
             case RunAccepted(run_id=run_id):
                 return {"run_id": run_id, "dag": dag}, 202
@@ -178,6 +175,18 @@ async def _read_body() -> ResponseReturnValue | None:
     body.set_result(b"".join(kept))
     request.body = body
     return None
+
+
+async def request_run(inbox: trio.MemorySendChannel[SupervisorInbox], dag: str) -> RunRequestAnswer:
+    """Ask the supervisor for a run of `dag`, as a trigger does; it answers at once, without
+    waiting for the run to start. A full inbox is a busy answer, never a wait."""
+    reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
+    try:
+        inbox.send_nowait(RunRequested(dag=dag, trigger="webhook", reply=reply_send))
+    except trio.WouldBlock:
+        return RunRejected(reason="busy", message="too many requests waiting; try again")
+    async with reply:
+        return await reply.receive()
 
 
 def _bearer_token(header: str | None) -> str | None:

@@ -339,10 +339,16 @@ def test_webhooks_without_a_secrets_file_are_warned_of_at_start(
     workspace: Workspace, pit: Pit
 ) -> None:
     webhook_dag(workspace, "hook", ":\n")
-    process = pit.start("serve", "--port", str(free_port()))
+    port = free_port()
+    process = pit.start("serve", "--port", str(port))
     wait_until(lambda: "serving 1 DAG " in process.stdout(), what="pit serve to start")
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/webhook/hook", headers={"Authorization": "Bearer x"}
+    )
     os.kill(process.pid, signal.SIGTERM)
 
     assert process.wait() == 0, process.stdout() + process.stderr()
     assert "no secrets file" in process.stderr()
     assert "hook" in process.stderr()
+    assert answer.status_code == 503  # the token cannot be read: not "no such webhook"
+    assert answer.json()["error"].startswith("webhook token not available")

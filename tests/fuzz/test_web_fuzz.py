@@ -1,6 +1,6 @@
 """Fuzz the web listener byte by byte: nothing one connection sends may end `pit serve`.
 
-The real listener (`serve_app(create_app(FakeBackend()))` on 127.0.0.1) gets raw byte streams
+The real listener (`serve_app(create_app(FakeBackend().handle))` on 127.0.0.1) gets raw bytes
 over a plain socket: a handwritten list of nasty cases (`NASTY`), and streams that `fuzz_case`
 generates from a `random.Random` (hypothesis drives it here, so a failure shrinks and replays;
 `bench/fuzz_web.py` sends many more). After each case:

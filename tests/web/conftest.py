@@ -1,6 +1,7 @@
-"""The real web app served by real hypercorn on 127.0.0.1, in front of a `FakeBackend`.
+"""The real web app served by real hypercorn on 127.0.0.1, in front of a `FakeBackend` (a fake
+supervisor answering the app's requests).
 
-`served` starts `serve_app(create_app(backend), port=0)` for a test and stops it through its
+`served` starts `serve_app(create_app(backend.handle), port=0)` for a test and stops it through its
 shutdown event afterwards (failing the test if that hangs); `client` is an `httpx.AsyncClient`
 on it, limited to one connection so that sequential requests share it.
 """
@@ -44,17 +45,19 @@ async def serving(backend: FakeBackend) -> AsyncIterator[Served]:
     shutdown, stopped = trio.Event(), trio.Event()
 
     async def serve(task_status: trio.TaskStatus[int]) -> None:
-        app = create_app(backend)
+        app = create_app(backend.handle)
         await serve_app(app, host="127.0.0.1", port=0, shutdown=shutdown, task_status=task_status)
         stopped.set()
 
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(backend.answer_requests)
         with trio.fail_after(HANG_GUARD):
             port = await nursery.start(serve)
         yield Served(backend, f"http://127.0.0.1:{port}", shutdown, stopped)
         shutdown.set()
         with trio.fail_after(HANG_GUARD):
             await stopped.wait()
+        nursery.cancel_scope.cancel()  # the fake supervisor
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A fake supervisor for the web app: canned answers and a record of calls."""
+"""A fake supervisor for the web app: the `WebHandle` it is built on, canned answers to the
+`RunRequested` the app sends, and a record of them."""
 
 from __future__ import annotations
 
@@ -7,50 +8,78 @@ import itertools
 import attrs
 import trio
 
-from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
+from pit.messages.trigger import RunRequested, SupervisorInbox
+from pit.messages.web import WebHandle, WebhookTokens
+from pit.messages.webhook import RunAccepted, RunRejected
 
 TOKEN = "supersecret123"
 
 
 @attrs.define
 class FakeBackend:
-    """Implements `pit.web.app.WebhookBackend`: DAG `deploy` has a webhook with `TOKEN`, DAG
-    `nightly` has none; runs are accepted unless `rejection` is set."""
+    """DAG `deploy` has a webhook with `TOKEN`; no other DAG has one. Runs are accepted unless
+    `rejection` is set. `answer_requests` must run for webhooks to get an answer."""
 
-    tokens: dict[str, str | None] = attrs.field(factory=lambda: {"deploy": TOKEN, "nightly": None})
-    """DAG name -> its webhook token; None for a DAG without `[dag.webhook]`."""
+    tokens: dict[str, str | None] = attrs.field(factory=lambda: {"deploy": TOKEN})
+    """DAG name -> its webhook token (None: it cannot be read); the handle reads this dict."""
     rejection: RunRejected | None = None
-    """When set, `request_run` answers this instead of accepting."""
-    failure: Exception | None = None
-    """When set, `request_run` raises it (a supervisor bug, for the app's 500)."""
+    """When set, a request is answered this instead of accepted."""
+    failure: bool = False
+    """When set, a request gets no answer at all (a supervisor bug, for the app's 500)."""
     hold: trio.Event | None = None
-    """When set, `request_run` waits for it before answering (a request in flight)."""
+    """When set, a request is answered only once it is set (a request in flight)."""
     holding: trio.Event = attrs.field(factory=trio.Event)
-    """Set when `request_run` starts waiting for `hold`."""
+    """Set when a request starts waiting for `hold`."""
     cancelled: trio.Event = attrs.field(factory=trio.Event)
-    """Set when a held `request_run` is cancelled."""
-    stopping: bool = False
+    """Set when the app stopped waiting for a held request (its client went away)."""
     requested: list[str] = attrs.field(factory=list)
-    """The DAGs `request_run` was called for, in order."""
+    """The DAGs runs were requested for, in order."""
+    handle: WebHandle = attrs.field(init=False)
+    _requests: trio.MemoryReceiveChannel[SupervisorInbox] = attrs.field(init=False)
     _run_numbers: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
 
-    def webhook_token(self, dag: str) -> str | None:
-        return self.tokens.get(dag)
+    def __attrs_post_init__(self) -> None:
+        inbox, self._requests = trio.open_memory_channel[SupervisorInbox](64)
+        self.handle = WebHandle(
+            inbox=inbox, tokens=WebhookTokens(by_dag=self.tokens), stopping=trio.Event()
+        )
 
-    async def request_run(self, dag: str) -> RunRequestAnswer:
-        self.requested.append(dag)
-        if self.failure is not None:
-            raise self.failure
-        if self.hold is not None:
-            self.holding.set()
-            try:
-                await self.hold.wait()
-            except trio.Cancelled:
+    @property
+    def stopping(self) -> bool:
+        return self.handle.stopping.is_set()
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        assert value, "pit does not stop stopping"
+        self.handle.stopping.set()
+
+    async def answer_requests(self) -> None:
+        """Answer every request the app sends, as the supervisor would (one at a time)."""
+        async for message in self._requests:
+            assert isinstance(message, RunRequested), message
+            assert message.reply is not None
+            async with message.reply as reply:
+                self.requested.append(message.dag)
+                if self.failure:
+                    continue
+                if self.hold is not None and not await self._held(reply):
+                    continue
+                answer = self.rejection or RunAccepted(
+                    run_id=f"20240115_143022.{next(self._run_numbers):03d}_{message.dag}"
+                )
+                await reply.send(answer)
+
+    async def _held(self, reply: trio.MemorySendChannel[object]) -> bool:
+        """Wait for `hold`; False if the app stopped waiting for the answer meanwhile."""
+        assert self.hold is not None
+        self.holding.set()
+        while not self.hold.is_set():
+            if reply.statistics().open_receive_channels == 0:
                 self.cancelled.set()
-                raise
-        if self.rejection is not None:
-            return self.rejection
-        return RunAccepted(run_id=f"20240115_143022.{next(self._run_numbers):03d}_{dag}")
+                return False
+            with trio.move_on_after(0.01):
+                await self.hold.wait()
+        return True
 
 
 def bearer(token: str = TOKEN) -> dict[str, str]:

@@ -138,6 +138,18 @@ async def test_stopping_is_503_without_asking_for_a_run(
     assert backend.requested == []
 
 
+async def test_a_webhook_whose_token_pit_cannot_read_is_503_not_404(
+    client: httpx.AsyncClient, backend: FakeBackend
+) -> None:
+    """pit serve started without a secrets file (or without the DAG's token_secret)."""
+    backend.tokens["deploy"] = None
+    response = await client.post("/webhook/deploy", headers=bearer())
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("webhook token not available")
+    assert response.headers["retry-after"] == "60"
+    assert backend.requested == []
+
+
 async def test_a_run_refused_for_stopping_is_503(
     client: httpx.AsyncClient, backend: FakeBackend
 ) -> None:
@@ -255,7 +267,7 @@ async def test_routes_can_still_read_the_body(backend: FakeBackend) -> None:
     """The app reads every body up front; it puts it back for the routes that want it."""
     from quart import request
 
-    app = create_app(backend)
+    app = create_app(backend.handle)
 
     @app.post("/echo")
     async def echo() -> dict[str, object]:

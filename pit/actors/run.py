@@ -19,6 +19,7 @@ from typing import assert_never
 import attrs
 import trio
 
+from pit.actors.masking import Masker
 from pit.actors.task import TaskActor, TaskHandle
 from pit.clock import Clock
 from pit.messages.run import (
@@ -96,10 +97,13 @@ class RunActor:
     _waiting_on: dict[str, int] = attrs.field(init=False, factory=dict)
     _dependants: dict[str, list[str]] = attrs.field(init=False, factory=dict)
     _edges: dict[str, tuple[str, ...]] = attrs.field(init=False, factory=dict)
+    _masker: Masker = attrs.field(init=False)
+    """Every error the run records passes it: a driver's message may quote a secret."""
     _stopping: str | None = attrs.field(init=False, default=None)
     """Why the run is being stopped (timeout, cancel); no task starts once it is set."""
 
     def __attrs_post_init__(self) -> None:
+        self._masker = Masker(self.secret_values)
         self._run = RunRecord(
             run_id=self.run_id,
             dag=self.dag.name,
@@ -244,7 +248,7 @@ class RunActor:
     async def _stop_run(self, reason: str, command: type[StopTask] | type[KillTask]) -> None:
         if self._stopping is None:
             self._stopping = reason
-            self._run = attrs.evolve(self._run, error=reason)
+            self._run = attrs.evolve(self._run, error=self._masker.mask(reason))
             for name, record in self._tasks.items():
                 if record.state is TaskState.PENDING:
                     await self._set_task(name, state=TaskState.SKIPPED, error=reason)
@@ -277,6 +281,8 @@ class RunActor:
         await self._publish(RunFinished(record=self.record))
 
     async def _set_task(self, name: str, **changes: object) -> None:
+        if isinstance(error := changes.get("error"), str):
+            changes["error"] = self._masker.mask(error)
         old = self._tasks[name]
         new_state = changes.get("state", old.state)
         assert isinstance(new_state, TaskState)

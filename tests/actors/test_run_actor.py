@@ -22,6 +22,7 @@ from pit.messages.run import (
     RunFinished,
     RunRecord,
     RunStarted,
+    StopRun,
     TaskRecord,
     TaskUpdated,
 )
@@ -664,3 +665,33 @@ async def test_only_task_that_fails_leaves_its_dependants_skipped_not_upstream_f
     assert run.states() == {"a": S.SKIPPED, "b": S.FAILED, "c": S.SKIPPED}
     assert run.task("b").error == "exit code 4"
     assert run.record.state is RunState.FAILED
+
+
+# --- a run that cannot go on -----------------------------------------------------------------
+
+
+async def test_stop_run_stops_tasks_in_order_and_fails_the_run_with_its_reason_masked(
+    tmp_path: Path,
+) -> None:
+    """StopRun (run.json cannot be written): running tasks are stopped, pending ones skipped,
+    the run fails; a secret quoted in the reason never reaches the record."""
+    script = Script({"a": [Step(10)], "b": [Step(1)]})
+
+    async def stop(handle: RunHandle) -> None:
+        await trio.sleep(1)
+        async with handle.inbox:
+            await handle.inbox.send(StopRun(reason="cannot write /x?password=hunter22"))
+
+    finished = await run_dag(
+        dag(task("a"), task("b", "a")),
+        script,
+        tmp_path,
+        during=stop,
+        secret_values=frozenset({"hunter22"}),
+    )
+
+    assert finished.record.state is RunState.FAILED
+    assert finished.record.error == "cannot write /x?password=***"
+    assert finished.states() == {"a": TaskState.FAILED, "b": TaskState.SKIPPED}
+    assert finished.task("a").error == "cannot write /x?password=***"
+    assert script.attempts[0].cancelled

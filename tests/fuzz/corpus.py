@@ -23,6 +23,7 @@ import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
+from pit.actors.masking import MIN_LENGTH, Masker
 from pit.spec.cron import next_fire
 from pit.spec.dag import DagSpec, read_dag
 from pit.spec.problems import Problem
@@ -203,6 +204,45 @@ def generate_pit_config(rng: random.Random) -> bytes:
     return ("\n".join(_lines(rng, CONFIG_KEYS, {})) + "\n").encode()
 
 
+SECRET_VALUES = [
+    "postgresql://etl:pa55word@db.internal:5432/warehouse",
+    "sqlserver://user:p%40ss@host:1433/db",
+    "Driver={ODBC};Server=h;UID=u;PWD={we;ird};",
+    "sqlite:///w.db",
+    'quote"and\\backslash',
+    "名前パスワード",
+    "abc",
+    "",
+    "x" * 5000,
+]
+SECRET_FIELDS = ["host", "user", "password", "port", "database", "token", "api_key", "Sensitive"]
+
+
+def generate_secrets(rng: random.Random) -> bytes:
+    """A secrets file: [global] and project sections, plain and structured secrets, some of
+    them marking fields `sensitive`, values hostile and not."""
+    parts: list[str] = []
+    for section in rng.sample(["global", "etl", "ws.x", "名"], k=rng.randint(1, 3)):
+        parts.append(f"[{toml_value(section)}]" if "." in section else f"[{section}]")
+        for index in range(rng.randint(0, 4)):
+            key = f"s{index}"
+            if rng.random() < 0.5:
+                value = rng.choice(SECRET_VALUES) if rng.random() < 0.8 else rng.choice(HOSTILE)
+                parts.append(f"{key} = {toml_value(value)}")
+                continue
+            fields = {
+                field: rng.choice(SECRET_VALUES) if rng.random() < 0.8 else rng.choice(HOSTILE)
+                for field in rng.sample(SECRET_FIELDS, k=rng.randint(0, 5))
+            }
+            if rng.random() < 0.3:
+                fields["sensitive"] = rng.choice(
+                    [["host"], ["nosuch"], "host", [1], [], list(fields)]
+                )
+            inline = ", ".join(f"{toml_value(k)} = {toml_value(v)}" for k, v in fields.items())
+            parts.append(f"{key} = {{ {inline} }}")
+    return ("\n".join(parts) + "\n").encode()
+
+
 # --- mutations ------------------------------------------------------------------------------
 
 
@@ -269,6 +309,9 @@ def seeds(surface: str) -> list[bytes]:
     if surface == "pit.toml":
         shipped = sorted((ROOT / "examples" / "projects").glob("*/pit.toml"))
         generated = [generate_pit_toml(rng) for _ in range(8)]
+    elif surface == "secrets.toml":
+        shipped = sorted((ROOT / "examples").glob("secrets.toml"))
+        generated = [generate_secrets(rng) for _ in range(8)]
     else:
         shipped = sorted((ROOT / "examples").glob("pit_config.toml"))
         generated = [generate_pit_config(rng) for _ in range(8)]
@@ -278,7 +321,7 @@ def seeds(surface: str) -> list[bytes]:
 def fuzz_input(surface: str, rng: random.Random, corpus: list[bytes]) -> bytes:
     """One input: half generated, half a mutated seed."""
     if rng.random() < 0.5:
-        return generate_pit_toml(rng) if surface == "pit.toml" else generate_pit_config(rng)
+        return GENERATORS[surface](rng)
     return mutate(rng.choice(corpus), rng)
 
 
@@ -377,7 +420,35 @@ def config_ready(config: WorkspaceConfig) -> None:
         Path("/workspace", path).resolve()  # what load_workspace does with runs_dir
 
 
+def check_secrets(data: bytes) -> bool:
+    """A secrets file parses to problems or to secrets every one of which resolves, and whose
+    sensitive values a masker hides wherever they appear."""
+    secrets, problems = parse_secrets(data, "secrets.toml")
+    if _errors(problems):
+        return False
+    values = secrets.values()
+    masker = Masker(values)
+    for value in values:
+        assert isinstance(value, str)
+        if len(value) >= MIN_LENGTH:
+            shown = masker.feed(f"<{value}>".encode()) + masker.flush()
+            assert value.encode() not in shown, value
+    for project, section in secrets.sections.items():
+        for key, secret in section.items():
+            secrets.resolve(project, key)
+            for field in secret if not isinstance(secret, str) else ():
+                secrets.resolve_field(project, key, field)
+    return True
+
+
 CHECKS: dict[str, Callable[[bytes], bool]] = {
     "pit.toml": check_pit_toml,
     "pit_config.toml": check_pit_config,
+    "secrets.toml": check_secrets,
+}
+
+GENERATORS: dict[str, Callable[[random.Random], bytes]] = {
+    "pit.toml": generate_pit_toml,
+    "pit_config.toml": generate_pit_config,
+    "secrets.toml": generate_secrets,
 }

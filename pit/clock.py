@@ -36,9 +36,6 @@ class FixedClock:
     def now(self) -> dt.datetime:
         return self.at
 
-    def advance(self, delta: dt.timedelta) -> None:
-        self.at += delta
-
 
 def local_zone() -> dt.tzinfo:
     """The machine's time zone as a DST-aware zone: `TZ`, else what /etc/localtime links to,

@@ -16,14 +16,6 @@ class WorkspaceError(PitError):
     unreadable `pit_config.toml` or secrets file. The message says which path and what to do."""
 
 
-class SpecError(PitError):
-    """Raised when configuration files fail validation; `problems` lists every one found."""
-
-    def __init__(self, problems: list[object]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
 class RunError(PitError):
     """Raised when a run cannot start: its run directory or snapshot cannot be created."""
 

@@ -174,7 +174,7 @@ def test_checker_reports_a_violation(module: str, source: str) -> None:
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("pit.spec.dag", "from pit.errors import SpecError\nfrom pit.spec.problems import Problem"),
+        ("pit.spec.dag", "from pit.errors import PitError\nfrom pit.spec.problems import Problem"),
         ("pit.spec.dag", "from .problems import Problem\nfrom . import reader"),
         ("pit.messages.run", "from pit.spec.states import RunState"),
         ("pit.store.rundir", "from pit.messages.run import RunRecord"),

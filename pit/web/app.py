@@ -16,11 +16,11 @@ as any trigger does. The app holds nothing else of the supervisor. Every answer 
 | 413 | a body over `MAX_BODY` bytes |
 | 503 | pit is stopping, its request queue is full, or it cannot read the token (`Retry-After`) |
 
-Keep-alive trap (DECISIONS.md): answering before the request body has been read can stall the
-next request on the same connection. Two defences: every request's body is read first, in
-`before_request` (bounded: see `_read_body`), before any route or error handler answers; and
-`pit.web.asgi.HTTPConnection` removes the cause, so that a connection hypercorn does close
-(a 413 past `DRAIN_LIMIT`, a 408) is really closed.
+Keep-alive trap (seen with hypercorn 0.18 and quart-trio 0.12): answering before the request
+body has been read can stall the next request on the same connection. Two defences: every
+request's body is read first, in `before_request` (bounded: see `_read_body`), before any route
+or error handler answers; and `pit.web.asgi.HTTPConnection` removes the cause, so that a
+connection hypercorn does close (a 413 past `DRAIN_LIMIT`, a 408) is really closed.
 """
 
 from __future__ import annotations

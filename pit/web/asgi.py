@@ -7,9 +7,9 @@ cancels the whole request as soon as its receive loop sees that `http.disconnect
 bookkeeping still running in that `send()` is cancelled half-way:
 
 - a connection that should close (an early answer, a `Connection: close`) is left open and no
-  longer served: the client's next request on it stalls (DECISIONS.md, keep-alive stall);
+  longer served: the client's next request on it stalls (the keep-alive stall);
 - a recycled connection never starts its idle timer, so an idle client holds shutdown for the
-  whole graceful timeout (DECISIONS.md, slow shutdown).
+  whole graceful timeout (the slow shutdown).
 
 `HTTPConnection` keeps quart-trio's cancel for a client that goes away while the app works or
 streams, and skips it once the app has handed over the last part of its response.

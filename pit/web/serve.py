@@ -45,7 +45,7 @@ log = logging.getLogger("pit.web")
 GRACEFUL_TIMEOUT = 1.0
 """Seconds requests in flight get to finish once shutdown begins; then they are cancelled. Short:
 a webhook answer takes milliseconds, and whatever else holds a connection open (a stream, or an
-idle kept-alive connection if pit/web/asgi.py's fix stops working: DECISIONS.md, slow shutdown)
+idle kept-alive connection if pit/web/asgi.py's fix stops working: its slow shutdown)
 holds shutdown for this whole time."""
 
 CLOSED_GRACE = 0.5

@@ -13,6 +13,7 @@ import attrs
 from pit.connectors.sql import BlockingConnection, Database, parquet_path
 from pit.connectors.target import ConnectorError, parse_target
 from pit.runners.command import InProcessLaunch, Launch, Outcome, ProcessLaunch, SqlLaunch
+from pit.spec.dag import TaskType
 from pit.spec.durations import format_duration
 
 
@@ -61,22 +62,23 @@ class SqlExecution:
     async def _run(self, database: Database) -> str:
         launch, task = self.launch, self.launch.task
         sql = launch.script.read_text(encoding="utf-8") if launch.script else ""
-        if task.type == "save":
+        if task.type is TaskType.SAVE:
             assert task.output is not None, "validation requires output for save tasks"
             path = parquet_path(launch.data_dir, task.output)
             rows = await database.call(lambda c: save_query(c, sql, path))
             return f"saved {rows} rows to data/{path.name}"
-        if task.type == "load":
-            from pit.connectors.loader import LoadMode, load_parquet  # brings pyarrow: on use
+        if task.type is TaskType.LOAD:
+            from pit.connectors.loader import load_parquet  # brings pyarrow: on use
 
             assert task.source is not None
             assert task.table is not None
             path = parquet_path(launch.data_dir, task.source)
             if not path.is_file():
                 raise ConnectorError(f"no file data/{path.name} to load (is a save task upstream?)")
-            mode = LoadMode(task.mode)
             rows = await database.call(
-                lambda c: load_parquet(c, path, task.table or "", schema=task.schema, mode=mode)
+                lambda c: load_parquet(
+                    c, path, task.table or "", schema=task.schema, mode=task.mode
+                )
             )
             return f"loaded {rows} rows into {task.table} ({task.mode})"
         affected = await database.execute_script(sql)

@@ -17,9 +17,9 @@ import posixpath
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Generic, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 import attrs
 import trio
@@ -122,6 +122,23 @@ class RemoteFile:
     """Last modification as the server gives it (MLSD `modify` fact or MDTM reply):
     `YYYYMMDDHHMMSS` with optional fractional seconds, in UTC by RFC 3659; None when the server
     does not say. Compare it as text only with values from the same server."""
+
+
+class FtpSession(Protocol):
+    """The calls an FTP watch makes on one connection: `FtpClient` has them; tests give an
+    in-memory fake."""
+
+    async def download(self, remote_path: str, local_path: Path | str) -> int: ...
+
+    async def move(self, src: str, dst: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def list(self, directory: str, pattern: str = "*") -> list[RemoteFile]: ...
+
+
+FtpConnect = Callable[[], Awaitable[FtpSession]]
+"""Connects and logs in to one server: `functools.partial(FtpClient.connect, target)`."""
 
 
 class FtpClient:

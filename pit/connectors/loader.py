@@ -20,7 +20,6 @@ a worker thread.
 
 from __future__ import annotations
 
-import enum
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from pit.connectors.columns import FileColumn, TableName, file_columns
 from pit.connectors.sql import BATCH_ROWS, BlockingConnection
 from pit.connectors.target import ConnectorError, Dialect
 from pit.connectors.writers import WRITERS, Writer
+from pit.spec.dag import LoadMode as LoadMode  # re-exported: callers import it with load_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,15 +42,6 @@ column chunk whole: a row group of a million rows would then be in memory at onc
 DEFAULT_SCHEMA = {Dialect.MSSQL: "dbo"}
 """The schema used when none is given; other databases use their own default (search_path,
 main)."""
-
-
-class LoadMode(enum.Enum):
-    APPEND = "append"
-    """Add the file's rows to an existing table."""
-    TRUNCATE_AND_LOAD = "truncate_and_load"
-    """Empty an existing table, then load; both or neither happen."""
-    CREATE_OR_REPLACE = "create_or_replace"
-    """Drop the table if it exists and create it from the Parquet schema, then load."""
 
 
 def load_parquet(

@@ -12,7 +12,7 @@ from typing import BinaryIO, Protocol
 
 import attrs
 
-from pit.spec.dag import DagSpec, RunnerKind, TaskSpec
+from pit.spec.dag import DagSpec, RunnerKind, TaskSpec, TaskType
 from pit.spec.secrets import SecretNotFound, Secrets
 
 # Variables that belong to pit's own environment and would mislead a task's `uv run`.
@@ -70,9 +70,9 @@ class SqlStubLaunch:
     async def execute(self, log: BinaryIO) -> Outcome:
         target = f"connection '{self.connection}'" if self.connection else "no connection"
         what = f"{self.task.type} task {self.task.name}"
-        if self.task.type == "load":
+        if self.task.type is TaskType.LOAD:
             what += f" (data/{self.task.source} into {self.task.table}, {self.task.mode})"
-        elif self.task.type == "save":
+        elif self.task.type is TaskType.SAVE:
             what += f" (its query into data/{self.task.output})"
         log.write(
             f"pit: STUB MODE: not executing {what} against {target}: pass --secrets "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -30,11 +30,45 @@ from pit.spec.tables import (
 from pit.spec.tables import FtpWatchSpec as FtpWatchSpec  # re-exported for the FTP watch actor
 from pit.spec.toml import parse_toml as parse_toml  # re-exported: secrets and workspace use it
 
-OVERLAP_POLICIES = ("skip", "queue", "allow")
-OVERLAP_SPELLINGS = {"wait": "queue"}
+
+class Overlap(enum.StrEnum):
+    """`overlap`: what a trigger's request does while a run of the DAG is active. A StrEnum, so
+    it compares equal to, and is written as, its value."""
+
+    SKIP = "skip"
+    """Refuse the request."""
+    QUEUE = "queue"
+    """Keep at most one run waiting for the active one."""
+    ALLOW = "allow"
+    """Start the run alongside."""
+
+
+OVERLAP_SPELLINGS = {"wait": Overlap.QUEUE}
 """The original Pit's names for our policies, mapped once, here."""
-TASK_TYPES = ("script", "save", "load")
-LOAD_MODES = ("append", "truncate_and_load", "create_or_replace")
+
+
+class TaskType(enum.StrEnum):
+    """A task's `type`: every task runs a script; SQL tasks may save or load instead."""
+
+    SCRIPT = "script"
+    """Run the script (for SQL tasks: the file as one batch)."""
+    SAVE = "save"
+    """Stream the SQL file's query into `data/<output>.parquet`."""
+    LOAD = "load"
+    """Load `data/<source>.parquet` into `table`."""
+
+
+class LoadMode(enum.StrEnum):
+    """How a load (a load task's `mode`, the SDK's `load_data`) treats the table."""
+
+    APPEND = "append"
+    """Add the file's rows to an existing table."""
+    TRUNCATE_AND_LOAD = "truncate_and_load"
+    """Empty an existing table, then load; both or neither happen."""
+    CREATE_OR_REPLACE = "create_or_replace"
+    """Drop the table if it exists and create it from the Parquet schema, then load."""
+
+
 ARTIFACTS = ("logs", "project", "data")
 DEFAULT_MAX_ACTIVE_TASKS = 4
 
@@ -86,7 +120,7 @@ class TaskSpec:
     retry_delay: float = 0.0
     retry_backoff: float = 1.0
     """Each further retry waits `retry_delay * retry_backoff ** (retry - 1)`."""
-    type: str = "script"
+    type: TaskType = TaskType.SCRIPT
     """For SQL tasks: `script` runs the file; `save` streams its query's result to
     `data/<output>.parquet`; `load` loads `data/<source>.parquet` into `table`."""
     connection: str | None = None
@@ -94,7 +128,7 @@ class TaskSpec:
     output: str | None = None
     source: str | None = None
     table: str | None = None
-    mode: str = "append"
+    mode: LoadMode = LoadMode.APPEND
     schema: str | None = None
 
     def retry_wait(self, retry: int) -> float:
@@ -122,7 +156,7 @@ class DagSpec:
     schedule: str | None = None
     timezone: str | None = None
     """IANA zone the schedule is read in; None for the machine's local zone."""
-    overlap: str = "skip"
+    overlap: Overlap = Overlap.SKIP
     timeout: float | None = None
     keep_artifacts: tuple[str, ...] | None = None
     """None means: use the workspace setting."""
@@ -242,14 +276,15 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     timezone = r.path_string("timezone")
     if timezone is not None and (reason := timezone_problem(timezone)):
         r.problem("timezone", reason, "use an IANA name such as 'Europe/Berlin' or 'UTC'")
-    overlap = r.string("overlap")
-    overlap = OVERLAP_SPELLINGS.get(overlap, overlap) if overlap is not None else "skip"
-    if overlap not in OVERLAP_POLICIES:
-        r.problem(
-            "overlap",
-            f"{shown(overlap)} is not an overlap policy",
-            f"use one of {', '.join(OVERLAP_POLICIES)}",
-        )
+    written = r.string("overlap")
+    overlap = _choice(
+        r,
+        "overlap",
+        written and OVERLAP_SPELLINGS.get(written, written),
+        Overlap,
+        Overlap.SKIP,
+        "an overlap policy",
+    )
     timeout = r.duration("timeout", positive=True)
     keep = read_artifacts(r)
     max_active = r.integer(
@@ -309,17 +344,32 @@ def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
     return keep
 
 
+Choice = TypeVar("Choice", bound=enum.StrEnum)
+
+
+def _choice(
+    r: TableReader, key: str, text: str | None, choices: type[Choice], default: Choice, what: str
+) -> Choice:
+    """The member of `choices` that `text` (the value of `key`) names, `default` when None; a
+    value that names none is a problem, and reads as `default` so that the rest of the file is
+    still checked (the DAG cannot run: the problem is an error)."""
+    if text is None:
+        return default
+    try:
+        return choices(text)
+    except ValueError:
+        r.problem(
+            key, f"{shown(text)} is not {what}", f"use one of {', '.join(c for c in choices)}"
+        )
+        return default
+
+
 def _read_task(r: TableReader) -> TaskSpec | None:
     name = r.name("name")
-    type_ = r.string("type") or "script"
-    if type_ not in TASK_TYPES:
-        r.problem(
-            "type", f"{shown(type_)} is not a task type", f"use one of {', '.join(TASK_TYPES)}"
-        )
-        type_ = "script"
+    type_ = _choice(r, "type", r.string("type") or None, TaskType, TaskType.SCRIPT, "a task type")
     # A load task needs no script: it moves a Parquet file into a table.
-    script = r.path_string("script", required=type_ != "load")
-    if script is None and type_ == "load" and not r.has("script"):
+    script = r.path_string("script", required=type_ is not TaskType.LOAD)
+    if script is None and type_ is TaskType.LOAD and not r.has("script"):
         script = ""
     runner_text = r.string("runner")
     depends_on = r.strings("depends_on") or ()
@@ -333,7 +383,7 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         return None
     runner = (
         Runner(kind=RunnerKind.SQL)
-        if type_ == "load" and not script
+        if type_ is TaskType.LOAD and not script
         else (resolve_runner(script, runner_text))
     )
     if runner is None:
@@ -350,8 +400,8 @@ def _read_task(r: TableReader) -> TaskSpec | None:
                 'use a .py, .sh or .sql script, or set runner (e.g. runner = "$ node")',
             )
         return None
-    if runner.kind is not RunnerKind.SQL and (type_ != "script" or sql["connection"]):
-        key = "type" if type_ != "script" else "connection"
+    if runner.kind is not RunnerKind.SQL and (type_ is not TaskType.SCRIPT or sql.connection):
+        key = "type" if type_ is not TaskType.SCRIPT else "connection"
         r.problem(key, f"only SQL tasks take {key}", 'use a .sql script (or runner = "sql")')
     return TaskSpec(
         name=name,
@@ -363,22 +413,49 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         retry_delay=retry_delay,
         retry_backoff=retry_backoff,
         type=type_,
-        **sql,  # type: ignore[arg-type]
+        connection=sql.connection,
+        output=sql.output,
+        source=sql.source,
+        table=sql.table,
+        mode=sql.mode,
+        schema=sql.schema,
     )
 
 
-def _read_sql_fields(r: TableReader, type_: str) -> dict[str, str | None]:
+@attrs.frozen(kw_only=True)
+class _SqlFields:
+    """The keys of `[[tasks]]` that belong to SQL tasks (see `TaskSpec`)."""
+
+    connection: str | None = None
+    output: str | None = None
+    source: str | None = None
+    table: str | None = None
+    mode: LoadMode = LoadMode.APPEND
+    schema: str | None = None
+
+
+_SQL_FIELD_OWNERS = {
+    "output": TaskType.SAVE,
+    "source": TaskType.LOAD,
+    "table": TaskType.LOAD,
+    "mode": TaskType.LOAD,
+    "schema": TaskType.LOAD,
+}
+"""The task type each SQL task key belongs to."""
+
+
+def _read_sql_fields(r: TableReader, type_: TaskType) -> _SqlFields:
     """The fields of SQL tasks; each belongs to one task type, and is required there."""
-    fields: dict[str, str | None] = {"connection": r.string("connection")}
-    owners = {"output": "save", "source": "load", "table": "load", "mode": "load", "schema": "load"}
-    for key, owner in owners.items():
+    connection = r.string("connection")
+    texts: dict[str, str | None] = {}
+    for key, owner in _SQL_FIELD_OWNERS.items():
         value = r.string(key)
-        if value is not None and type_ != owner:
+        if value is not None and type_ is not owner:
             r.problem(key, f"only {owner} tasks take {key}", f'set type = "{owner}", or remove it')
             value = None
         elif (
             value is None
-            and type_ == owner
+            and type_ is owner
             and key in ("output", "source", "table")
             and not r.has(key)
         ):
@@ -391,14 +468,15 @@ def _read_sql_fields(r: TableReader, type_: str) -> dict[str, str | None]:
                 limits.NAME_RULE,
             )
             value = None
-        fields[key] = value
-    mode = fields.pop("mode") or "append"
-    if mode not in LOAD_MODES:
-        r.problem(
-            "mode", f"{shown(mode)} is not a load mode", f"use one of {', '.join(LOAD_MODES)}"
-        )
-    fields["mode"] = mode
-    return fields
+        texts[key] = value
+    return _SqlFields(
+        connection=connection,
+        output=texts["output"],
+        source=texts["source"],
+        table=texts["table"],
+        mode=_choice(r, "mode", texts["mode"] or None, LoadMode, LoadMode.APPEND, "a load mode"),
+        schema=texts["schema"],
+    )
 
 
 def _read_output(r: TableReader) -> OutputSpec | None:

@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 import trio
 
-from pit.connectors.loader import LoadMode, load_parquet, record_batches
+from pit.connectors.loader import load_parquet, record_batches
 from pit.connectors.sql import Database
 from pit.connectors.target import ConnectorError, Dialect, Target
+from pit.spec.dag import LoadMode
 
 from .databases import fetch_all, run_script, write_parquet
 
@@ -347,8 +348,9 @@ MEASURE_LOAD = """
 import json, sys, tracemalloc
 from pathlib import Path
 import pyarrow as pa
-from pit.connectors.loader import LoadMode, load_parquet
+from pit.connectors.loader import load_parquet
 from pit.connectors.sql import open_blocking
+from pit.spec.dag import LoadMode
 from pit.connectors.target import parse_target
 
 def peak_rss():

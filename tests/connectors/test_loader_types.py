@@ -25,15 +25,12 @@ from pit.connectors.columns import (
     quote_double,
     sql_type,
 )
-from pit.connectors.loader import (
-    LoadMode,
-    load_parquet,
-    match_columns,
-)
+from pit.connectors.loader import load_parquet, match_columns
 from pit.connectors.target import ConnectorError, Dialect
 from pit.connectors.writers import (
     mssql_columns,
 )
+from pit.spec.dag import LoadMode
 
 FILE = Path("sales.parquet")
 SALES = TableName(schema=None, table="sales")

@@ -4,6 +4,7 @@ pit bug ends it, never passing that bug on to the other triggers or the runs."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ from pit.store.ledger import ledger_path
 log = logging.getLogger("pit.serve")
 
 Trigger = Callable[[], Awaitable[None]]
+"""Starts a fresh trigger actor and runs it: a trigger closes its channel to the supervisor when
+it ends, so one restarted after a bug must be a new one."""
 
 TRIGGER_RESTART = 1.0
 MAX_TRIGGER_RESTART = 60.0
@@ -86,14 +89,15 @@ def _cron_trigger(
     except (ValueError, OSError) as exc:  # validation should have caught it: keep serving
         log.error("%s: schedule not started: timezone %r: %s", dag.name, dag.timezone, exc)
         return None
-    trigger = CronTrigger(
-        dag=dag.name,
-        schedule=dag.schedule,
-        tz=tz,
-        clock=clock,
-        supervisor=supervisor.clone(),
-    )
-    return trigger.run
+    schedule = dag.schedule
+
+    def start() -> Awaitable[None]:
+        trigger = CronTrigger(
+            dag=dag.name, schedule=schedule, tz=tz, clock=clock, supervisor=supervisor.clone()
+        )
+        return trigger.run()
+
+    return start
 
 
 def _ftp_watch(
@@ -113,18 +117,23 @@ def _ftp_watch(
     except (ConnectorError, SecretNotFound) as exc:
         log.error("%s: FTP watch not started: %s", dag.name, exc)
         return None
-    watch = FtpWatch(
-        dag=dag.name,
-        spec=dag.ftp_watch,
-        target=target,
-        ledger=ledger_path(root, dag.name),
-        staging=root / ".pit" / "ftp" / f"{dag.name}.staging",
-        runs_dir=runs_dir,
-        clock=clock,
-        recover=recover,
-        supervisor=supervisor.clone(),
-    )
-    return watch.run
+    spec, starts = dag.ftp_watch, itertools.count()
+
+    def start() -> Awaitable[None]:
+        watch = FtpWatch(
+            dag=dag.name,
+            spec=spec,
+            target=target,
+            ledger=ledger_path(root, dag.name),
+            staging=root / ".pit" / "ftp" / f"{dag.name}.staging",
+            runs_dir=runs_dir,
+            clock=clock,
+            recover=recover and next(starts) == 0,  # a restart after a bug: runs may be active
+            supervisor=supervisor.clone(),
+        )
+        return watch.run()
+
+    return start
 
 
 def _ftp_target(dag: DagSpec, secrets: Secrets | None) -> FtpTarget:

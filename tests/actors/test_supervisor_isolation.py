@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
+import attrs
 import pytest
 import trio
 
 import pit.actors.supervisor
-from pit.actors.triggers import TRIGGER_RESTART, restarting
+from pit.actors.triggers import TRIGGER_RESTART, dag_triggers, restarting
+from pit.messages.trigger import RunRequested, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRejected
+from pit.spec.dag import DagSpec, Runner, RunnerKind, TaskSpec
 from pit.spec.states import RunState
 from tests.conftest import Workspace
 
+from .test_cron_trigger import TrioWallClock
 from .test_supervisor import serving
 
 
@@ -57,3 +64,30 @@ async def test_a_bug_handling_one_request_answers_it_and_serves_the_next(
     assert isinstance(second.answer, RunAccepted)
     assert ended.state is RunState.SUCCESS
     assert "ZeroDivisionError: a bug in pit" in caplog.text
+
+
+async def test_a_restarted_trigger_is_a_fresh_one_that_can_still_reach_the_supervisor(
+    autojump_clock: trio.abc.Clock, tmp_path: Path
+) -> None:
+    """A trigger closes its channel to the supervisor when it ends, so a restart after a bug
+    must build a new one (running the same one again failed at its first send)."""
+    task = TaskSpec(name="t", script="t.sh", runner=Runner(kind=RunnerKind.BASH))
+    dag = DagSpec(name="tick", tasks=(task,), schedule="0 6 * * *")
+    send, inbox = trio.open_memory_channel[SupervisorInbox](10)
+    clock = TrioWallClock(start=dt.datetime(2026, 1, 1, 5, 59, 59, tzinfo=dt.UTC))
+    (start,) = dag_triggers(
+        attrs.evolve(dag, timezone="UTC"),
+        root=tmp_path,
+        runs_dir=tmp_path / "runs",
+        secrets=None,
+        clock=clock,
+        supervisor=send,
+        recover=True,
+    )
+
+    for _ in range(2):  # the first run of the trigger, then its restart (a day later)
+        with trio.move_on_after(24 * 3600):
+            await start()
+        request = inbox.receive_nowait()
+        assert isinstance(request, RunRequested)
+        assert request.dag == "tick"

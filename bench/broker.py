@@ -25,7 +25,7 @@ from _harness import PYTHON, Report, child_env, cleanup, common_args, make_tmp, 
 TARGET = 0.6
 CLIENTS = 50
 
-PIT_SERVER = '''
+PIT_SERVER = """
 import sys, trio
 from pathlib import Path
 from pit.actors.broker import Broker
@@ -45,9 +45,9 @@ async def main():
         await trio.sleep_forever()
 
 trio.run(main)
-'''
+"""
 
-BARE_SERVER = '''
+BARE_SERVER = """
 import socket, sys, trio
 from pathlib import Path
 
@@ -69,9 +69,9 @@ async def main():
     await trio.serve_listeners(handle, [trio.SocketListener(sock)])
 
 trio.run(main)
-'''
+"""
 
-CLIENT = '''
+CLIENT = """
 import json, sys, time, trio
 
 path, total, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -108,7 +108,7 @@ async def main():
 started = time.perf_counter()
 trio.run(main)
 print(json.dumps({"seconds": time.perf_counter() - started, "errors": errors}))
-'''
+"""
 
 
 def main() -> int:
@@ -118,22 +118,30 @@ def main() -> int:
     repeat = args.repeat or (2 if args.quick else 5)
     tmp = make_tmp("broker", args)
     env = child_env(tmp, pyc_cache=not args.no_pyc_cache)
-    for name, source in (("pit_server.py", PIT_SERVER), ("bare_server.py", BARE_SERVER),
-                         ("client.py", CLIENT)):
+    for name, source in (
+        ("pit_server.py", PIT_SERVER),
+        ("bare_server.py", BARE_SERVER),
+        ("client.py", CLIENT),
+    ):
         (tmp / name).write_text(source)
     errors: dict[str, int] = {"pit": 0, "bare": 0}
 
     def measure(side: str, script: str) -> float:
         folder = tmp / side
         folder.mkdir(exist_ok=True)
-        server = subprocess.Popen([PYTHON, str(tmp / script), str(folder)], env=env,
-                                  stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [PYTHON, str(tmp / script), str(folder)], env=env, stdout=subprocess.PIPE, text=True
+        )
         try:
             assert server.stdout is not None
             socket_path = server.stdout.readline().strip()
             result = subprocess.run(
                 [PYTHON, str(tmp / "client.py"), socket_path, str(total), str(CLIENTS)],
-                env=env, capture_output=True, text=True, check=True)
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         finally:
             server.kill()
             server.wait()
@@ -141,19 +149,32 @@ def main() -> int:
         errors[side] += figures["errors"]
         return float(figures["seconds"])
 
-    print(f"broker: {total} get_secret round trips from {CLIENTS} concurrent clients, "
-          f"{repeat} rounds", file=sys.stderr)
-    samples = rounds({"pit": lambda: measure("pit", "pit_server.py"),
-                      "bare": lambda: measure("bare", "bare_server.py")}, repeat)
+    print(
+        f"broker: {total} get_secret round trips from {CLIENTS} concurrent clients, "
+        f"{repeat} rounds",
+        file=sys.stderr,
+    )
+    samples = rounds(
+        {
+            "pit": lambda: measure("pit", "pit_server.py"),
+            "bare": lambda: measure("bare", "bare_server.py"),
+        },
+        repeat,
+    )
     pit_time, bare_time = median(samples["pit"]), median(samples["bare"])
     report = Report("broker", args.quick)
     ratio = bare_time / pit_time
     report.info.append(
         f"pit {total / pit_time:,.0f} req/s, bare {total / bare_time:,.0f} req/s: "
         f"{ratio:.2f}x the bare server's throughput; errors pit {errors['pit']}, "
-        f"bare {errors['bare']}")
-    report.check("time / bare server's time (throughput >= 0.6x)", pit_time / bare_time,
-                 1 / TARGET, detail=f"throughput {ratio:.2f}x")
+        f"bare {errors['bare']}"
+    )
+    report.check(
+        "time / bare server's time (throughput >= 0.6x)",
+        pit_time / bare_time,
+        1 / TARGET,
+        detail=f"throughput {ratio:.2f}x",
+    )
     report.check("errors", errors["pit"] + errors["bare"], 0, unit="")
     time.sleep(0)
     cleanup(tmp, args)

@@ -75,7 +75,8 @@ started = time.perf_counter()
 from pathlib import Path
 
 import pyarrow.parquet, trio
-from pit.connectors.loader import LoadMode, load_parquet
+from pit.connectors.loader import load_parquet
+from pit.spec.dag import LoadMode
 from pit.connectors.sql import Database
 from pit.connectors.target import parse_target
 

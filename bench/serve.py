@@ -2,10 +2,10 @@
 
 idle:    `pit serve` on 100 DAGs, each with a webhook and a cron schedule, for 60 s (15 s with
          --quick), measured from /proc/<pid>/stat (utime + stime of pit serve and its executor
-         process, never the task processes) and /proc/<pid>/status (the sum of their VmHWM). Two workspaces: schedules that are
-         not due in the window (the triggers and the listener only: what pit costs while it
-         waits), and every DAG on `* * * * *` (each fires once in the window: 100 runs of a
-         no-op task).
+         process, never the task processes) and /proc/<pid>/status (the sum of their VmHWM).
+         Two workspaces: schedules that are not due in the window (the triggers and the
+         listener only: what pit costs while it waits), and every DAG on `* * * * *` (each
+         fires once in the window: 100 runs of a no-op task).
 webhook: 500 authorised POSTs (100 with --quick) from 20 concurrent clients to 10 DAGs with
          `overlap = "allow"` and a no-op task, against `pit serve` and against a bare quart-trio
          app on hypercorn that answers the same requests 202 (a bearer check and a JSON body).

@@ -15,6 +15,8 @@ from typing import Literal
 
 import attrs
 
+from pit.spec.dag import Overlap
+
 RejectReason = Literal["overlap", "busy", "stopping", "unknown"]
 
 
@@ -69,7 +71,7 @@ class Admission:
 
     # --- what happened -> what to do ----------------------------------------------------------
 
-    def consider(self, dag: str, overlap: str | None) -> Accept | Refuse:
+    def consider(self, dag: str, overlap: Overlap | None) -> Accept | Refuse:
         """A run of `dag` is requested; `overlap` is its policy, None when no such DAG."""
         if self.stopping:
             return Refuse(reason="stopping", message="pit is shutting down")
@@ -78,16 +80,16 @@ class Admission:
         # Runs of this DAG started, or accepted and waiting for a slot.
         occupied = [*self.active_runs(dag), *(w.run_id for w in self._waiting if w.dag == dag)]
         queued = any(w.dag == dag and w.behind_its_dag for w in self._waiting)
-        if occupied and overlap == "skip":
+        if occupied and overlap is Overlap.SKIP:
             return Refuse(
                 reason="overlap",
                 message=f"a run of {dag} is active ({', '.join(occupied)}); overlap = skip",
             )
-        if occupied and overlap == "queue" and queued:
+        if occupied and overlap is Overlap.QUEUE and queued:
             return Refuse(
                 reason="overlap", message=f"a run of {dag} is active and another is waiting"
             )
-        waits = bool(occupied and overlap == "queue") or self._full()
+        waits = bool(occupied and overlap is Overlap.QUEUE) or self._full()
         if waits and len(self._waiting) >= self.max_queued_runs:
             return Refuse(
                 reason="busy",
@@ -96,9 +98,9 @@ class Admission:
             )
         return Accept(waits=waits)
 
-    def admit(self, run_id: str, dag: str, overlap: str) -> Start | None:
+    def admit(self, run_id: str, dag: str, overlap: Overlap) -> Start | None:
         """The accepted run got its id (its folder is made): start it now, or None (it waits)."""
-        behind = overlap == "queue" and bool(
+        behind = overlap is Overlap.QUEUE and bool(
             self.active_runs(dag) or any(w.dag == dag for w in self._waiting)
         )
         if behind or self._full():

@@ -44,6 +44,7 @@ from pit.connectors.ftp import FtpClient, FtpTarget, ftp_target
 from pit.connectors.sql import Database, data_file, parquet_path
 from pit.connectors.target import ConnectorError, Dialect, parse_target
 from pit.messages.sdk import BadRequest, RequestFrame, SdkRequest, SdkResponse, decode_request
+from pit.spec.dag import LoadMode
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.store.rundir import CRASH_LOG
 
@@ -249,7 +250,7 @@ class Broker:
 
     async def _load_data(self, request: SdkRequest, asker: Asker) -> str:
         # Imported on first use: the loader brings pyarrow, ~100 ms of start-up.
-        from pit.connectors.loader import LoadMode, load_parquet
+        from pit.connectors.loader import load_parquet
 
         file, table = request.param("file"), request.param("table")
         connection = request.param("connection")

@@ -29,7 +29,7 @@ from pit.connectors.columns import FileColumn, TableName, file_columns
 from pit.connectors.sql import BATCH_ROWS, BlockingConnection
 from pit.connectors.target import ConnectorError, Dialect
 from pit.connectors.writers import WRITERS, Writer
-from pit.spec.dag import LoadMode as LoadMode  # re-exported: callers import it with load_parquet
+from pit.spec.dag import LoadMode
 
 if TYPE_CHECKING:
     import pyarrow as pa

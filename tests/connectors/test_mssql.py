@@ -16,9 +16,10 @@ import pyarrow as pa
 import pytest
 import trio
 
-from pit.connectors.loader import LoadMode, load_parquet
+from pit.connectors.loader import load_parquet
 from pit.connectors.sql import Database, open_blocking
 from pit.connectors.target import ConnectorError, Target, parse_target
+from pit.spec.dag import LoadMode
 
 from .databases import fetch_all, run_script, write_parquet
 

@@ -165,12 +165,15 @@ async def log_events(events: trio.MemoryReceiveChannel[RunEvent]) -> None:
             match event:
                 case RunStarted(record=record):
                     log.info("%s started (%s)", record.run_id, record.trigger)
-                case TaskUpdated(run_id=run_id, record=task) if task.state is not TaskState.PENDING:
-                    error = f": {task.error}" if task.error and task.state.terminal else ""
-                    log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
+                case TaskUpdated(run_id=run_id, record=task):
+                    if task.state is not TaskState.PENDING:
+                        error = f": {task.error}" if task.error and task.state.terminal else ""
+                        log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
                 case RunFinished(record=record):
                     error = f" ({record.error})" if record.error else ""
                     log.info("%s %s%s", record.run_id, record.state.value, error)
+                case _:
+                    assert_never(event)
 
 
 async def log_output(run_id: str, output: trio.MemoryReceiveChannel[TaskOutput]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 import trio
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -10,7 +12,7 @@ from rich.text import Text
 
 from pit.cli.view import describe_task, summary_line, task_duration
 from pit.clock import SystemClock
-from pit.messages.run import RunEvent, RunTracker, TaskUpdated
+from pit.messages.run import RunEvent, RunFinished, RunStarted, RunTracker, TaskUpdated
 from pit.messages.task import OutputLines, TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.states import RunState, TaskState
@@ -82,11 +84,16 @@ class LiveView:
                     async for event in events:
                         self._run.apply(event)
                         match event:
-                            case TaskUpdated(record=task) if task.state.terminal:
-                                if rest := self._lines.flush(task.name):
+                            case TaskUpdated(record=task):
+                                rest = self._lines.flush(task.name) if task.state.terminal else ""
+                                if rest:
                                     self.console.print(
                                         f"[{task.name}] {rest}", markup=False, highlight=False
                                     )
+                            case RunStarted() | RunFinished():
+                                pass  # the table shows them (`self._run`)
+                            case _:
+                                assert_never(event)
         if self._run.started:
             record = self._run.record
             self.console.print(Text(summary_line(record), style=_RUN_STYLE.get(record.state, "")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, assert_never
 
 import trio
 
@@ -112,6 +112,8 @@ class PlainView:
                     _say(f"{task.name:<{self._width}}  {describe_task(task)}")
             case RunFinished(record=record):
                 _say(summary_line(record))
+            case _:
+                assert_never(event)
 
     async def _print_output(self, output: trio.MemoryReceiveChannel[TaskOutput]) -> None:
         async with output:

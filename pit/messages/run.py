@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import attrs
 
@@ -200,6 +200,8 @@ class RunTracker:
                 self._tasks = {task.name: task for task in record.tasks}
             case TaskUpdated(record=task):
                 self._tasks[task.name] = task
+            case _:
+                assert_never(event)
 
     @property
     def started(self) -> bool:

@@ -125,14 +125,27 @@ async def _prepare_and_run(
     reserve_space(paths, len(request.dag.tasks))  # one fallocate on a local disk: no thread hop
     workspace = request.workspace or request.runs_dir.parent
     crashed: list[Exception] = []
+    handed_over: list[StartedRun] = []
     try:
         record = await _run_in_folder(
-            request, paths, clock, env, secrets, workspace, sockets, observers, output, task_status
+            request,
+            paths,
+            clock,
+            env,
+            secrets,
+            workspace,
+            sockets,
+            observers,
+            output,
+            _Handing(task_status, handed_over),
         )
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
         crashed.extend(_leaves(group))
     if crashed:
         record = await _record_crash(request, paths, clock, crashed)
+        if not handed_over:  # it never started: the caller waits on `task_status` in vain
+            release_reserve(paths)
+            raise RunError(record.error or "internal error")
     release_reserve(paths)  # one local unlink: cheaper than a thread hop
     if not set(ARTIFACTS) <= set(request.keep_artifacts):
         await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
@@ -149,7 +162,7 @@ async def _run_in_folder(
     sockets: SocketFolder | None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]],
     output: trio.MemorySendChannel[TaskOutput] | None,
-    task_status: trio.TaskStatus[StartedRun],
+    task_status: _Handing,
 ) -> RunRecord:
     async with trio.open_nursery() as services:
         broker = Broker(
@@ -200,6 +213,19 @@ async def _run_in_folder(
             task_status.started(StartedRun(handle=handle, paths=paths))
         services.cancel_scope.cancel()  # the broker serves this run only
     return actor.record
+
+
+@attrs.frozen
+class _Handing:
+    """`task_status`, noting that the run was handed over (so a crash after it is a failed run,
+    and one before it a run that could not start)."""
+
+    task_status: trio.TaskStatus[StartedRun]
+    handed_over: list[StartedRun]
+
+    def started(self, value: StartedRun) -> None:
+        self.handed_over.append(value)
+        self.task_status.started(value)
 
 
 def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:

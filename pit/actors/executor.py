@@ -2,7 +2,7 @@
 `actors/executor_process.py` for why, and for the supervisor's side of their conversation).
 
 It takes `Execute` and `CancelExecution` over its socket, runs `execute_run` for each run,
-reports `ExecutionEnded`, and logs one line per run and task state change. When the supervisor's
+reports `RunEnded`, and logs one line per run and task state change. When the supervisor's
 end of the socket closes, it kills whatever it still runs and returns.
 """
 
@@ -18,15 +18,16 @@ import trio
 
 from pit.actors.broker import SocketFolder
 from pit.actors.execute import StartedRun, execute_run
-from pit.actors.executor_process import Frames, encode
+from pit.actors.frames import FrameError, FrameReader, encode
 from pit.actors.guard import RunGuard
 from pit.actors.orphans import end_escapees
 from pit.actors.run import RunHandle
 from pit.clock import Clock
 from pit.errors import RunError
-from pit.messages.executor import CancelExecution, Execute, ExecutionEnded, ExecutorSetup
-from pit.messages.run import CancelRun, RunEvent, RunFinished, RunStarted, TaskUpdated
+from pit.messages.executor import CancelExecution, Execute, ExecutorSetup
+from pit.messages.run import CancelRun, RunEvent, RunFinished, RunRecord, RunStarted, TaskUpdated
 from pit.messages.task import OutputLines, TaskOutput
+from pit.messages.trigger import RunEnded
 from pit.spec.states import RunState, TaskState
 from pit.store.rundir import RunPaths
 
@@ -50,14 +51,16 @@ class Executor:
     _services: trio.Nursery = attrs.field(init=False)
 
     async def run(self) -> None:
-        frames = Frames(self.channel)
-        setup = await frames.receive()
+        commands = FrameReader.to_executor(self.channel)
+        setup = await commands.receive()
         if setup is None:
             return  # the supervisor went away before it said anything
         if not isinstance(setup, ExecutorSetup):
-            raise RuntimeError(f"an executor must be set up first, not sent {setup!r}")
+            raise FrameError(f"an executor must be set up first, not sent {setup!r}")
         self._setup = setup
-        reports, to_send = trio.open_memory_channel[ExecutionEnded](math.inf)
+        # Unbounded, both: a run must never wait on the supervisor's socket or on the log to
+        # end; each run sends one report, and a handful of events per task.
+        reports, to_send = trio.open_memory_channel[RunEnded](math.inf)
         events, to_log = trio.open_memory_channel[RunEvent](math.inf)
         with SocketFolder.create() as sockets:
             async with trio.open_nursery() as services:
@@ -65,7 +68,7 @@ class Executor:
                 services.start_soon(self._send_reports, to_send)
                 services.start_soon(log_events, to_log)
                 async with reports, events, trio.open_nursery() as runs:
-                    while (message := await frames.receive()) is not None:
+                    while (message := await commands.receive()) is not None:
                         match message:
                             case Execute():
                                 runs.start_soon(
@@ -74,7 +77,7 @@ class Executor:
                             case CancelExecution(run_id=run_id, kill=kill):
                                 self._cancel(run_id, kill=kill)
                             case ExecutorSetup():
-                                raise RuntimeError("an executor is set up once")
+                                raise FrameError("an executor is set up once")
                             case _:
                                 assert_never(message)
                     # The supervisor is gone (or done, and then nothing is running).
@@ -101,7 +104,7 @@ class Executor:
         self,
         message: Execute,
         sockets: SocketFolder,
-        reports: trio.MemorySendChannel[ExecutionEnded],
+        reports: trio.MemorySendChannel[RunEnded],
         events: trio.MemorySendChannel[RunEvent],
     ) -> None:
         paths = RunPaths(root=message.run_dir)
@@ -115,47 +118,45 @@ class Executor:
         # must not hold the log open.
         with reports, events, output or contextlib.nullcontext():
             try:
-                record = await execute_run(
-                    message.request,
-                    clock=self.clock,
-                    env=self._setup.env,
-                    secrets=self._setup.secrets,
-                    paths=paths,
-                    sockets=sockets,
-                    observers=(events,),
-                    output=output,
-                    guard=self.guard,
-                    task_status=_Started(self, paths.run_id),
-                )
-                state = record.state
-            except RunError as exc:  # the run could not start (its snapshot failed): not pit
-                log.error("%s: could not start: %s", paths.run_id, exc)
+                ended: list[RunRecord] = []
+
+                async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
+                    ended.append(
+                        await execute_run(
+                            message.request,
+                            clock=self.clock,
+                            env=self._setup.env,
+                            secrets=self._setup.secrets,
+                            paths=paths,
+                            sockets=sockets,
+                            observers=(events,),
+                            output=output,
+                            guard=self.guard,
+                            task_status=task_status,
+                        )
+                    )
+
+                async with trio.open_nursery() as run:
+                    self._started(paths.run_id, await run.start(run_to_end))
+                state = ended[0].state
+            except* RunError as group:  # it could not start (its snapshot failed): not pit
+                for exc in group.exceptions:
+                    log.error("%s: could not start: %s", paths.run_id, exc)
             finally:
                 del self._runs[paths.run_id]
                 self._cancels.pop(paths.run_id, None)
                 with trio.CancelScope(shield=True):
                     await end_escapees(paths.run_id)
-            reports.send_nowait(ExecutionEnded(run_id=paths.run_id, state=state))
+            reports.send_nowait(
+                RunEnded(run_id=paths.run_id, dag=message.request.dag.name, state=state)
+            )
 
-    async def _send_reports(self, reports: trio.MemoryReceiveChannel[ExecutionEnded]) -> None:
+    async def _send_reports(self, reports: trio.MemoryReceiveChannel[RunEnded]) -> None:
         async with reports:
             async for report in reports:
                 # The supervisor may be gone: then the runs are being stopped, and that is all.
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await self.channel.send_all(encode(report))
-
-
-class _Started(trio.TaskStatus[StartedRun]):
-    """The `task_status` of a run started with `start_soon`: hands the executor the run's handle
-    as soon as the run can take commands, without a nursery per run as `Nursery.start` needs."""
-
-    def __init__(self, executor: Executor, run_id: str) -> None:
-        self._executor = executor
-        self._run_id = run_id
-
-    def started(self, value: StartedRun | None = None) -> None:
-        assert value is not None, "execute_run reports its StartedRun"
-        self._executor._started(self._run_id, value)
 
 
 async def log_events(events: trio.MemoryReceiveChannel[RunEvent]) -> None:

@@ -7,10 +7,11 @@ and the executor executes:
 
     pit serve (Supervisor)                         executor (python -m pit.cli.executor)
       ExecutorProcess  -- ExecutorSetup, Execute, CancelExecution -->  Executor
-                       <-------------- ExecutionEnded ---------------   └── execute_run per run
+                       <----------------- RunEnded ------------------   └── execute_run per run
 
-The two talk over a socket pair, one pickled message per length-prefixed frame. The executor logs
-every run and task state change itself (it writes to pit serve's stdout). Nothing outlives pit:
+The two talk over a socket pair, one pickled message per length-prefixed frame (`frames.py`).
+The executor logs every run and task state change itself (it writes to pit serve's stdout).
+Nothing outlives pit:
 when the supervisor's end of the socket closes (pit stopped, or died), the executor kills what it
 still runs and exits; when the executor dies, the supervisor records its runs as failed and starts
 a new one.
@@ -21,22 +22,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import pickle
 import socket
-import struct
 import subprocess
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import trio
 
+from pit.actors.frames import FrameReader, encode
 from pit.actors.process import kill_run_processes
 from pit.clock import Clock
 from pit.messages.executor import (
     CancelExecution,
     Execute,
-    ExecutionEnded,
     ExecutorSetup,
     ToExecutor,
 )
@@ -48,38 +46,10 @@ from pit.store.rundir import RunPaths, settle_abandoned
 
 log = logging.getLogger("pit.serve")
 
-_FRAME = struct.Struct(">I")
 EXIT_WAIT = 10.0
 """Seconds an executor gets to stop its runs and exit once pit serve's end of the socket closes."""
 RESTART_DELAY = 1.0
 """Seconds before an executor that died is replaced (a crash loop must not spin)."""
-
-
-def encode(message: object) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _FRAME.pack(len(data)) + data
-
-
-class Frames:
-    """Messages read from a stream of frames; None at the end of the stream."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    async def receive(self) -> Any:
-        while True:
-            if len(self._buffer) >= _FRAME.size:
-                (size,) = _FRAME.unpack_from(self._buffer)
-                end = _FRAME.size + size
-                if len(self._buffer) >= end:
-                    message = pickle.loads(self._buffer[_FRAME.size : end])
-                    del self._buffer[:end]
-                    return message
-            chunk = await self._stream.receive_some(65536)
-            if not chunk:
-                return None
-            self._buffer += chunk
 
 
 @attrs.define(kw_only=True)
@@ -165,13 +135,10 @@ class ExecutorProcess:
         return closed
 
     async def _read_reports(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
-        frames = Frames(stream)
-        while (report := await frames.receive()) is not None:
-            assert isinstance(report, ExecutionEnded), f"unexpected report {report!r}"
-            request, _ = self._active.pop(report.run_id)
-            await self.supervisor.send(
-                RunEnded(run_id=report.run_id, dag=request.dag.name, state=report.state)
-            )
+        reports = FrameReader.from_executor(stream)
+        while (ended := await reports.receive()) is not None:
+            del self._active[ended.run_id]
+            await self.supervisor.send(ended)
         scope.cancel()
 
     async def _fail_active(self, error: str) -> None:

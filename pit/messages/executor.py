@@ -11,8 +11,8 @@ from pathlib import Path
 import attrs
 
 from pit.messages.run import RunRequest
+from pit.messages.trigger import RunEnded
 from pit.spec.secrets import Secrets
-from pit.spec.states import RunState
 
 
 def _plain(env: Mapping[str, str]) -> dict[str, str]:
@@ -46,13 +46,6 @@ class CancelExecution:
     kill: bool = False
 
 
-@attrs.frozen(kw_only=True)
-class ExecutionEnded:
-    """The executor's only report: a run it was given has ended (its run.json says how)."""
-
-    run_id: str
-    state: RunState
-
-
 ToExecutor = ExecutorSetup | Execute | CancelExecution
-FromExecutor = ExecutionEnded
+FromExecutor = RunEnded
+"""The executor's only report: a run it was given has ended (its run.json says how)."""

@@ -15,10 +15,11 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pit.actors.executor_process import ExecutorProcess, Frames, encode
+from pit.actors.executor_process import ExecutorProcess
+from pit.actors.frames import FrameError, FrameReader, encode
 from pit.cli import executor
 from pit.clock import SystemClock
-from pit.messages.executor import ExecutorSetup
+from pit.messages.executor import CancelExecution, ExecutorSetup
 from pit.messages.run import RunRequest
 from pit.messages.trigger import RunEnded, SupervisorInbox
 from pit.spec.load import load_workspace
@@ -146,7 +147,8 @@ def test_frames_come_back_whole_however_the_stream_cuts_them(
 ) -> None:
     """Several frames in one read, a frame over several reads: each message comes back once,
     in order, then None at the end."""
-    data = b"".join(encode(message) for message in messages)
+    sent = [CancelExecution(run_id=text) for text in messages]
+    data = b"".join(encode(message) for message in sent)
 
     async def exchange() -> list[object]:
         send, receive = trio.testing.memory_stream_one_way_pair()
@@ -162,9 +164,16 @@ def test_frames_come_back_whole_however_the_stream_cuts_them(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write)
-            frames = Frames(receive)
+            frames = FrameReader.to_executor(receive)
             while (message := await frames.receive()) is not None:
                 received.append(message)
         return received
 
-    assert trio.run(exchange) == messages
+    assert trio.run(exchange) == sent
+
+
+async def test_a_message_the_other_side_may_not_send_is_a_frame_error() -> None:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    await send.send_all(encode(CancelExecution(run_id="r")))
+    with pytest.raises(FrameError, match="unexpected message"):
+        await FrameReader.from_executor(receive).receive()

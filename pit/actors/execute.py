@@ -22,7 +22,7 @@ from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
 from pit.clock import Clock
 from pit.errors import RunError
-from pit.messages.run import RunEvent, RunRecord, RunRequest
+from pit.messages.run import RunEvent, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
 from pit.runners.command import RunPlace, build_launch, run_env
 from pit.spec.dag import ARTIFACTS
@@ -52,7 +52,7 @@ class StartedRun:
 
 
 async def execute_run(
-    request: RunRequest,
+    request: RunPlan,
     *,
     clock: Clock,
     env: Mapping[str, str],
@@ -89,7 +89,7 @@ async def execute_run(
 
 
 async def _prepare_and_run(
-    request: RunRequest,
+    request: RunPlan,
     paths: RunPaths,
     started: dt.datetime,
     clock: Clock,
@@ -153,7 +153,7 @@ async def _prepare_and_run(
 
 
 async def _run_in_folder(
-    request: RunRequest,
+    request: RunPlan,
     paths: RunPaths,
     clock: Clock,
     env: Mapping[str, str],
@@ -236,7 +236,7 @@ def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:
 
 
 async def _record_crash(
-    request: RunRequest, paths: RunPaths, clock: Clock, crashed: list[Exception]
+    request: RunPlan, paths: RunPaths, clock: Clock, crashed: list[Exception]
 ) -> RunRecord:
     """Fail a run that a pit bug ended: the traceback goes to the run's own `pit.log`, the
     record says so, and the tasks it left are settled (the task actors killed their processes
@@ -252,7 +252,7 @@ async def _record_crash(
 
 
 def _write_crash(
-    paths: RunPaths, request: RunRequest, error: str, text: str, at: dt.datetime
+    paths: RunPaths, request: RunPlan, error: str, text: str, at: dt.datetime
 ) -> RunRecord:
     with contextlib.suppress(OSError), (paths.root / CRASH_LOG).open("a", encoding="utf-8") as log:
         log.write(text)

@@ -20,13 +20,14 @@ from pit.actors.broker import SocketFolder
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.frames import FrameError, FrameReader, encode
 from pit.actors.guard import RunGuard
+from pit.actors.lines import OutputLines
 from pit.actors.orphans import end_escapees
 from pit.actors.run import RunHandle
 from pit.clock import Clock
 from pit.errors import RunError
 from pit.messages.executor import CancelExecution, Execute, ExecutorSetup
 from pit.messages.run import CancelRun, RunEvent, RunFinished, RunRecord, RunStarted, TaskUpdated
-from pit.messages.task import OutputLines, TaskOutput
+from pit.messages.task import TaskOutput
 from pit.messages.trigger import RunEnded
 from pit.spec.states import RunState, TaskState
 from pit.store.rundir import RunPaths

@@ -38,7 +38,7 @@ from pit.messages.executor import (
     ExecutorSetup,
     ToExecutor,
 )
-from pit.messages.run import RunRequest
+from pit.messages.run import RunPlan
 from pit.messages.trigger import RunEnded, SupervisorInbox
 from pit.spec.problems import plural
 from pit.spec.states import RunState
@@ -66,7 +66,7 @@ class ExecutorProcess:
     restart_delay: float = RESTART_DELAY
     _send: trio.MemorySendChannel[ToExecutor] = attrs.field(init=False)
     _commands: trio.MemoryReceiveChannel[ToExecutor] = attrs.field(init=False)
-    _active: dict[str, tuple[RunRequest, RunPaths]] = attrs.field(init=False, factory=dict)
+    _active: dict[str, tuple[RunPlan, RunPaths]] = attrs.field(init=False, factory=dict)
     pid: int | None = attrs.field(init=False, default=None)
     """The current executor process."""
 
@@ -74,7 +74,7 @@ class ExecutorProcess:
         # Unbounded: the supervisor never waits on its executor; a run's commands are few.
         self._send, self._commands = trio.open_memory_channel[ToExecutor](math.inf)
 
-    def execute(self, request: RunRequest, paths: RunPaths) -> None:
+    def execute(self, request: RunPlan, paths: RunPaths) -> None:
         self._active[paths.run_id] = (request, paths)
         self._send.send_nowait(Execute(request=request, run_dir=paths.root))
 

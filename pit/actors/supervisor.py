@@ -21,12 +21,12 @@ import trio
 
 from pit.actors.admission import Admission, Refuse, Start
 from pit.actors.executor_process import ExecutorProcess
+from pit.actors.plans import plan_run
 from pit.actors.reconcile import settle_dead_runs
 from pit.actors.triggers import dag_triggers, run_triggers
 from pit.clock import Clock
 from pit.errors import PitError, RunError
 from pit.messages.executor import ExecutorSetup
-from pit.messages.run import RunRequest
 from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, SupervisorInbox
 from pit.messages.web import WebHandle, WebhookTokens
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
@@ -224,7 +224,7 @@ class Supervisor:
             why = "the DAG was removed from the workspace before the run started"
             self._services.start_soon(self._never_started, start.run_id, why)
             return
-        run = RunRequest.of(
+        run = plan_run(
             project,
             self._workspace,
             trigger=request.trigger,

@@ -44,7 +44,7 @@ def main() -> None:
         await Executor(channel=stream, clock=SystemClock(), guard=guard).run()
 
     adopt_orphans()  # a task's processes that leave its group are re-parented here
-    gc.freeze()  # the imported modules live as long as the process (see cli/supervise.py)
+    gc.freeze()  # the imported modules live as long as the process (see cli/foreground.py)
     with RunGuard.start() as guard:  # ends the runs' tasks if pit serve and this both die
         trio.run(execute)
 

@@ -10,10 +10,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pit.actors.lines import OutputLines
 from pit.cli.view import describe_task, summary_line, task_duration
 from pit.clock import SystemClock
 from pit.messages.run import RunEvent, RunFinished, RunStarted, RunTracker, TaskUpdated
-from pit.messages.task import OutputLines, TaskOutput
+from pit.messages.task import TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.states import RunState, TaskState
 

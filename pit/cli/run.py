@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from pit.actors.plans import plan_run
 from pit.cli.context import cli_context
 from pit.errors import WorkspaceError
-from pit.messages.run import RunRequest
+from pit.messages.run import RunPlan
 from pit.spec.dag import RunnerKind
 from pit.spec.load import Workspace, load_secrets
 from pit.spec.problems import did_you_mean
@@ -45,7 +46,7 @@ def run_command(
             file=sys.stderr,
         )
     # Imported here: trio and the actors are start-up cost that validate, logs and outputs skip.
-    from pit.cli.supervise import run_in_foreground
+    from pit.cli.foreground import run_in_foreground
 
     record = run_in_foreground(request, loaded, stream_output=verbose or cli.verbose)
     if record.state is RunState.CANCELLED:
@@ -53,7 +54,7 @@ def run_command(
     raise typer.Exit(0 if record.state is RunState.SUCCESS else 1)
 
 
-def _request(workspace: Workspace, target: str) -> RunRequest:
+def _request(workspace: Workspace, target: str) -> RunPlan:
     dag_name, slash, task_name = target.partition("/")
     if not dag_name or (slash and not task_name):
         raise WorkspaceError(
@@ -84,4 +85,4 @@ def _request(workspace: Workspace, target: str) -> RunRequest:
                 "which will not run",
                 file=sys.stderr,
             )
-    return RunRequest.of(project, workspace, only_task=task_name or None)
+    return plan_run(project, workspace, only_task=task_name or None)

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 import trio
 
+from pit.actors.lines import OutputLines
 from pit.messages.run import RunEvent, RunFinished, RunRecord, RunStarted, TaskRecord, TaskUpdated
-from pit.messages.task import OutputLines, TaskOutput
+from pit.messages.task import TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.problems import plural
 from pit.spec.states import RunState, TaskState

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from pit.messages.run import RunRequest
+from pit.messages.run import RunPlan
 from pit.messages.trigger import RunEnded
 from pit.spec.secrets import Secrets
 
@@ -34,7 +34,7 @@ class ExecutorSetup:
 class Execute:
     """Run `request` in the run folder the supervisor made (`run_dir`, named by the run id)."""
 
-    request: RunRequest
+    request: RunPlan
     run_dir: Path
 
 

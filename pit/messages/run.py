@@ -10,7 +10,6 @@ import attrs
 
 from pit.messages.task import TaskEvent
 from pit.spec.dag import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec
-from pit.spec.load import Project, Workspace
 from pit.spec.states import RunState, TaskState
 from pit.spec.workspace import DEFAULT_STOP_GRACE
 
@@ -97,8 +96,9 @@ def _iso(at: dt.datetime | None) -> str | None:
 
 
 @attrs.frozen(kw_only=True)
-class RunRequest:
-    """Everything needed to start a run of a DAG."""
+class RunPlan:
+    """Everything needed to start a run of a DAG (`pit.actors.plans.plan_run` makes one from a
+    project and its workspace)."""
 
     dag: DagSpec
     source_dir: Path
@@ -116,26 +116,6 @@ class RunRequest:
     max_active: int = DEFAULT_MAX_ACTIVE_TASKS
     grace: float = DEFAULT_STOP_GRACE
     """Seconds between SIGTERM and SIGKILL when a task is stopped."""
-
-    @classmethod
-    def of(cls, project: Project, workspace: Workspace, **given: Any) -> RunRequest:
-        """A run of a valid project, with the workspace's settings applied: the project's
-        keep_artifacts over the workspace's, the workspace's max_active_tasks as a cap over the
-        DAG's own, its stop_grace and runs_dir. `given` sets the rest (trigger, only_task...)."""
-        dag, config = project.dag, workspace.config
-        assert dag is not None, "only a project that parsed can run"
-        return cls(
-            dag=dag,
-            source_dir=project.path,
-            workspace=workspace.root,
-            runs_dir=workspace.runs_dir,
-            keep_artifacts=config.keep_artifacts
-            if dag.keep_artifacts is None
-            else dag.keep_artifacts,
-            max_active=min(dag.max_active_tasks, config.max_active_tasks or dag.max_active_tasks),
-            grace=config.stop_grace,
-            **given,
-        )
 
 
 @attrs.frozen(kw_only=True)

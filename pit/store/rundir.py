@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from pit.errors import RunError
-from pit.messages.run import RunOwner, RunRecord, RunRequest, TaskRecord
+from pit.messages.run import RunOwner, RunPlan, RunRecord, TaskRecord
 from pit.spec.states import RunState, TaskState, cut_short
 from pit.store.files import write_atomically
 
@@ -199,9 +199,7 @@ def release_reserve(paths: RunPaths) -> bool:
     return True
 
 
-def settle_abandoned(
-    paths: RunPaths, request: RunRequest, error: str, at: dt.datetime
-) -> RunRecord:
+def settle_abandoned(paths: RunPaths, request: RunPlan, error: str, at: dt.datetime) -> RunRecord:
     """Record the end of a run whose executor died under it: the run failed with `error`, its
     running tasks failed, the ones not started skipped, the rest as they ended."""
     try:

@@ -19,7 +19,7 @@ import trio
 
 from pit.actors.execute import StartedRun, execute_run
 from pit.clock import FixedClock
-from pit.messages.run import RunRecord, RunRequest, TaskRecord
+from pit.messages.run import RunPlan, RunRecord, TaskRecord
 from pit.messages.task import TaskOutput
 from pit.spec.dag import DagSpec, Runner, RunnerKind, TaskSpec
 from pit.store.rundir import RunPaths
@@ -92,9 +92,9 @@ class Bench:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PIDS": str(self.pid_file)}
 
-    def request(self, spec: DagSpec, **options: object) -> RunRequest:
+    def request(self, spec: DagSpec, **options: object) -> RunPlan:
         options.setdefault("grace", GRACE)
-        return RunRequest(
+        return RunPlan(
             dag=spec,
             source_dir=self.project,
             runs_dir=self.runs,
@@ -109,7 +109,7 @@ class Bench:
         extra_env: Mapping[str, str] | None = None,
         **options: object,
     ) -> RunRecord:
-        """Run `spec` to its end; `options` go to the `RunRequest`. Given a `live_output` list,
+        """Run `spec` to its end; `options` go to the `RunPlan`. Given a `live_output` list,
         the run's output is streamed (as for `pit run -v`) and each chunk appended to it."""
         env = {**self.env, **(extra_env or {})}
         run = functools.partial(

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.frames import FrameError, FrameReader, encode
+from pit.actors.plans import plan_run
 from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.executor import CancelExecution, ExecutorSetup
-from pit.messages.run import RunRequest
 from pit.messages.trigger import RunEnded, SupervisorInbox
 from pit.spec.load import load_workspace
 from pit.spec.states import RunState
@@ -46,7 +46,7 @@ class Driver:
         loaded = load_workspace(self.workspace.root)
         project = next(p for p in loaded.projects if p.dag and p.dag.name == dag)
         paths = create_run_dir(self.workspace.root / "runs", dag, SystemClock().now())
-        self.process.execute(RunRequest.of(project, loaded, trigger="test"), paths)
+        self.process.execute(plan_run(project, loaded, trigger="test"), paths)
         return paths
 
     async def ended(self) -> RunEnded:

@@ -17,7 +17,7 @@ from pit.cli.signals import StopSignals
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
 from pit.errors import single_pit_error
-from pit.messages.run import CancelRun, RunEvent, RunInbox, RunRecord, RunRequest
+from pit.messages.run import CancelRun, RunEvent, RunInbox, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
 from pit.spec.secrets import Secrets
 
@@ -26,7 +26,7 @@ _VIEW_BUFFER = 256
 
 
 def run_in_foreground(
-    request: RunRequest, secrets: Secrets | None, *, stream_output: bool
+    request: RunPlan, secrets: Secrets | None, *, stream_output: bool
 ) -> RunRecord:
     # The objects made so far (imported modules, typer's and pydantic's machinery) live as long
     # as the process: keep the cyclic collector from walking them again on every collection.
@@ -44,9 +44,7 @@ def run_in_foreground(
         raise error from None
 
 
-async def _run(
-    request: RunRequest, secrets: Secrets | None, view: View, guard: RunGuard
-) -> RunRecord:
+async def _run(request: RunPlan, secrets: Secrets | None, view: View, guard: RunGuard) -> RunRecord:
     """Run with the view attached; the first SIGINT/SIGTERM stops gracefully, the second kills."""
     to_view, view_events = trio.open_memory_channel[RunEvent](_VIEW_BUFFER)
     output_send: trio.MemorySendChannel[TaskOutput] | None = None

@@ -13,7 +13,7 @@ import trio
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.guard import RunGuard
 from pit.actors.orphans import adopt_orphans, end_escapees
-from pit.cli.signals import StopSignals
+from pit.cli.signals import forward_signals
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
 from pit.errors import single_pit_error
@@ -84,16 +84,14 @@ async def _run(request: RunPlan, secrets: Secrets | None, view: View, guard: Run
 async def _forward_signals(
     signals: AsyncIterator[int], inbox: trio.MemorySendChannel[RunInbox], view: View
 ) -> None:
+    async def stop(now: bool) -> None:
+        view.notice(
+            "killing tasks now"
+            if now
+            else "stopping: tasks get SIGTERM, then SIGKILL after the grace period "
+            "(Ctrl-C again to kill now)"
+        )
+        await inbox.send(CancelRun(kill=now))
+
     async with inbox:
-        stops = StopSignals()
-        async for _ in signals:
-            count = stops.take(trio.current_time())
-            if count is None:
-                continue  # the first stop, delivered twice
-            view.notice(
-                "stopping: tasks get SIGTERM, then SIGKILL after the grace period "
-                "(Ctrl-C again to kill now)"
-                if count == 1
-                else "killing tasks now"
-            )
-            await inbox.send(CancelRun(kill=count > 1))
+        await forward_signals(signals, stop=stop)

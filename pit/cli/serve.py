@@ -15,7 +15,7 @@ import typer
 
 from pit.cli import executor
 from pit.cli.context import cli_context
-from pit.cli.signals import StopSignals
+from pit.cli.signals import forward_signals
 from pit.errors import WorkspaceError, single_pit_error
 from pit.spec.dag import DagSpec
 from pit.spec.load import Workspace, load_secrets
@@ -99,12 +99,13 @@ def serve_command(
     async def forward(
         signals: AsyncIterator[int], inbox: trio.MemorySendChannel[SupervisorInbox]
     ) -> None:
-        stops = StopSignals()
-        async for signum in signals:
-            if signum == signal.SIGHUP:
-                await inbox.send(Reload())
-            elif (count := stops.take(trio.current_time())) is not None:
-                await inbox.send(Stop(now=count > 1))
+        async def stop(now: bool) -> None:
+            await inbox.send(Stop(now=now))
+
+        async def reload() -> None:
+            await inbox.send(Reload())
+
+        await forward_signals(signals, stop=stop, reload=reload)
 
     try:
         trio.run(serve)

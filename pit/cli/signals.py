@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
 import attrs
 
 REPEAT_WINDOW = 1.0
@@ -26,3 +29,22 @@ class StopSignals:
             return None
         self.count += 1
         return self.count
+
+
+async def forward_signals(
+    signals: AsyncIterator[int],
+    *,
+    stop: Callable[[bool], Awaitable[None]],
+    reload: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Turn SIGINT/SIGTERM into `stop(now)`: the first asks, a later one (`REPEAT_WINDOW` after
+    it) means now; SIGHUP into `reload()`. For `pit run` and `pit serve` alike."""
+    import trio  # here, not at the top: every command imports this module, few need trio
+
+    stops = StopSignals()
+    async for signum in signals:
+        if signum == signal.SIGHUP:
+            if reload is not None:
+                await reload()
+        elif (count := stops.take(trio.current_time())) is not None:
+            await stop(count > 1)

@@ -26,9 +26,6 @@ def executable(launch: Launch) -> ProcessLaunch | InProcessLaunch:
 class SqlExecution:
     launch: SqlLaunch
 
-    def describe(self) -> str:
-        return f"sql {self.launch.task.type} {self.launch.task.name}"
-
     async def execute(self, log: BinaryIO) -> Outcome:
         launch, task = self.launch, self.launch.task
         if launch.connection is None:

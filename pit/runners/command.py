@@ -25,9 +25,6 @@ class ProcessLaunch:
     cwd: Path
     env: Mapping[str, str]
 
-    def describe(self) -> str:
-        return shlex.join(self.argv)
-
 
 @attrs.frozen(kw_only=True)
 class Outcome:
@@ -49,8 +46,6 @@ class InProcessLaunch(Protocol):
     must give up promptly when cancelled (and release what it holds).
     """
 
-    def describe(self) -> str: ...
-
     async def execute(self, log: BinaryIO) -> Outcome: ...
 
 
@@ -63,9 +58,6 @@ class SqlStubLaunch:
     script: Path | None
     """None for a load task, which has no script."""
     connection: str | None
-
-    def describe(self) -> str:
-        return f"sql stub {self.task.name}"
 
     async def execute(self, log: BinaryIO) -> Outcome:
         target = f"connection '{self.connection}'" if self.connection else "no connection"

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from pit.actors.admission import Admission, Refuse, Start
+from pit.actors.catalog import Catalog
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.plans import plan_run
 from pit.actors.reconcile import settle_dead_runs
@@ -31,9 +32,9 @@ from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, Superviso
 from pit.messages.web import WebHandle, WebhookTokens
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
-from pit.spec.load import Project, Workspace, load_workspace
+from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
-from pit.spec.secrets import SecretNotFound, Secrets
+from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
 from pit.store.rundir import RunPaths, claim_run_dir, record_never_started
@@ -91,10 +92,8 @@ class Supervisor:
     it a request is refused as busy (a webhook's 503 with Retry-After), never lost later."""
 
     _workspace: Workspace = attrs.field(init=False)
-    _projects: dict[str, Project] = attrs.field(init=False, factory=dict)
-    """DAG name -> its last good project."""
-    _folders: dict[str, str] = attrs.field(init=False, factory=dict)
-    """Project folder -> the name of its DAG, as last read well."""
+    _catalog: Catalog = attrs.field(init=False, factory=Catalog)
+    """The DAGs served, each as last read well (`actors/catalog.py`)."""
     _admission: Admission = attrs.field(init=False)
     """Which runs wait, which are active: the rules, as data (`actors/admission.py`)."""
     _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
@@ -128,7 +127,6 @@ class Supervisor:
         self._send = send
         self._workspace = load_workspace(self.root)
         self._adopt(self._workspace, first=True)
-        self._refresh_tokens()
         for record in await trio.to_thread.run_sync(
             settle_dead_runs, self._workspace.runs_dir, self.clock.now()
         ):
@@ -145,11 +143,11 @@ class Supervisor:
             await executor.start(self._executor.run)
             async with trio.open_nursery() as services:
                 self._services = services
-                for project in self._projects.values():
-                    await self._start_triggers(project, first=True)
+                for dag in self._catalog.dags():
+                    await self._start_triggers(dag, first=True)
                 await self._start_web_if_needed()
                 task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
-                log.info("serving %s from %s", plural(len(self._projects), "DAG"), self.root)
+                log.info("serving %s from %s", plural(len(self._catalog), "DAG"), self.root)
                 async with inbox:
                     while not (self.stopping and self._admission.idle):
                         await self._handle(await inbox.receive())
@@ -198,7 +196,7 @@ class Supervisor:
                 await request.reply.send(answer)
 
     def _decide(self, request: RunRequested) -> RunRequestAnswer:
-        project = self._projects.get(request.dag)
+        project = self._catalog.get(request.dag)
         dag = project.dag if project is not None else None
         verdict = self._admission.consider(request.dag, dag.overlap if dag else None)
         if isinstance(verdict, Refuse):
@@ -219,7 +217,7 @@ class Supervisor:
     def _start(self, start: Start) -> None:
         accepted = self._accepted[start.run_id]
         request, paths = accepted.request, accepted.paths
-        project = self._projects.get(request.dag)
+        project = self._catalog.get(request.dag)
         if project is None or project.dag is None:  # removed by a reload while it waited
             why = "the DAG was removed from the workspace before the run started"
             self._services.start_soon(self._never_started, start.run_id, why)
@@ -271,7 +269,7 @@ class Supervisor:
         """An accepted run that will not start still ends with a truthful run.json."""
         accepted = self._accepted.pop(run_id)
         request, paths = accepted.request, accepted.paths
-        project = self._projects.get(request.dag)
+        project = self._catalog.get(request.dag)
         tasks = tuple(t.name for t in project.dag.tasks) if project and project.dag else ()
         log.info("%s %s: cancelled: %s", request.dag, run_id, why)
         with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
@@ -307,51 +305,35 @@ class Supervisor:
             return
         self._workspace = workspace
         self._adopt(workspace, first=False)
-        self._refresh_tokens()
         self._services.start_soon(self._restart_triggers)
 
     def _adopt(self, workspace: Workspace, *, first: bool) -> None:
-        seen = set()
-        for project in workspace.projects:
-            # A broken pit.toml may have lost its name: its folder says which DAG it was.
-            name = (
-                project.dag.name
-                if project.dag
-                else self._folders.get(project.folder, project.folder)
-            )
-            seen.add(name)
-            if project.problems or project.dag is None:
-                kept = " (keeping its last good configuration)" if name in self._projects else ""
-                for problem in project.problems:
-                    log.error("%s%s", problem, kept)
-                continue
-            self._projects[name] = project
-            self._folders[project.folder] = name
-        if not first:
-            for name in list(self._projects):
-                if name not in seen:
-                    log.info("%s: removed from the workspace; its triggers stop", name)
-                    del self._projects[name]
+        adopted = self._catalog.adopt(workspace, first=first)
+        for problem in adopted.problems:
+            log.error("%s", problem)
+        for name in adopted.removed:
+            log.info("%s: removed from the workspace; its triggers stop", name)
+        tokens, unreadable = self._catalog.webhook_tokens(self.secrets)
+        for why in unreadable:
+            log.error("%s", why)
+        self._tokens.by_dag = tokens  # one new snapshot for the listener
 
     async def _restart_triggers(self) -> None:
         for name in list(self._triggers):
-            project = self._projects.get(name)
-            if project is None or project.dag != self._triggers[name][0]:
+            if self._catalog.dag(name) != self._triggers[name][0]:
                 self._triggers.pop(name)[1].cancel()
-        for project in self._projects.values():
-            if project.dag is not None and project.dag.name not in self._triggers:
-                await self._start_triggers(project, first=False)
+        for dag in self._catalog.dags():
+            if dag.name not in self._triggers:
+                await self._start_triggers(dag, first=False)
         try:
             await self._start_web_if_needed()
         except PitError as exc:  # e.g. the port is taken now: the rest keeps serving
             log.error("webhook listener not started: %s", exc)
-        log.info("reloaded: %s", plural(len(self._projects), "DAG"))
+        log.info("reloaded: %s", plural(len(self._catalog), "DAG"))
 
-    async def _start_triggers(self, project: Project, *, first: bool) -> None:
+    async def _start_triggers(self, dag: DagSpec, *, first: bool) -> None:
         """The DAG's triggers; `first` at start-up, when an FTP watch settles what the last
         pit left."""
-        dag = project.dag
-        assert dag is not None
         scope = trio.CancelScope()
         self._triggers[dag.name] = (dag, scope)
         triggers = dag_triggers(
@@ -371,30 +353,11 @@ class Supervisor:
     async def _start_web_if_needed(self) -> None:
         if self._web_port is not None or self.stopping:
             return
-        if self.web is None or not any(p.dag and p.dag.webhook for p in self._projects.values()):
+        if self.web is None or not any(dag.webhook for dag in self._catalog.dags()):
             return
         handle = WebHandle(inbox=self._send.clone(), tokens=self._tokens, stopping=self._stopping)
         self._web_port = await self._services.start(self.web, handle, self._web_stop)
         log.info("webhooks on port %d: POST /webhook/<dag>", self._web_port)
-
-    def _refresh_tokens(self) -> None:
-        """A new snapshot of every webhook token, for the listener (at start, on reload)."""
-        tokens: dict[str, str | None] = {}
-        for name, project in self._projects.items():
-            webhook = project.dag.webhook if project.dag else None
-            if webhook is not None:
-                tokens[name] = self._token(name, webhook.token_secret)
-        self._tokens.by_dag = tokens
-
-    def _token(self, dag: str, secret: str) -> str | None:
-        if self.secrets is None:
-            log.error("%s: webhook token '%s' cannot be read: no secrets file", dag, secret)
-            return None
-        try:
-            return self.secrets.resolve(dag, secret)
-        except SecretNotFound as exc:
-            log.error("%s: %s", dag, exc)
-            return None
 
 
 def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:

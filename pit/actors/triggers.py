@@ -15,7 +15,7 @@ import trio
 from pit.actors.cron import CronTrigger
 from pit.actors.ftpwatch import FtpWatch
 from pit.clock import Clock, local_zone
-from pit.connectors.ftp import FtpTarget, ftp_target, legacy_ftp_target
+from pit.connectors.ftp import FtpTarget, ftp_target
 from pit.connectors.target import ConnectorError
 from pit.messages.trigger import SupervisorInbox
 from pit.spec.dag import DagSpec
@@ -141,12 +141,10 @@ def _ftp_target(dag: DagSpec, secrets: Secrets | None) -> FtpTarget:
     assert spec is not None
     if secrets is None:
         raise ConnectorError("no secrets file to read the FTP credentials from")
-    if spec.secret is not None:
-        return ftp_target(secrets.find(dag.name, spec.secret), port=spec.port, tls=spec.tls)
-    return legacy_ftp_target(
-        host=spec.host or "",
-        user=spec.user or "",
-        password=secrets.resolve(dag.name, spec.password_secret or ""),
-        port=spec.port or 21,
-        tls=bool(spec.tls),
+    return ftp_target(
+        secrets.find(dag.name, spec.secret),
+        host=spec.host,
+        user=spec.user,
+        port=spec.port,
+        tls=spec.tls,
     )

@@ -57,41 +57,42 @@ class FtpTarget:
 
 
 def ftp_target(
-    secret: str | Mapping[str, str], *, port: int | None = None, tls: bool | None = None
+    secret: str | Mapping[str, str],
+    *,
+    host: str | None = None,
+    user: str | None = None,
+    port: int | None = None,
+    tls: bool | None = None,
 ) -> FtpTarget:
-    """The server a structured secret describes: fields host, user and password, and optional
-    port, tls ("true"/"false") and cafile. `port` and `tls` given here (a DAG's
-    `[dag.ftp_watch]`) win over the secret's."""
+    """The server a `[dag.ftp_watch]` and its secret describe. The secret is a structured one
+    (fields host, user and password, and optional port, tls ("true"/"false") and cafile), or,
+    when `host` and `user` come from pit.toml (the original Pit's form), a plain secret holding
+    the password. What pit.toml gives (host, user, port, tls) wins over the secret's fields."""
     if isinstance(secret, str):
-        raise ConnectorError(
-            "the FTP secret is a plain value; make it a table with host, user and password "
-            "fields (and optionally port, tls, cafile)"
-        )
-    missing = [name for name in ("host", "user") if not secret.get(name)]
-    missing += [] if "password" in secret else ["password"]
+        if not host or not user:
+            raise ConnectorError(
+                "the FTP secret is a plain value; make it a table with host, user and password "
+                "fields (and optionally port, tls, cafile), or set host and user in "
+                "[dag.ftp_watch]"
+            )
+        secret = {"password": secret}
+    fields = {**secret, **{k: v for k, v in (("host", host), ("user", user)) if v}}
+    missing = [name for name in ("host", "user") if not fields.get(name)]
+    missing += [] if "password" in fields else ["password"]
     if missing:
-        fields = ", ".join(sorted(secret)) or "none"
+        fields_named = ", ".join(sorted(secret)) or "none"
         raise ConnectorError(
-            f"the FTP secret has no {' or '.join(missing)} field (it has: {fields}); "
+            f"the FTP secret has no {' or '.join(missing)} field (it has: {fields_named}); "
             "add it to the secret's table in the secrets file"
         )
     return FtpTarget(
-        host=secret["host"],
-        port=port if port is not None else _port_field(secret.get("port")),
-        user=secret["user"],
-        password=secret["password"],
-        tls=tls if tls is not None else _tls_field(secret.get("tls")),
-        cafile=secret.get("cafile") or None,
+        host=fields["host"],
+        port=port if port is not None else _port_field(fields.get("port")),
+        user=fields["user"],
+        password=fields["password"],
+        tls=tls if tls is not None else _tls_field(fields.get("tls")),
+        cafile=fields.get("cafile") or None,
     )
-
-
-def legacy_ftp_target(
-    *, host: str, user: str, password: str, port: int = DEFAULT_PORT, tls: bool = False
-) -> FtpTarget:
-    """The server of a `[dag.ftp_watch]` written the old way: host, user and a password secret."""
-    if not host or not user:
-        raise ConnectorError("[dag.ftp_watch] needs both host and user; set them, or use secret")
-    return FtpTarget(host=host, port=port, user=user, password=password, tls=tls)
 
 
 def _port_field(text: str | None) -> int:

@@ -35,13 +35,13 @@ class DbtSpec:
 @attrs.frozen(kw_only=True)
 class FtpWatchSpec:
     directory: str
+    secret: str
+    """The secret holding the credentials: a structured one with host, user, password (and
+    optional port, tls, cafile); or, when `host` and `user` are written here (the original
+    Pit's `password_secret` form), a plain secret holding the password."""
     pattern: str = "*"
-    secret: str | None = None
-    """Structured secret with host, user, password (and optional port, tls)."""
     host: str | None = None
-    """Legacy form: host, user and password_secret given one by one."""
     user: str | None = None
-    password_secret: str | None = None
     port: int | None = None
     """None: the secret's port, else 21."""
     tls: bool | None = None
@@ -110,14 +110,14 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
     pattern = r.string("pattern") or "*"
     secret = r.string("secret")
     host, user, password_secret = r.string("host"), r.string("user"), r.string("password_secret")
-    legacy = (host, user, password_secret)
-    if secret is None and not all(legacy):
+    original = (host, user, password_secret)  # the original Pit's form
+    if secret is None and not all(original):
         r.problem(
             "secret",
             "FTP credentials are missing",
             'set secret = "<structured secret>", or host, user and password_secret',
         )
-    elif secret is not None and any(legacy):
+    elif secret is not None and any(original):
         r.problem("secret", "give either secret or host/user/password_secret, not both")
     port = r.integer("port", default=0, minimum=1, maximum=MAX_PORT) or None
     tls = r.boolean("tls", default=False) if r.has("tls") else None
@@ -125,7 +125,8 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
     poll_interval = r.duration("poll_interval", positive=True)
     stable_seconds = r.integer("stable_seconds", default=30, maximum=limits.MAX_STABLE_SECONDS)
     r.finish()
-    if directory is None:
+    secret = secret or password_secret  # the original's spelling, read into the one shape
+    if directory is None or secret is None:
         return None
     return FtpWatchSpec(
         directory=directory,
@@ -133,7 +134,6 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
         secret=secret,
         host=host,
         user=user,
-        password_secret=password_secret,
         port=port,
         tls=tls,
         archive_dir=archive_dir,

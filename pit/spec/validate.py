@@ -126,11 +126,9 @@ def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Pro
     if dag.webhook:
         named.append(("dag.webhook.token_secret", dag.webhook.token_secret))
     if dag.ftp_watch:
-        ftp = dag.ftp_watch
-        if ftp.secret:
-            named.append(("dag.ftp_watch.secret", ftp.secret))
-        if ftp.password_secret:
-            named.append(("dag.ftp_watch.password_secret", ftp.password_secret))
+        # A host written in pit.toml means the original's form, where the key is password_secret.
+        key = "password_secret" if dag.ftp_watch.host else "secret"
+        named.append((f"dag.ftp_watch.{key}", dag.ftp_watch.secret))
     problems = []
     for key, name in dict(named).items():
         try:

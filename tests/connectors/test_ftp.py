@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from pit.connectors.ftp import FtpClient, FtpTarget, RemoteFile, ftp_target, legacy_ftp_target
+from pit.connectors.ftp import FtpClient, FtpTarget, RemoteFile, ftp_target
 from pit.connectors.target import ConnectorError
 
 from .ftpserver import PASSWORD, USER, Certificates, FtpServer, make_certificates, serve_ftp
@@ -90,11 +90,16 @@ def test_the_password_stays_out_of_repr() -> None:
     assert "secret123" not in repr(ftp_target(SECRET))
 
 
-def test_legacy_fields() -> None:
-    target = legacy_ftp_target(host="h", user="u", password="p", port=2121, tls=True)
+def test_the_original_pits_form_a_plain_password_secret_with_host_and_user_in_pit_toml() -> None:
+    target = ftp_target("p", host="h", user="u", port=2121, tls=True)
     assert target == FtpTarget(host="h", port=2121, user="u", password="p", tls=True)
-    with pytest.raises(ConnectorError, match="needs both host and user"):
-        legacy_ftp_target(host="", user="u", password="p")
+    with pytest.raises(ConnectorError, match="plain value"):
+        ftp_target("p", user="u")
+
+
+def test_host_and_user_in_pit_toml_win_over_the_secrets_fields() -> None:
+    target = ftp_target(SECRET, host="elsewhere", user="other")
+    assert (target.host, target.user) == ("elsewhere", "other")
 
 
 # --- a real server -----------------------------------------------------------------------------

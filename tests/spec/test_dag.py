@@ -174,12 +174,7 @@ def test_ftp_watch_with_a_structured_secret() -> None:
 
     watch = spec.ftp_watch
     assert watch is not None
-    assert (watch.secret, watch.host, watch.user, watch.password_secret) == (
-        "ftp_creds",
-        None,
-        None,
-        None,
-    )
+    assert (watch.secret, watch.host, watch.user) == ("ftp_creds", None, None)
     assert (watch.port, watch.tls, watch.directory, watch.pattern) == (
         2121,
         True,
@@ -205,11 +200,11 @@ def test_ftp_watch_with_legacy_host_user_password_secret() -> None:
 
     watch = spec.ftp_watch
     assert watch is not None
-    assert (watch.secret, watch.host, watch.user, watch.password_secret) == (
-        None,
+    # The original's form, read into the one shape: the secret holds the password.
+    assert (watch.secret, watch.host, watch.user) == (
+        "ftp_password",
         "ftp.example.com",
         "data_user",
-        "ftp_password",
     )
     assert (watch.port, watch.tls, watch.pattern, watch.poll_interval) == (None, None, "*", 30.0)
 

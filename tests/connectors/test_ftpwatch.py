@@ -81,14 +81,17 @@ def runs(root: Path) -> list[dict[str, object]]:
     ]
 
 
-async def serve_for(root: Path, server: FtpServer, seconds: float) -> None:
+async def serve_for(
+    root: Path, server: FtpServer, seconds: float, *, shutdown_grace: float = 5
+) -> None:
+    """pit serve for `seconds`, then stopped; runs get `shutdown_grace` to finish."""
     supervisor = Supervisor(
         root=root,
         secrets=secrets_for(server),
         clock=SystemClock(),
         env=os.environ,
         executor=executor.COMMAND,
-        shutdown_grace=5,
+        shutdown_grace=shutdown_grace,
     )
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(supervisor.run)
@@ -129,22 +132,6 @@ async def test_a_failed_file_is_not_retried_until_it_changes_even_after_a_restar
     assert [r["state"] for r in runs(root)] == ["failed", "failed"]
 
 
-async def serve_and_stop_early(root: Path, server: FtpServer, seconds: float) -> None:
-    """pit serve stopped while its run is going, with too little grace for it to finish."""
-    supervisor = Supervisor(
-        root=root,
-        secrets=secrets_for(server),
-        clock=SystemClock(),
-        env=os.environ,
-        executor=executor.COMMAND,
-        shutdown_grace=0.1,
-    )
-    async with trio.open_nursery() as nursery:
-        handle = await nursery.start(supervisor.run)
-        await trio.sleep(seconds)
-        await handle.inbox.send(Stop())
-
-
 async def test_files_of_a_run_cut_short_by_a_stop_run_again_after_a_restart(
     tmp_path: Path, home: Path
 ) -> None:
@@ -154,7 +141,7 @@ async def test_files_of_a_run_cut_short_by_a_stop_run_again_after_a_restart(
     script = f"[ -e {marker} ] && exit 0\ntouch {marker}\nsleep 300\n"
     with serve_ftp(home) as server:
         make_workspace(root, server, script)
-        await serve_and_stop_early(root, server, 1.5)
+        await serve_for(root, server, 1.5, shutdown_grace=0.1)  # too little for the run
         assert [r["state"] for r in runs(root)] == ["cancelled"]
         await serve_for(root, server, 2.0)
 

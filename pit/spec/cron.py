@@ -8,6 +8,7 @@ first occurrence; one that does not occur (spring) fires at the next valid time 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 
 from pit.spec.problems import plural, shown
@@ -22,9 +23,12 @@ _FIELDS = (
 _SOME_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
+@functools.lru_cache(maxsize=1024)
 def cron_problem(expr: str) -> str | None:
     """Why `expr` is not a valid 5-field cron expression, or None if it is. Says which field is
-    wrong (`minute field '61' out of range 0-59`), and catches dates that never come (Feb 30)."""
+    wrong (`minute field '61' out of range 0-59`), and catches dates that never come (Feb 30).
+
+    Cached: a workspace repeats its schedules, and each check asks croniter for a fire time."""
     fields = expr.split()
     if len(fields) != 5:
         return (

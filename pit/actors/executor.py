@@ -26,9 +26,8 @@ from pit.actors.run import RunHandle
 from pit.clock import Clock
 from pit.errors import RunError
 from pit.messages.executor import CancelExecution, Execute, ExecutorSetup
-from pit.messages.run import CancelRun, RunEvent, RunFinished, RunRecord, RunStarted, TaskUpdated
+from pit.messages.run import CancelRun, RunEnded, RunEvent, RunRecord, RunStarted, TaskUpdated
 from pit.messages.task import TaskOutput
-from pit.messages.trigger import RunEnded
 from pit.spec.states import RunState, TaskState
 from pit.store.rundir import RunPaths
 
@@ -114,17 +113,26 @@ class Executor:
         if self._setup.stream_output:
             output, lines = trio.open_memory_channel[TaskOutput](math.inf)
             self._services.start_soon(log_output, paths.run_id, lines)
-        state = RunState.FAILED
+        request = message.request
+        # What the supervisor hears if the run cannot start; its run.json says the same.
+        ended = [
+            RunRecord(
+                run_id=paths.run_id,
+                dag=request.dag.name,
+                trigger=request.trigger,
+                state=RunState.FAILED,
+                error="could not start",
+            )
+        ]
         # Closed here too (the run actor closes them when it ends): a run that failed to start
         # must not hold the log open.
         with reports, events, output or contextlib.nullcontext():
             try:
-                ended: list[RunRecord] = []
 
                 async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
                     ended.append(
                         await execute_run(
-                            message.request,
+                            request,
                             clock=self.clock,
                             env=self._setup.env,
                             secrets=self._setup.secrets,
@@ -139,7 +147,6 @@ class Executor:
 
                 async with trio.open_nursery() as run:
                     self._started(paths.run_id, await run.start(run_to_end))
-                state = ended[0].state
             except* RunError as group:  # it could not start (its snapshot failed): not pit
                 for exc in group.exceptions:
                     log.error("%s: could not start: %s", paths.run_id, exc)
@@ -148,9 +155,7 @@ class Executor:
                 self._cancels.pop(paths.run_id, None)
                 with trio.CancelScope(shield=True):
                     await end_escapees(paths.run_id)
-            reports.send_nowait(
-                RunEnded(run_id=paths.run_id, dag=message.request.dag.name, state=state)
-            )
+            reports.send_nowait(RunEnded(record=ended[-1]))
 
     async def _send_reports(self, reports: trio.MemoryReceiveChannel[RunEnded]) -> None:
         async with reports:
@@ -171,7 +176,7 @@ async def log_events(events: trio.MemoryReceiveChannel[RunEvent]) -> None:
                     if task.state is not TaskState.PENDING:
                         error = f": {task.error}" if task.error and task.state.terminal else ""
                         log.info("%s %s %s%s", run_id, task.name, task.state.value, error)
-                case RunFinished(record=record):
+                case RunEnded(record=record):
                     error = f" ({record.error})" if record.error else ""
                     log.info("%s %s%s", record.run_id, record.state.value, error)
                 case _:

@@ -38,10 +38,9 @@ from pit.messages.executor import (
     ExecutorSetup,
     ToExecutor,
 )
-from pit.messages.run import RunPlan
-from pit.messages.trigger import RunEnded, SupervisorInbox
+from pit.messages.run import RunEnded, RunPlan
+from pit.messages.trigger import SupervisorInbox
 from pit.spec.problems import plural
-from pit.spec.states import RunState
 from pit.store.rundir import RunPaths, settle_abandoned
 
 log = logging.getLogger("pit.serve")
@@ -154,10 +153,10 @@ class ExecutorProcess:
         if killed:
             log.error("killed %d process groups the executor's runs left behind", killed)
         for request, paths in failed:
-            await trio.to_thread.run_sync(settle_abandoned, paths, request, error, self.clock.now())
-            await self.supervisor.send(
-                RunEnded(run_id=paths.run_id, dag=request.dag.name, state=RunState.FAILED)
+            settled = await trio.to_thread.run_sync(
+                settle_abandoned, paths, request, error, self.clock.now()
             )
+            await self.supervisor.send(RunEnded(record=settled))
 
 
 async def _reap(process: trio.Process) -> int:

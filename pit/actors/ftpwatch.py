@@ -27,7 +27,8 @@ import trio
 from pit.clock import Clock
 from pit.connectors.ftp import FtpClient, FtpConnect, FtpSession, FtpTarget, RemoteFile
 from pit.connectors.target import ConnectorError
-from pit.messages.trigger import RunEnded, RunRequested, SupervisorInbox
+from pit.messages.run import RunEnded
+from pit.messages.trigger import RunRequested, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRequestAnswer
 from pit.spec.dag import FtpWatchSpec
 from pit.spec.states import RunState

@@ -17,7 +17,7 @@ import logging
 import attrs
 import trio
 
-from pit.messages.run import RunEvent, RunFinished, RunInbox, RunRecord, RunTracker, StopRun
+from pit.messages.run import RunEnded, RunEvent, RunInbox, RunRecord, RunTracker, StopRun
 from pit.store.rundir import RunPaths, release_reserve, write_manifest
 
 log = logging.getLogger("pit.run")
@@ -58,7 +58,7 @@ class ManifestWriter:
                     return
                 run.apply(event)
                 # Gather events until the interval is up, or at once when the run has ended.
-                ended = isinstance(event, RunFinished)
+                ended = isinstance(event, RunEnded)
                 with trio.move_on_at(last_write + self.interval):
                     while not ended:
                         try:
@@ -66,7 +66,7 @@ class ManifestWriter:
                         except trio.EndOfChannel:
                             break
                         run.apply(event)
-                        ended = isinstance(event, RunFinished)
+                        ended = isinstance(event, RunEnded)
                 while True:
                     try:
                         run.apply(self.events.receive_nowait())

@@ -25,8 +25,8 @@ from pit.clock import Clock
 from pit.messages.run import (
     CancelRun,
     RunDeadlinePassed,
+    RunEnded,
     RunEvent,
-    RunFinished,
     RunInbox,
     RunOwner,
     RunRecord,
@@ -278,7 +278,7 @@ class RunActor:
         state = run_outcome((r.state for r in self._tasks.values()), stop_reason=stop_reason)
         if not self._run.state.terminal:
             await self._set_run(state=state, ended_at=self.clock.now())
-        await self._publish(RunFinished(record=self.record))
+        await self._publish(RunEnded(record=self.record))
 
     async def _set_task(self, name: str, **changes: object) -> None:
         if isinstance(error := changes.get("error"), str):

@@ -28,16 +28,16 @@ from pit.actors.triggers import dag_triggers, run_triggers
 from pit.clock import Clock
 from pit.errors import PitError, RunError
 from pit.messages.executor import ExecutorSetup
-from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop, SupervisorInbox
+from pit.messages.run import RunEnded
+from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorInbox
 from pit.messages.web import WebHandle, WebhookTokens
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
-from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
-from pit.store.rundir import RunPaths, claim_run_dir, record_never_started
+from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
 
 log = logging.getLogger("pit.serve")
 
@@ -272,17 +272,10 @@ class Supervisor:
         project = self._catalog.get(request.dag)
         tasks = tuple(t.name for t in project.dag.tasks) if project and project.dag else ()
         log.info("%s %s: cancelled: %s", request.dag, run_id, why)
+        record = never_started(paths, request.dag, request.trigger, tasks, why, self.clock.now())
         with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
-            await trio.to_thread.run_sync(
-                record_never_started,
-                paths,
-                request.dag,
-                request.trigger,
-                tasks,
-                why,
-                self.clock.now(),
-            )
-        _tell_ended(request, RunEnded(run_id=run_id, dag=request.dag, state=RunState.CANCELLED))
+            await trio.to_thread.run_sync(write_manifest, paths, record)
+        _tell_ended(request, RunEnded(record=record))
         for start in self._admission.ended(run_id):
             self._start(start)
 

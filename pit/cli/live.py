@@ -13,7 +13,7 @@ from rich.text import Text
 from pit.actors.lines import OutputLines
 from pit.cli.view import describe_task, summary_line, task_duration
 from pit.clock import SystemClock
-from pit.messages.run import RunEvent, RunFinished, RunStarted, RunTracker, TaskUpdated
+from pit.messages.run import RunEnded, RunEvent, RunStarted, RunTracker, TaskUpdated
 from pit.messages.task import TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.states import RunState, TaskState
@@ -91,7 +91,7 @@ class LiveView:
                                     self.console.print(
                                         f"[{task.name}] {rest}", markup=False, highlight=False
                                     )
-                            case RunStarted() | RunFinished():
+                            case RunStarted() | RunEnded():
                                 pass  # the table shows them (`self._run`)
                             case _:
                                 assert_never(event)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 import trio
 
 from pit.actors.lines import OutputLines
-from pit.messages.run import RunEvent, RunFinished, RunRecord, RunStarted, TaskRecord, TaskUpdated
+from pit.messages.run import RunEnded, RunEvent, RunRecord, RunStarted, TaskRecord, TaskUpdated
 from pit.messages.task import TaskOutput
 from pit.spec.durations import format_duration
 from pit.spec.problems import plural
@@ -111,7 +111,7 @@ class PlainView:
                     _say(f"[{task.name}] {rest}")
                 if task.state is not TaskState.PENDING:
                     _say(f"{task.name:<{self._width}}  {describe_task(task)}")
-            case RunFinished(record=record):
+            case RunEnded(record=record):
                 _say(summary_line(record))
             case _:
                 assert_never(event)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from pit.messages.run import RunPlan
-from pit.messages.trigger import RunEnded
+from pit.messages.run import RunEnded, RunPlan
 from pit.spec.secrets import Secrets
 
 

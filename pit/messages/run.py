@@ -159,11 +159,26 @@ class TaskUpdated:
 
 
 @attrs.frozen(kw_only=True)
-class RunFinished:
+class RunEnded:
+    """A run is over; `record` is its final record. Observers get it as the last event, and a
+    requester (a trigger, the supervisor) as the answer to how its run ended."""
+
     record: RunRecord
 
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
 
-RunEvent = RunStarted | TaskUpdated | RunFinished
+    @property
+    def dag(self) -> str:
+        return self.record.dag
+
+    @property
+    def state(self) -> RunState:
+        return self.record.state
+
+
+RunEvent = RunStarted | TaskUpdated | RunEnded
 
 
 class RunTracker:
@@ -175,7 +190,7 @@ class RunTracker:
 
     def apply(self, event: RunEvent) -> None:
         match event:
-            case RunStarted(record=record) | RunFinished(record=record):
+            case RunStarted(record=record) | RunEnded(record=record):
                 self._run = record
                 self._tasks = {task.name: task for task in record.tasks}
             case TaskUpdated(record=task):

@@ -9,17 +9,8 @@ from pathlib import Path
 import attrs
 import trio
 
+from pit.messages.run import RunEnded
 from pit.messages.webhook import RunRequestAnswer
-from pit.spec.states import RunState
-
-
-@attrs.frozen(kw_only=True)
-class RunEnded:
-    """How a requested run ended: what an FTP watch needs to archive its files or keep them."""
-
-    run_id: str
-    dag: str
-    state: RunState
 
 
 @attrs.frozen(kw_only=True)

@@ -219,17 +219,17 @@ def settle_abandoned(paths: RunPaths, request: RunPlan, error: str, at: dt.datet
     return settled
 
 
-def record_never_started(
+def never_started(
     paths: RunPaths,
     dag: str,
     trigger: str,
     tasks: tuple[str, ...],
     error: str,
     at: dt.datetime,
-) -> None:
-    """run.json of an accepted run that will never start: cancelled, every task skipped."""
+) -> RunRecord:
+    """The record of an accepted run that will never start: cancelled, every task skipped."""
     skipped = tuple(TaskRecord(name=name, state=TaskState.SKIPPED, error=error) for name in tasks)
-    record = RunRecord(
+    return RunRecord(
         run_id=paths.run_id,
         dag=dag,
         trigger=trigger,
@@ -238,7 +238,6 @@ def record_never_started(
         error=error,
         tasks=skipped,
     )
-    write_manifest(paths, record)
 
 
 def settle_dead_owner(paths: RunPaths, error: str, at: dt.datetime) -> RunRecord | None:

@@ -21,7 +21,8 @@ from pit.actors.plans import plan_run
 from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.executor import CancelExecution, ExecutorSetup
-from pit.messages.trigger import RunEnded, SupervisorInbox
+from pit.messages.run import RunEnded
+from pit.messages.trigger import SupervisorInbox
 from pit.spec.load import load_workspace
 from pit.spec.states import RunState
 from pit.store.rundir import RunPaths, create_run_dir, read_manifest

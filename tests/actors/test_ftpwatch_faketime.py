@@ -32,7 +32,8 @@ from pit.actors.ftpwatch import MAX_BACKOFF, FtpWatch
 from pit.clock import FixedClock
 from pit.connectors.ftp import RemoteFile
 from pit.connectors.target import ConnectorError
-from pit.messages.trigger import RunEnded, RunRequested, SupervisorInbox
+from pit.messages.run import RunEnded, RunRecord
+from pit.messages.trigger import RunRequested, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import FtpWatchSpec
 from pit.spec.states import RunState
@@ -163,7 +164,8 @@ class Arrival:
 
     async def end(self, state: RunState) -> None:
         assert self.request.ended is not None
-        await self.request.ended.send(RunEnded(run_id=self.run_id, dag="drop", state=state))
+        record = RunRecord(run_id=self.run_id, dag="drop", trigger="ftp", state=state)
+        await self.request.ended.send(RunEnded(record=record))
 
 
 @attrs.define

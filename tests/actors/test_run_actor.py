@@ -18,8 +18,8 @@ from pit.actors.run import RunActor, RunHandle
 from pit.clock import FixedClock
 from pit.messages.run import (
     CancelRun,
+    RunEnded,
     RunEvent,
-    RunFinished,
     RunRecord,
     RunStarted,
     StopRun,
@@ -177,7 +177,7 @@ async def test_observers_see_the_run_start_every_change_and_the_final_record(
     assert first.record.state is RunState.RUNNING
     assert first.record.started_at == T0
     assert all(isinstance(e, TaskUpdated) for e in middle)
-    assert isinstance(last, RunFinished)
+    assert isinstance(last, RunEnded)
     assert last.record == run.record
     assert last.record.ended_at == T0
     assert [u.state for u in run.updates("a")] == [S.RUNNING, S.SUCCESS]
@@ -552,7 +552,7 @@ async def test_cancel_run_fails_running_tasks_skips_pending_ones_and_cancels_the
     assert run.record.error == "cancelled"
     assert [(a.task, a.cancelled) for a in script.attempts] == [("a", True), ("c", True)]
     assert [a.ended for a in script.attempts] == pytest.approx([5, 5])
-    assert isinstance(run.events[-1], RunFinished)
+    assert isinstance(run.events[-1], RunEnded)
 
 
 async def test_cancel_run_with_kill_also_ends_the_run_cancelled(
@@ -632,7 +632,7 @@ async def test_an_outer_cancellation_still_settles_every_task_and_tells_observer
         "b": S.SKIPPED,
     }
     assert actor.record.state is RunState.CANCELLED
-    assert isinstance(events[-1], RunFinished)
+    assert isinstance(events[-1], RunEnded)
     assert events[-1].record == actor.record
     assert [(a.task, a.cancelled) for a in script.attempts] == [("done", False), ("a", True)]
 

@@ -25,11 +25,13 @@ import trio
 from pit.actors.supervisor import Supervisor, SupervisorHandle
 from pit.cli import executor
 from pit.clock import SystemClock
-from pit.messages.trigger import Reload, RunEnded, RunRequested, Stop
+from pit.messages.run import RunEnded
+from pit.messages.trigger import Reload, RunRequested, Stop
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.load import load_workspace
 from pit.spec.secrets import parse_secrets
 from pit.spec.states import RunState
+from pit.store.rundir import read_manifest
 from tests.conftest import Workspace
 
 pytestmark = pytest.mark.slow
@@ -193,7 +195,11 @@ async def test_the_run_id_answered_is_the_run_folder_and_the_run_ends_success(
         asked = await served.ask("etl")
         ended = await asked.end()
 
-    assert ended == RunEnded(run_id=asked.run_id, dag="etl", state=RunState.SUCCESS)
+    assert (ended.run_id, ended.dag, ended.state) == (asked.run_id, "etl", RunState.SUCCESS)
+    # The whole final record comes with it (run.json keeps times to the millisecond).
+    written = read_manifest(workspace.root / "runs" / asked.run_id / "run.json")
+    assert [t.name for t in ended.record.tasks] == [t.name for t in written.tasks]
+    assert ended.record.state is written.state
     run = workspace.only_run("etl")
     assert run.name == asked.run_id
     record = workspace.manifest(run)

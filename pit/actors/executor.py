@@ -63,6 +63,8 @@ class Executor:
         reports, to_send = trio.open_memory_channel[RunEnded](math.inf)
         events, to_log = trio.open_memory_channel[RunEvent](math.inf)
         with SocketFolder.create() as sockets:
+            if self.guard is not None:
+                self.guard.holds(sockets.path)
             async with trio.open_nursery() as services:
                 self._services = services
                 services.start_soon(self._send_reports, to_send)

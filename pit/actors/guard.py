@@ -64,6 +64,10 @@ class RunGuard:
     def closed(self, paths: RunPaths) -> None:
         self._say(f"end {paths.root}")
 
+    def holds(self, folder: Path) -> None:
+        """A private folder of this process (its SDK sockets): removed if this process dies."""
+        self._say(f"dir {folder}")
+
     def _say(self, line: str) -> None:
         with contextlib.suppress(OSError):  # a guard that died cannot guard; the run goes on
             os.write(self.pipe, f"{line}\n".encode())

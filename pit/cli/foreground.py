@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import trio
 
+from pit.actors.broker import SocketFolder
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.guard import RunGuard
 from pit.actors.orphans import adopt_orphans, end_escapees
@@ -52,30 +53,33 @@ async def _run(request: RunPlan, secrets: Secrets | None, view: View, guard: Run
     if view.stream_output:
         output_send, output_receive = trio.open_memory_channel[TaskOutput](_VIEW_BUFFER)
     records: list[RunRecord] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(view.run, view_events, output_receive)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as run_nursery:
+    with SocketFolder.create() as sockets:
+        guard.holds(sockets.path)  # a kill -9 of pit must not leave it in /tmp
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(view.run, view_events, output_receive)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async with trio.open_nursery() as run_nursery:
 
-                async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
-                    records.append(
-                        await execute_run(
-                            request,
-                            clock=SystemClock(),
-                            env=os.environ,
-                            secrets=secrets,
-                            observers=(to_view,),
-                            output=output_send,
-                            guard=guard,
-                            task_status=task_status,
+                    async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
+                        records.append(
+                            await execute_run(
+                                request,
+                                clock=SystemClock(),
+                                env=os.environ,
+                                secrets=secrets,
+                                sockets=sockets,
+                                observers=(to_view,),
+                                output=output_send,
+                                guard=guard,
+                                task_status=task_status,
+                            )
                         )
-                    )
-                    run_nursery.cancel_scope.cancel()  # the signal forwarder is done too
+                        run_nursery.cancel_scope.cancel()  # the signal forwarder is done too
 
-                started = await run_nursery.start(run_to_end)
-                run_nursery.start_soon(
-                    functools.partial(_forward_signals, signals, started.handle.inbox, view)
-                )
+                    started = await run_nursery.start(run_to_end)
+                    run_nursery.start_soon(
+                        functools.partial(_forward_signals, signals, started.handle.inbox, view)
+                    )
     # Whatever of the run is left, even a process that cleared its environment, ends with it.
     await end_escapees(records[0].run_id, unmarked=True)
     return records[0]

@@ -5,11 +5,13 @@ pipe whose other end only the guarded process holds:
 
     run <run folder>    a run started
     end <run folder>    it ended
+    dir <folder>        a private folder of the guarded process (its SDK sockets)
     done                the guarded process is ending cleanly
 
 End of input without `done` means the guarded process died (kill -9, a crash): the guard kills
 every process of the runs still open (by PIT_RUN_ID, which every task process inherits) and
-settles their run.json as failed. Until then it only waits on a read, and costs nothing.
+settles their run.json as failed, and removes the guarded process's private folders. Until
+then it only waits on a read, and costs nothing.
 
 Deliberately light: the standard library only on the way in (`python -I -S`), so it starts in
 milliseconds; pit's own modules are imported only to settle, through PIT_GUARD_PATH.
@@ -18,6 +20,7 @@ milliseconds; pit's own modules are imported only to settle, through PIT_GUARD_P
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -29,16 +32,21 @@ _SWEEPS = 3
 def main() -> None:
     owner_pid = int(sys.argv[1])
     open_runs: dict[str, None] = {}
+    folders: list[str] = []
     for line in sys.stdin.buffer:
         command, _, argument = line.decode("utf-8", "replace").rstrip("\n").partition(" ")
         if command == "run":
             open_runs[argument] = None
         elif command == "end":
             open_runs.pop(argument, None)
+        elif command == "dir":
+            folders.append(argument)
         elif command == "done":
             return
     if open_runs:
         _clean_up(owner_pid, list(open_runs))
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _clean_up(owner_pid: int, run_dirs: list[str]) -> None:

@@ -33,6 +33,7 @@ FINAL = ("success", "failed", "cancelled")
 def spawner(pids: Path, then: str) -> str:
     """A task that leaves every kind of child behind, then does `then`."""
     return f"""\
+        echo "$PIT_SOCKET" > {pids}.socket
         sleep 300 &
         echo $! >> {pids}
         setsid sleep 300 &
@@ -72,6 +73,10 @@ class Pids:
         wait_until(
             lambda: not self.living(), timeout=SURVIVOR_LIMIT, what="every task process to end"
         )
+
+    def socket_folder(self) -> Path:
+        """The private folder of the run's SDK socket (the task wrote where its socket is)."""
+        return Path(self.path.with_suffix(".pids.socket").read_text().strip()).parent
 
     def kill_survivors(self) -> None:
         for pid in self.living():
@@ -181,6 +186,9 @@ def test_kill_9_of_pit_run_leaves_nothing_behind_and_run_json_says_why(
     assert settled["state"] == "failed"
     assert settled["spawner"] == "failed"
     assert f"pit (pid {run.pid}) died" in str(settled["error"])
+    wait_until(
+        lambda: not pids.socket_folder().exists(), timeout=SURVIVOR_LIMIT, what="its socket folder"
+    )
     assert workspace.task(workspace.only_run("chaos"), "after")["state"] == "skipped"
 
 
@@ -228,6 +236,11 @@ def test_kill_9_under_pit_serve_leaves_nothing_behind(
             what="run.json to be settled",
         )
         assert workspace.manifest(run_dir)["state"] in ("failed", "cancelled")
+        wait_until(
+            lambda: not pids.socket_folder().exists(),
+            timeout=SURVIVOR_LIMIT,
+            what="the executor's socket folder to go",
+        )
         if victims == "executor":  # pit serve lives on and serves the next run
             server.signal(signal.SIGTERM)
             assert server.exit_code() == 0, server.output()

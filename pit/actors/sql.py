@@ -60,24 +60,24 @@ class SqlExecution:
         launch, task = self.launch, self.launch.task
         sql = launch.script.read_text(encoding="utf-8") if launch.script else ""
         if task.type is TaskType.SAVE:
-            assert task.output is not None, "validation requires output for save tasks"
-            path = parquet_path(launch.data_dir, task.output)
+            assert task.sql.output is not None, "validation requires output for save tasks"
+            path = parquet_path(launch.data_dir, task.sql.output)
             rows = await database.call(lambda c: save_query(c, sql, path))
             return f"saved {rows} rows to data/{path.name}"
         if task.type is TaskType.LOAD:
             from pit.connectors.loader import load_parquet  # brings pyarrow: on use
 
-            assert task.source is not None
-            assert task.table is not None
-            path = parquet_path(launch.data_dir, task.source)
+            assert task.sql.source is not None
+            assert task.sql.table is not None
+            path = parquet_path(launch.data_dir, task.sql.source)
             if not path.is_file():
                 raise ConnectorError(f"no file data/{path.name} to load (is a save task upstream?)")
             rows = await database.call(
                 lambda c: load_parquet(
-                    c, path, task.table or "", schema=task.schema, mode=task.mode
+                    c, path, task.sql.table or "", schema=task.sql.schema, mode=task.sql.mode
                 )
             )
-            return f"loaded {rows} rows into {task.table} ({task.mode})"
+            return f"loaded {rows} rows into {task.sql.table} ({task.sql.mode})"
         affected = await database.execute_script(sql)
         return "ran the script" + (f", {affected} rows affected" if affected is not None else "")
 

@@ -63,9 +63,11 @@ class SqlStubLaunch:
         target = f"connection '{self.connection}'" if self.connection else "no connection"
         what = f"{self.task.type} task {self.task.name}"
         if self.task.type is TaskType.LOAD:
-            what += f" (data/{self.task.source} into {self.task.table}, {self.task.mode})"
+            what += (
+                f" (data/{self.task.sql.source} into {self.task.sql.table}, {self.task.sql.mode})"
+            )
         elif self.task.type is TaskType.SAVE:
-            what += f" (its query into data/{self.task.output})"
+            what += f" (its query into data/{self.task.sql.output})"
         log.write(
             f"pit: STUB MODE: not executing {what} against {target}: pass --secrets "
             "(or set secrets_dir) to run SQL.\n".encode()
@@ -162,7 +164,7 @@ def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
 
 
 def _sql_launch(place: RunPlace, task: TaskSpec) -> SqlStubLaunch | SqlLaunch:
-    name = task.connection or (place.dag.sql.connection if place.dag.sql else None)
+    name = task.sql.connection or (place.dag.sql.connection if place.dag.sql else None)
     script = place.snapshot_dir / task.script if task.script else None
     if place.secrets is None:
         return SqlStubLaunch(task=task, script=script, connection=name)

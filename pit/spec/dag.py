@@ -108,6 +108,23 @@ def resolve_runner(script: str, runner: str | None) -> Runner | None:
 
 
 @attrs.frozen(kw_only=True)
+class SqlTaskFields:
+    """The keys of `[[tasks]]` that only SQL tasks take; each of output..schema belongs to one
+    task type (`save` or `load`)."""
+
+    connection: str | None = None
+    """The secret naming the database, over `[dag.sql].connection`."""
+    output: str | None = None
+    """`save`: the query's rows go to `data/<output>.parquet`."""
+    source: str | None = None
+    """`load`: `data/<source>.parquet` is loaded..."""
+    table: str | None = None
+    """...into this table,"""
+    mode: LoadMode = LoadMode.APPEND
+    schema: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class TaskSpec:
     name: str
     script: str
@@ -123,13 +140,7 @@ class TaskSpec:
     type: TaskType = TaskType.SCRIPT
     """For SQL tasks: `script` runs the file; `save` streams its query's result to
     `data/<output>.parquet`; `load` loads `data/<source>.parquet` into `table`."""
-    connection: str | None = None
-    """The secret naming the database, over `[dag.sql].connection`."""
-    output: str | None = None
-    source: str | None = None
-    table: str | None = None
-    mode: LoadMode = LoadMode.APPEND
-    schema: str | None = None
+    sql: SqlTaskFields = attrs.field(factory=SqlTaskFields)
 
     def retry_wait(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry), at most
@@ -413,25 +424,8 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         retry_delay=retry_delay,
         retry_backoff=retry_backoff,
         type=type_,
-        connection=sql.connection,
-        output=sql.output,
-        source=sql.source,
-        table=sql.table,
-        mode=sql.mode,
-        schema=sql.schema,
+        sql=sql,
     )
-
-
-@attrs.frozen(kw_only=True)
-class _SqlFields:
-    """The keys of `[[tasks]]` that belong to SQL tasks (see `TaskSpec`)."""
-
-    connection: str | None = None
-    output: str | None = None
-    source: str | None = None
-    table: str | None = None
-    mode: LoadMode = LoadMode.APPEND
-    schema: str | None = None
 
 
 _SQL_FIELD_OWNERS = {
@@ -444,7 +438,7 @@ _SQL_FIELD_OWNERS = {
 """The task type each SQL task key belongs to."""
 
 
-def _read_sql_fields(r: TableReader, type_: TaskType) -> _SqlFields:
+def _read_sql_fields(r: TableReader, type_: TaskType) -> SqlTaskFields:
     """The fields of SQL tasks; each belongs to one task type, and is required there."""
     connection = r.string("connection")
     texts: dict[str, str | None] = {}
@@ -469,7 +463,7 @@ def _read_sql_fields(r: TableReader, type_: TaskType) -> _SqlFields:
             )
             value = None
         texts[key] = value
-    return _SqlFields(
+    return SqlTaskFields(
         connection=connection,
         output=texts["output"],
         source=texts["source"],

@@ -47,7 +47,7 @@ def validate_dag(
                     f"unknown task '{dep[:100]}'",
                     did_you_mean(dep, known) or f"tasks are: {', '.join(dict.fromkeys(names))}",
                 )
-        if task.runner.kind is RunnerKind.SQL and not (task.connection or default_connection):
+        if task.runner.kind is RunnerKind.SQL and not (task.sql.connection or default_connection):
             add(
                 f"tasks[{index}].connection",
                 f"a SQL {task.type} task needs a database connection",
@@ -116,8 +116,8 @@ def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Pro
     default_connection = dag.sql.connection if dag.sql else None
     for index, task in enumerate(dag.tasks):
         if task.runner.kind is RunnerKind.SQL:
-            key = f"tasks[{index}].connection" if task.connection else "dag.sql.connection"
-            name = task.connection or default_connection
+            key = f"tasks[{index}].connection" if task.sql.connection else "dag.sql.connection"
+            name = task.sql.connection or default_connection
             if name:
                 named.append((key, name))
                 sql_keys.add(key)

@@ -386,7 +386,7 @@ def run_ready(dag: DagSpec) -> None:
         assert next_fire(dag.schedule, FIXED_NOW, tz) > FIXED_NOW
     for task in dag.tasks:
         _inside("/runs/r/logs", f"{task.name}.log")
-        for name in (task.output, task.source):
+        for name in (task.sql.output, task.sql.source):
             if name is not None:
                 _inside("/runs/r/data", f"{name}.parquet")
         assert "\x00" not in task.script

@@ -60,8 +60,8 @@ def test_sql_task_types_and_load_modes_read_into_their_enums() -> None:
         TaskType.LOAD,
         TaskType.LOAD,
     ]
-    assert spec.task("load").mode is LoadMode.APPEND
-    assert spec.task("replace").mode is LoadMode.CREATE_OR_REPLACE
+    assert spec.task("load").sql.mode is LoadMode.APPEND
+    assert spec.task("replace").sql.mode is LoadMode.CREATE_OR_REPLACE
 
 
 def test_an_unknown_task_type_is_a_problem_and_reads_as_script() -> None:
@@ -83,7 +83,7 @@ def test_an_unknown_load_mode_is_a_problem_naming_the_modes() -> None:
     assert problem.message == "'upsert' is not a load mode"
     assert problem.fix == "use one of append, truncate_and_load, create_or_replace"
     assert spec is not None
-    assert spec.tasks[0].mode is LoadMode.APPEND
+    assert spec.tasks[0].sql.mode is LoadMode.APPEND
 
 
 def test_mode_belongs_to_load_tasks() -> None:

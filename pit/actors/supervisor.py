@@ -24,7 +24,7 @@ from pit.actors.catalog import Catalog
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.plans import plan_run
 from pit.actors.reconcile import settle_dead_runs
-from pit.actors.triggers import dag_triggers, run_triggers
+from pit.actors.triggers import Triggers
 from pit.clock import Clock
 from pit.errors import PitError, RunError
 from pit.messages.executor import ExecutorSetup
@@ -32,7 +32,6 @@ from pit.messages.run import RunEnded
 from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorInbox
 from pit.messages.web import WebHandle, WebhookTokens
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
-from pit.spec.dag import DagSpec
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
@@ -98,7 +97,7 @@ class Supervisor:
     """Which runs wait, which are active: the rules, as data (`actors/admission.py`)."""
     _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
     """Run id -> its request and folder, for every run the admission holds."""
-    _triggers: dict[str, tuple[DagSpec, trio.CancelScope]] = attrs.field(init=False, factory=dict)
+    _triggers: Triggers = attrs.field(init=False)
     _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
     _executor: ExecutorProcess = attrs.field(init=False)
     _services: trio.Nursery = attrs.field(init=False)
@@ -143,8 +142,14 @@ class Supervisor:
             await executor.start(self._executor.run)
             async with trio.open_nursery() as services:
                 self._services = services
-                for dag in self._catalog.dags():
-                    await self._start_triggers(dag, first=True)
+                self._triggers = Triggers(
+                    root=self.root,
+                    secrets=self.secrets,
+                    clock=self.clock,
+                    supervisor=send,
+                    nursery=services,
+                )
+                self._triggers.start(self._catalog.dags(), self._workspace.runs_dir, first=True)
                 await self._start_web_if_needed()
                 task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
                 log.info("serving %s from %s", plural(len(self._catalog), "DAG"), self.root)
@@ -243,8 +248,7 @@ class Supervisor:
     async def _stop(self, *, now: bool) -> None:
         if not self.stopping:
             self._stopping.set()  # the listener answers 503 from now on, until pit returns
-            for _, scope in self._triggers.values():
-                scope.cancel()
+            self._triggers.stop_all()
             for drop in self._admission.stop():
                 await self._never_started(drop.run_id, "pit serve stopped before it started")
             running = len(self._admission.active_runs())
@@ -312,34 +316,13 @@ class Supervisor:
         self._tokens.by_dag = tokens  # one new snapshot for the listener
 
     async def _restart_triggers(self) -> None:
-        for name in list(self._triggers):
-            if self._catalog.dag(name) != self._triggers[name][0]:
-                self._triggers.pop(name)[1].cancel()
-        for dag in self._catalog.dags():
-            if dag.name not in self._triggers:
-                await self._start_triggers(dag, first=False)
+        self._triggers.stop_changed(self._catalog.dag)
+        self._triggers.start(self._catalog.dags(), self._workspace.runs_dir, first=False)
         try:
             await self._start_web_if_needed()
         except PitError as exc:  # e.g. the port is taken now: the rest keeps serving
             log.error("webhook listener not started: %s", exc)
         log.info("reloaded: %s", plural(len(self._catalog), "DAG"))
-
-    async def _start_triggers(self, dag: DagSpec, *, first: bool) -> None:
-        """The DAG's triggers; `first` at start-up, when an FTP watch settles what the last
-        pit left."""
-        scope = trio.CancelScope()
-        self._triggers[dag.name] = (dag, scope)
-        triggers = dag_triggers(
-            dag,
-            root=self.root,
-            runs_dir=self._workspace.runs_dir,
-            secrets=self.secrets,
-            clock=self.clock,
-            supervisor=self._send,
-            recover=first,
-        )
-        if triggers:
-            self._services.start_soon(run_triggers, scope, dag.name, triggers)
 
     # --- the webhook listener --------------------------------------------------------------
 

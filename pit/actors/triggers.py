@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 import logging
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+import attrs
 import trio
 
 from pit.actors.cron import CronTrigger
@@ -31,6 +32,51 @@ it ends, so one restarted after a bug must be a new one."""
 TRIGGER_RESTART = 1.0
 MAX_TRIGGER_RESTART = 60.0
 """Seconds before a trigger that failed is started again: doubling from 1 s up to a minute."""
+
+
+@attrs.define(kw_only=True)
+class Triggers:
+    """The running triggers of the DAGs served, each DAG's under one cancel scope: started at
+    start-up, restarted for the DAGs a reload changed, cancelled when pit stops."""
+
+    root: Path
+    secrets: Secrets | None
+    clock: Clock
+    supervisor: trio.MemorySendChannel[SupervisorInbox]
+    nursery: trio.Nursery
+    """Where the triggers run (the supervisor's services)."""
+    _running: dict[str, tuple[DagSpec, trio.CancelScope]] = attrs.field(factory=dict)
+
+    def start(self, dags: Iterable[DagSpec], runs_dir: Path, *, first: bool) -> None:
+        """Start the triggers of each DAG not running them yet (as it is now); `first` at
+        start-up, when an FTP watch settles what the last pit left."""
+        for dag in dags:
+            if dag.name in self._running:
+                continue
+            scope = trio.CancelScope()
+            self._running[dag.name] = (dag, scope)
+            triggers = dag_triggers(
+                dag,
+                root=self.root,
+                runs_dir=runs_dir,
+                secrets=self.secrets,
+                clock=self.clock,
+                supervisor=self.supervisor,
+                recover=first,
+            )
+            if triggers:
+                self.nursery.start_soon(run_triggers, scope, dag.name, triggers)
+
+    def stop_changed(self, current: Callable[[str], DagSpec | None]) -> None:
+        """Cancel the triggers of every DAG whose spec is not `current(name)` any more."""
+        for name, (dag, scope) in list(self._running.items()):
+            if current(name) != dag:
+                del self._running[name]
+                scope.cancel()
+
+    def stop_all(self) -> None:
+        for _, scope in self._running.values():
+            scope.cancel()
 
 
 def dag_triggers(

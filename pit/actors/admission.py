@@ -11,13 +11,11 @@ planner: the rules are tested as plain functions, with no loop, process or socke
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
 
 import attrs
 
+from pit.messages.webhook import RejectReason
 from pit.spec.dag import Overlap
-
-RejectReason = Literal["overlap", "busy", "stopping", "unknown"]
 
 
 @attrs.frozen(kw_only=True)

@@ -1,11 +1,14 @@
-"""The supervisor of `pit serve`: owns the triggers, the web listener and every active run.
+"""The supervisor of `pit serve`: the actor that carries out what its pure parts decide.
 
-Triggers send `RunRequested`; the supervisor applies the DAG's overlap policy (`skip`, `queue`:
-at most one waiting, `allow`) and the workspace cap `max_active_runs`, makes the run's folder
-(so a webhook is answered with the run id at once) and hands the run to its executor process
-(`actors/executor_process.py`), so that busy runs never slow the listener and the triggers. `Reload`
-re-reads every pit.toml (an invalid project keeps its last good config); `Stop` ends triggers,
-refuses new runs, lets active runs finish within `shutdown_grace` and then stops them.
+- `Catalog` (`actors/catalog.py`): the DAGs served, each as last read well; `Reload` feeds it.
+- `Admission` (`actors/admission.py`): which requested run starts, waits or is refused.
+- `Triggers` (`actors/triggers.py`): the schedules and FTP watches, one cancel scope per DAG.
+- `ExecutorProcess`: the process that executes the runs, so busy runs never slow the listener
+  and the triggers.
+
+The supervisor makes each accepted run's folder (so a webhook is answered with its run id at
+once), hands runs to the executor, tells requesters how their runs ended, and on `Stop` ends the
+triggers, records the runs that will not start, and gives active runs `shutdown_grace`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pit.messages.executor import ExecutorSetup
 from pit.messages.run import RunEnded
 from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorInbox
 from pit.messages.web import WebHandle, WebhookTokens
-from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
+from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
@@ -336,9 +339,9 @@ class Supervisor:
         log.info("webhooks on port %d: POST /webhook/<dag>", self._web_port)
 
 
-def _rejected(request: RunRequested, reason: str, message: str) -> RunRejected:
+def _rejected(request: RunRequested, reason: RejectReason, message: str) -> RunRejected:
     log.info("%s: not started (%s trigger): %s", request.dag, request.trigger, message)
-    return RunRejected(reason=reason, message=message)  # type: ignore[arg-type]
+    return RunRejected(reason=reason, message=message)
 
 
 def _tell_ended(request: RunRequested, ended: RunEnded) -> None:

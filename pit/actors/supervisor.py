@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, assert_never
+from typing import assert_never
 
 import attrs
 import trio
@@ -32,8 +32,8 @@ from pit.clock import Clock
 from pit.errors import PitError, RunError
 from pit.messages.executor import ExecutorSetup
 from pit.messages.run import RunEnded
-from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorInbox
-from pit.messages.web import WebHandle, WebhookTokens
+from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorHandle, SupervisorInbox
+from pit.messages.web import WebHandle, WebhookTokens, WebListener
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
@@ -48,21 +48,6 @@ WEB_SHUTDOWN = 5.0
 
 INBOX_SIZE = 256
 """Requests that may wait for the supervisor; beyond it a webhook is answered 503."""
-
-
-class WebListener(Protocol):
-    """Serves the webhook app on `handle` until `shutdown` is set; reports its port."""
-
-    async def __call__(
-        self, handle: WebHandle, shutdown: trio.Event, *, task_status: trio.TaskStatus[int]
-    ) -> None: ...
-
-
-@attrs.frozen(kw_only=True)
-class SupervisorHandle:
-    inbox: trio.MemorySendChannel[SupervisorInbox]
-    web_port: int | None
-    """The port the webhook listener is bound to; None when no DAG has a webhook."""
 
 
 @attrs.define(kw_only=True)

@@ -67,9 +67,9 @@ def serve_command(
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=executor.LOG_FORMAT)
     import trio
 
-    from pit.actors.supervisor import Supervisor, SupervisorHandle
+    from pit.actors.supervisor import Supervisor
     from pit.clock import SystemClock
-    from pit.messages.trigger import Reload, Stop, SupervisorInbox
+    from pit.messages.trigger import Reload, Stop, SupervisorHandle, SupervisorInbox
 
     config = workspace.config
     supervisor = Supervisor(

@@ -42,3 +42,12 @@ class Stop:
 
 
 SupervisorInbox = RunRequested | RunEnded | Reload | Stop
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorHandle:
+    """What a started supervisor gives back: its inbox and where its webhook listener is."""
+
+    inbox: trio.MemorySendChannel[SupervisorInbox]
+    web_port: int | None
+    """The port the webhook listener is bound to; None when no DAG has a webhook."""

@@ -8,6 +8,7 @@ message (`RunRequested`, with a reply channel) to the supervisor's inbox, like a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 import trio
@@ -33,3 +34,12 @@ class WebHandle:
     tokens: WebhookTokens
     stopping: trio.Event
     """Set once pit is shutting down: new webhooks are answered 503."""
+
+
+class WebListener(Protocol):
+    """Serves the webhook app on `handle` until `shutdown` is set; reports its port. The CLI
+    gives one to the supervisor (actors may not import `pit.web`)."""
+
+    async def __call__(
+        self, handle: WebHandle, shutdown: trio.Event, *, task_status: trio.TaskStatus[int]
+    ) -> None: ...

@@ -22,11 +22,11 @@ import attrs
 import pytest
 import trio
 
-from pit.actors.supervisor import Supervisor, SupervisorHandle
+from pit.actors.supervisor import Supervisor
 from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.run import RunEnded
-from pit.messages.trigger import Reload, RunRequested, Stop
+from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorHandle
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.load import load_workspace
 from pit.spec.secrets import parse_secrets

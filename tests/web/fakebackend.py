@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import attrs
@@ -67,7 +68,9 @@ class FakeBackend:
                 answer = self.rejection or RunAccepted(
                     run_id=f"20240115_143022.{next(self._run_numbers):03d}_{message.dag}"
                 )
-                await reply.send(answer)
+                # As the supervisor does: a client that went away has closed its end.
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await reply.send(answer)
 
     async def _held(self, reply: trio.MemorySendChannel[object]) -> bool:
         """Wait for `hold`; False if the app stopped waiting for the answer meanwhile."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,33 +28,39 @@ class RunGuard:
     """Tells the guard which runs are open. Writes are a line to a pipe the guard is reading:
     they never block in practice (the pipe holds 64 KiB)."""
 
-    process: subprocess.Popen[bytes]
+    pid: int
     pipe: int
     """The write end; the guard reads the other. Not inherited by tasks (Python's default)."""
 
     @classmethod
     @contextlib.contextmanager
     def start(cls) -> Iterator[RunGuard]:
-        """Start the guard of this process; told `done` and waited for at the end."""
+        """Start the guard of this process; told `done` at the end.
+
+        Not waited for: a short `pit run` would otherwise wait for the guard's own start-up
+        to finish. It exits at `done` by itself; reaped here if it already has, else by
+        whoever adopts it once this process ends."""
         read_end, write_end = os.pipe()
         try:
-            process = subprocess.Popen(
+            pid = os.posix_spawn(
+                sys.executable,
                 [sys.executable, "-I", "-S", str(_SCRIPT), str(os.getpid())],
-                stdin=read_end,
-                env={**os.environ, "PIT_GUARD_PATH": os.pathsep.join(sys.path)},
-                start_new_session=True,  # a signal to pit's process group must spare it
+                {**os.environ, "PIT_GUARD_PATH": os.pathsep.join(sys.path)},
+                file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)],
+                setsid=True,  # a signal to pit's process group must spare it
             )
         finally:
             os.close(read_end)
-        register_child(process.pid)
-        guard = cls(process=process, pipe=write_end)
+        register_child(pid)
+        guard = cls(pid=pid, pipe=write_end)
         try:
             yield guard
         finally:
             guard._say("done")
             os.close(write_end)
-            process.wait()
-            forget_child(process.pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            forget_child(pid)
 
     def opened(self, paths: RunPaths) -> None:
         """A run starts: its tasks must not outlive this process."""

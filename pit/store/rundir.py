@@ -202,18 +202,21 @@ def release_reserve(paths: RunPaths) -> bool:
 def settle_abandoned(paths: RunPaths, request: RunPlan, error: str, at: dt.datetime) -> RunRecord:
     """Record the end of a run whose executor died under it: the run failed with `error`, its
     running tasks failed, the ones not started skipped, the rest as they ended."""
+    planned = RunRecord(
+        run_id=paths.run_id,
+        dag=request.dag.name,
+        trigger=request.trigger,
+        scheduled_time=request.scheduled_time,
+        state=RunState.RUNNING,
+        started_at=at,
+        tasks=tuple(TaskRecord(name=task.name) for task in request.dag.tasks),
+    )
     try:
         record = read_manifest(paths.manifest)
     except (OSError, ValueError, KeyError):  # it died before the run's first write
-        record = RunRecord(
-            run_id=paths.run_id,
-            dag=request.dag.name,
-            trigger=request.trigger,
-            scheduled_time=request.scheduled_time,
-            state=RunState.RUNNING,
-            started_at=at,
-            tasks=tuple(TaskRecord(name=task.name) for task in request.dag.tasks),
-        )
+        record = planned
+    if not record.tasks:  # the guard's record of a run that died before its first write
+        record = attrs.evolve(planned, started_at=record.started_at or at)
     settled = settle_record(record, error, at)
     write_manifest(paths, settled)
     return settled

@@ -6,6 +6,10 @@ traceback. Exceptions here carry that message. Anything else that escapes is a p
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
 
 class PitError(Exception):
     """Base of every error pit reports to a user instead of a traceback."""
@@ -39,3 +43,11 @@ def single_pit_error(error: BaseException) -> PitError | None:
             assert isinstance(first, PitError)
             return first
     return None
+
+
+def leaves(group: BaseExceptionGroup[E]) -> list[E]:
+    """The exceptions in `group` and in the groups nested in it."""
+    found: list[E] = []
+    for error in group.exceptions:
+        found.extend(leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found

@@ -21,7 +21,7 @@ from pit.actors.manifest import ManifestWriter
 from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
 from pit.clock import Clock
-from pit.errors import RunError
+from pit.errors import RunError, leaves
 from pit.messages.run import RunEvent, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
 from pit.runners.command import RunPlace, build_launch, run_env
@@ -52,7 +52,7 @@ class StartedRun:
 
 
 async def execute_run(
-    request: RunPlan,
+    plan: RunPlan,
     *,
     clock: Clock,
     env: Mapping[str, str],
@@ -64,146 +64,139 @@ async def execute_run(
     guard: RunGuard | None = None,
     task_status: trio.TaskStatus[StartedRun] = trio.TASK_STATUS_IGNORED,
 ) -> RunRecord:
-    """Run the request to its end and return its final record. Starts (via `task_status`) once the
+    """Run the plan to its end and return its final record. Starts (via `task_status`) once the
     run's folder exists and the run actor is ready to take commands such as CancelRun.
 
-    `secrets` reach tasks only through the run's SDK broker and SQL tasks, and every value of
-    them is masked in task output. `paths` is the run's folder when the caller made it already
-    (the scheduler does, to answer with the run id at once); `sockets` the folder for the SDK
-    socket when the caller keeps one for all its runs; `guard` the guard told of the run, which
-    ends it if this process dies."""
+    `secrets` reach tasks only through the run's SDK broker and SQL tasks, and their sensitive
+    values are masked in task output. `paths` is the run's folder when the caller made it
+    already (the scheduler does, to answer with the run id at once); `sockets` the folder for
+    the SDK socket when the caller keeps one for all its runs; `guard` the guard told of the
+    run, which ends it if this process dies. A run that cannot start raises `RunError` (its
+    run.json says why)."""
     started = clock.now()
     if paths is None:
-        paths = await trio.to_thread.run_sync(
-            create_run_dir, request.runs_dir, request.dag.name, started
-        )
+        paths = await trio.to_thread.run_sync(create_run_dir, plan.runs_dir, plan.dag.name, started)
+    run = _Run(
+        plan=plan,
+        paths=paths,
+        clock=clock,
+        env=env,
+        secrets=secrets,
+        sockets=sockets,
+        observers=observers,
+        output=output,
+    )
     if guard is not None:
         guard.opened(paths)
     try:
-        return await _prepare_and_run(
-            request, paths, started, clock, env, secrets, sockets, observers, output, task_status
-        )
+        return await _prepare_and_run(run, started, task_status)
     finally:
         if guard is not None:
             guard.closed(paths)
 
 
+@attrs.frozen(kw_only=True)
+class _Run:
+    """One run as `execute_run` was given it: its plan, its folder and what surrounds it."""
+
+    plan: RunPlan
+    paths: RunPaths
+    clock: Clock
+    env: Mapping[str, str]
+    secrets: Secrets | None
+    sockets: SocketFolder | None
+    observers: Sequence[trio.MemorySendChannel[RunEvent]]
+    output: trio.MemorySendChannel[TaskOutput] | None
+
+    @property
+    def workspace(self) -> Path:
+        return self.plan.workspace or self.plan.runs_dir.parent
+
+
 async def _prepare_and_run(
-    request: RunPlan,
-    paths: RunPaths,
-    started: dt.datetime,
-    clock: Clock,
-    env: Mapping[str, str],
-    secrets: Secrets | None,
-    sockets: SocketFolder | None,
-    observers: Sequence[trio.MemorySendChannel[RunEvent]],
-    output: trio.MemorySendChannel[TaskOutput] | None,
-    task_status: trio.TaskStatus[StartedRun],
+    run: _Run, started: dt.datetime, task_status: trio.TaskStatus[StartedRun]
 ) -> RunRecord:
+    plan, paths = run.plan, run.paths
     try:
-        small = None if request.seed_files else list_small_project(request.source_dir)
+        small = None if plan.seed_files else list_small_project(plan.source_dir)
         if small is not None:  # under a millisecond
             make_run_folders(paths)
-            copy_small_project(request.source_dir, small, paths)
+            copy_small_project(plan.source_dir, small, paths)
         else:
-            await trio.to_thread.run_sync(
-                prepare_run, request.source_dir, paths, request.seed_files
-            )
+            await trio.to_thread.run_sync(prepare_run, plan.source_dir, paths, plan.seed_files)
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
-            dag=request.dag.name,
-            trigger=request.trigger,
+            dag=plan.dag.name,
+            trigger=plan.trigger,
             state=RunState.FAILED,
             started_at=started,
-            ended_at=clock.now(),
+            ended_at=run.clock.now(),
             error=str(exc),
         )
         with contextlib.suppress(OSError):  # a full disk: the error itself says what failed
             await trio.to_thread.run_sync(write_manifest, paths, failed)
         raise
-    reserve_space(paths, len(request.dag.tasks))  # one fallocate on a local disk: no thread hop
-    workspace = request.workspace or request.runs_dir.parent
+    reserve_space(paths, len(plan.dag.tasks))  # one fallocate on a local disk: no thread hop
     crashed: list[Exception] = []
     handed_over: list[StartedRun] = []
     try:
-        record = await _run_in_folder(
-            request,
-            paths,
-            clock,
-            env,
-            secrets,
-            workspace,
-            sockets,
-            observers,
-            output,
-            _Handing(task_status, handed_over),
-        )
+        record = await _run_in_folder(run, _Handing(task_status, handed_over))
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
-        crashed.extend(_leaves(group))
+        crashed.extend(leaves(group))
     if crashed:
-        record = await _record_crash(request, paths, clock, crashed)
+        record = await _record_crash(run, crashed)
         if not handed_over:  # it never started: the caller waits on `task_status` in vain
             release_reserve(paths)
             raise RunError(record.error or "internal error")
     release_reserve(paths)  # one local unlink: cheaper than a thread hop
-    if not set(ARTIFACTS) <= set(request.keep_artifacts):
-        await trio.to_thread.run_sync(apply_retention, paths, request.keep_artifacts)
+    if not set(ARTIFACTS) <= set(plan.keep_artifacts):
+        await trio.to_thread.run_sync(apply_retention, paths, plan.keep_artifacts)
     return record
 
 
-async def _run_in_folder(
-    request: RunPlan,
-    paths: RunPaths,
-    clock: Clock,
-    env: Mapping[str, str],
-    secrets: Secrets | None,
-    workspace: Path,
-    sockets: SocketFolder | None,
-    observers: Sequence[trio.MemorySendChannel[RunEvent]],
-    output: trio.MemorySendChannel[TaskOutput] | None,
-    task_status: _Handing,
-) -> RunRecord:
+async def _run_in_folder(run: _Run, task_status: _Handing) -> RunRecord:
+    plan, paths = run.plan, run.paths
     async with trio.open_nursery() as services:
         broker = Broker(
             run_id=paths.run_id,
-            project=request.dag.name,
-            secrets=secrets,
+            project=plan.dag.name,
+            secrets=run.secrets,
             data_dir=paths.data,
-            workspace=workspace,
+            workspace=run.workspace,
             audit_path=paths.root / AUDIT_FILE,
-            clock=clock,
-            sockets=sockets,
+            clock=run.clock,
+            sockets=run.sockets,
         )
         socket = (await services.start(broker.run)).socket_path
         place = RunPlace(
             run_id=paths.run_id,
-            dag=request.dag,
-            source_dir=request.source_dir,
+            dag=plan.dag,
+            source_dir=plan.source_dir,
             snapshot_dir=paths.project,
             data_dir=paths.data,
             env=run_env(
-                env, paths.run_id, request.dag.name, paths.data, socket, request.scheduled_time
+                run.env, paths.run_id, plan.dag.name, paths.data, socket, plan.scheduled_time
             ),
-            workspace=workspace,
-            secrets=secrets,
+            workspace=run.workspace,
+            secrets=run.secrets,
         )
         # Unbounded: the writer folds queued events into one write (see ManifestWriter).
         to_writer, writer_inbox = trio.open_memory_channel[RunEvent](math.inf)
         actor = RunActor(
-            dag=request.dag,
+            dag=plan.dag,
             run_id=paths.run_id,
-            trigger=request.trigger,
-            scheduled_time=request.scheduled_time,
+            trigger=plan.trigger,
+            scheduled_time=plan.scheduled_time,
             launch=lambda task, attempt: executable(build_launch(place, task, attempt)),
             logs_dir=paths.logs,
-            clock=clock,
-            observers=(to_writer, *observers),
-            output=output,
-            max_active=request.max_active,
-            only_task=request.only_task,
-            grace=request.grace,
-            secret_values=frozenset(secrets.values()) if secrets else frozenset(),
+            clock=run.clock,
+            observers=(to_writer, *run.observers),
+            output=run.output,
+            max_active=plan.max_active,
+            only_task=plan.only_task,
+            grace=plan.grace,
+            secret_values=frozenset(run.secrets.values()) if run.secrets else frozenset(),
             owner=this_process(),
         )
         async with trio.open_nursery() as nursery:
@@ -228,25 +221,16 @@ class _Handing:
         self.task_status.started(value)
 
 
-def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:
-    leaves: list[Exception] = []
-    for exc in group.exceptions:
-        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return leaves
-
-
-async def _record_crash(
-    request: RunPlan, paths: RunPaths, clock: Clock, crashed: list[Exception]
-) -> RunRecord:
+async def _record_crash(run: _Run, crashed: list[Exception]) -> RunRecord:
     """Fail a run that a pit bug ended: the traceback goes to the run's own `pit.log`, the
     record says so, and the tasks it left are settled (the task actors killed their processes
     on the way out)."""
-    first = crashed[0]
+    first, paths = crashed[0], run.paths
     error = f"internal error: {type(first).__name__}: {first} (see {paths.root / CRASH_LOG})"
     text = "".join("".join(traceback.format_exception(exc)) for exc in crashed)
     with trio.CancelScope(shield=True):
         record = await trio.to_thread.run_sync(
-            _write_crash, paths, request, error, text, clock.now()
+            _write_crash, paths, run.plan, error, text, run.clock.now()
         )
     return record
 

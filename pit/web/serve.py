@@ -37,7 +37,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
 from quart_trio import QuartTrio
 
-from pit.errors import PitError
+from pit.errors import PitError, leaves
 from pit.web.app import BODY_TIMEOUT
 
 log = logging.getLogger("pit.web")
@@ -139,7 +139,7 @@ async def _serve_connection(
             # TCPServer is typed for a TLS stream; without TLS it uses what `_WatchedStream` has.
             await TCPServer(app, config, context, state, watched).run()  # type: ignore[arg-type]
     except* Exception as group:
-        errors = "; ".join(f"{type(e).__name__}: {e}" for e in _leaves(group))
+        errors = "; ".join(f"{type(e).__name__}: {e}" for e in leaves(group))
         log.warning("connection from %s closed after an error in the HTTP server: %s", peer, errors)
         log.debug("the HTTP server's error on the connection from %s", peer, exc_info=group)
     if lifetime.cancelled_caught and watched.stalled:
@@ -216,17 +216,6 @@ class _WatchedStream:
             self._ended_at = trio.current_time()
             deadline = self._ended_at + CLOSED_GRACE
             self._lifetime.deadline = min(self._lifetime.deadline, deadline)
-
-
-def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:
-    """The exceptions in `group` and its nested groups."""
-    leaves: list[Exception] = []
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            leaves.extend(_leaves(error))
-        else:
-            leaves.append(error)
-    return leaves
 
 
 def _peer(stream: trio.SocketStream) -> str:

@@ -1,14 +1,15 @@
 """The supervisor of `pit serve`: the actor that carries out what its pure parts decide.
 
 - `Catalog` (`actors/catalog.py`): the DAGs served, each as last read well; `Reload` feeds it.
-- `Admission` (`actors/admission.py`): which requested run starts, waits or is refused.
+- `AcceptedRuns` (`actors/accepted.py`): the runs accepted, from request to end; its pure
+  `Admission` (`actors/admission.py`) decides which requested run starts, waits or is refused.
 - `Triggers` (`actors/triggers.py`): the schedules and FTP watches, one cancel scope per DAG.
 - `ExecutorProcess`: the process that executes the runs, so busy runs never slow the listener
   and the triggers.
 
-The supervisor makes each accepted run's folder (so a webhook is answered with its run id at
-once), hands runs to the executor, tells requesters how their runs ended, and on `Stop` ends the
-triggers, records the runs that will not start, and gives active runs `shutdown_grace`.
+The supervisor owns the configuration (load, reload, the webhook listener's tokens), passes
+requests and run ends to `AcceptedRuns`, and on `Stop` ends the triggers, has the waiting runs
+recorded as cancelled, and gives active runs `shutdown_grace`.
 """
 
 from __future__ import annotations
@@ -22,24 +23,24 @@ from typing import assert_never
 import attrs
 import trio
 
-from pit.actors.admission import Admission, Refuse, Start
+from pit.actors.accepted import AcceptedRuns
+from pit.actors.admission import Admission
 from pit.actors.catalog import Catalog
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.plans import plan_run
 from pit.actors.reconcile import settle_dead_runs
 from pit.actors.triggers import Triggers
 from pit.clock import Clock
-from pit.errors import PitError, RunError
+from pit.errors import PitError
 from pit.messages.executor import ExecutorSetup
-from pit.messages.run import RunEnded
+from pit.messages.run import RunEnded, RunPlan
 from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorHandle, SupervisorInbox
 from pit.messages.web import WebHandle, WebhookTokens, WebListener
-from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
+from pit.messages.webhook import RunRejected
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
-from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
 
 log = logging.getLogger("pit.serve")
 
@@ -48,14 +49,6 @@ WEB_SHUTDOWN = 5.0
 
 INBOX_SIZE = 256
 """Requests that may wait for the supervisor; beyond it a webhook is answered 503."""
-
-
-@attrs.define(kw_only=True)
-class _Accepted:
-    """What the supervisor keeps of a run it accepted, until the run ends: who asked, where."""
-
-    request: RunRequested
-    paths: RunPaths
 
 
 @attrs.define(kw_only=True)
@@ -83,8 +76,8 @@ class Supervisor:
     """The DAGs served, each as last read well (`actors/catalog.py`)."""
     _admission: Admission = attrs.field(init=False)
     """Which runs wait, which are active: the rules, as data (`actors/admission.py`)."""
-    _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
-    """Run id -> its request and folder, for every run the admission holds."""
+    _runs: AcceptedRuns = attrs.field(init=False)
+    """The runs accepted, carried from the request to the end (`actors/accepted.py`)."""
     _triggers: Triggers = attrs.field(init=False)
     _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
     _executor: ExecutorProcess = attrs.field(init=False)
@@ -130,6 +123,13 @@ class Supervisor:
             await executor.start(self._executor.run)
             async with trio.open_nursery() as services:
                 self._services = services
+                self._runs = AcceptedRuns(
+                    admission=self._admission,
+                    executor=self._executor,
+                    clock=self.clock,
+                    plan=self._plan,
+                    nursery=services,
+                )
                 self._triggers = Triggers(
                     root=self.root,
                     secrets=self.secrets,
@@ -171,7 +171,7 @@ class Supervisor:
             case RunRequested():
                 await self._request(message)
             case RunEnded():
-                self._ended(message)
+                self._runs.ended(message)
             case Reload():
                 self._reload()
             case Stop(now=now):
@@ -182,54 +182,25 @@ class Supervisor:
     # --- requests and runs ----------------------------------------------------------------
 
     async def _request(self, request: RunRequested) -> None:
-        answer = self._decide(request)
+        dag = self._catalog.dag(request.dag)
+        answer = self._runs.request(request, dag, self._workspace.runs_dir)
         if request.reply is not None:
             # A webhook client that hung up has closed its end; the run goes ahead anyway.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await request.reply.send(answer)
 
-    def _decide(self, request: RunRequested) -> RunRequestAnswer:
+    def _plan(self, request: RunRequested) -> RunPlan | None:
+        """The plan of a requested run from the DAGs served now; None if its DAG is gone."""
         project = self._catalog.get(request.dag)
-        dag = project.dag if project is not None else None
-        verdict = self._admission.consider(request.dag, dag.overlap if dag else None)
-        if isinstance(verdict, Refuse):
-            return _rejected(request, verdict.reason, verdict.message)
-        assert dag is not None
-        try:
-            paths = claim_run_dir(self._workspace.runs_dir, dag.name, self.clock.now())
-        except RunError as exc:
-            return _rejected(request, "busy", str(exc))
-        self._accepted[paths.run_id] = _Accepted(request=request, paths=paths)
-        start = self._admission.admit(paths.run_id, dag.name, dag.overlap)
-        if start is None:
-            log.info("%s %s: waits for its turn", dag.name, paths.run_id)
-        else:
-            self._start(start)
-        return RunAccepted(run_id=paths.run_id)
-
-    def _start(self, start: Start) -> None:
-        accepted = self._accepted[start.run_id]
-        request, paths = accepted.request, accepted.paths
-        project = self._catalog.get(request.dag)
-        if project is None or project.dag is None:  # removed by a reload while it waited
-            why = "the DAG was removed from the workspace before the run started"
-            self._services.start_soon(self._never_started, start.run_id, why)
-            return
-        run = plan_run(
+        if project is None or project.dag is None:
+            return None
+        return plan_run(
             project,
             self._workspace,
             trigger=request.trigger,
             scheduled_time=request.scheduled_time,
             seed_files=request.seed_files,
         )
-        self._executor.execute(run, paths)
-
-    def _ended(self, ended: RunEnded) -> None:
-        accepted = self._accepted.pop(ended.run_id, None)
-        if accepted is not None:
-            _tell_ended(accepted.request, ended)
-        for start in self._admission.ended(ended.run_id):
-            self._start(start)
 
     # --- stopping and reloading ----------------------------------------------------------
 
@@ -237,9 +208,7 @@ class Supervisor:
         if not self.stopping:
             self._stopping.set()  # the listener answers 503 from now on, until pit returns
             self._triggers.stop_all()
-            for drop in self._admission.stop():
-                await self._never_started(drop.run_id, "pit serve stopped before it started")
-            running = len(self._admission.active_runs())
+            running = await self._runs.stop()
             if running and not now:
                 log.info(
                     "stopping: %d active %s %.0fs to finish",
@@ -249,31 +218,13 @@ class Supervisor:
                 )
                 self._services.start_soon(self._stop_runs_after_grace, self._grace_timer)
         if now:
-            self._cancel_runs(kill=True)
+            self._runs.cancel(kill=True)
 
     async def _stop_runs_after_grace(self, timer: trio.CancelScope) -> None:
         with timer:
             await trio.sleep(self.shutdown_grace)
             log.info("shutdown grace is over: stopping the active runs")
-            self._cancel_runs(kill=False)
-
-    async def _never_started(self, run_id: str, why: str) -> None:
-        """An accepted run that will not start still ends with a truthful run.json."""
-        accepted = self._accepted.pop(run_id)
-        request, paths = accepted.request, accepted.paths
-        project = self._catalog.get(request.dag)
-        tasks = tuple(t.name for t in project.dag.tasks) if project and project.dag else ()
-        log.info("%s %s: cancelled: %s", request.dag, run_id, why)
-        record = never_started(paths, request.dag, request.trigger, tasks, why, self.clock.now())
-        with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
-            await trio.to_thread.run_sync(write_manifest, paths, record)
-        _tell_ended(request, RunEnded(record=record))
-        for start in self._admission.ended(run_id):
-            self._start(start)
-
-    def _cancel_runs(self, *, kill: bool) -> None:
-        for run_id in self._admission.active_runs():
-            self._executor.cancel(run_id, kill=kill)
+            self._runs.cancel(kill=False)
 
     def _reload(self) -> None:
         try:
@@ -322,18 +273,3 @@ class Supervisor:
         handle = WebHandle(inbox=self._send.clone(), tokens=self._tokens, stopping=self._stopping)
         self._web_port = await self._services.start(self.web, handle, self._web_stop)
         log.info("webhooks on port %d: POST /webhook/<dag>", self._web_port)
-
-
-def _rejected(request: RunRequested, reason: RejectReason, message: str) -> RunRejected:
-    log.info("%s: not started (%s trigger): %s", request.dag, request.trigger, message)
-    return RunRejected(reason=reason, message=message)
-
-
-def _tell_ended(request: RunRequested, ended: RunEnded) -> None:
-    """Tell the requester how its run ended, if it asked (its channel is buffered)."""
-    if request.ended is not None:
-        # A requester that went away (a restarted trigger) must not bring pit down.
-        with contextlib.suppress(
-            trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
-        ):
-            request.ended.send_nowait(ended)

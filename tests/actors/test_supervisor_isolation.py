@@ -9,7 +9,7 @@ import attrs
 import pytest
 import trio
 
-import pit.actors.supervisor
+import pit.actors.accepted
 from pit.actors.triggers import TRIGGER_RESTART, dag_triggers, restarting
 from pit.messages.trigger import RunRequested, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRejected
@@ -45,7 +45,7 @@ async def test_a_bug_handling_one_request_answers_it_and_serves_the_next(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     workspace.shell_project("etl", {"work": ":\n"}, dag_keys='overlap = "allow"')
-    real_claim = pit.actors.supervisor.claim_run_dir
+    real_claim = pit.actors.accepted.claim_run_dir
     bugs = [ZeroDivisionError("a bug in pit")]
 
     def claim_with_one_bug(*args):  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ async def test_a_bug_handling_one_request_answers_it_and_serves_the_next(
             raise bugs.pop()
         return real_claim(*args)
 
-    monkeypatch.setattr(pit.actors.supervisor, "claim_run_dir", claim_with_one_bug)
+    monkeypatch.setattr(pit.actors.accepted, "claim_run_dir", claim_with_one_bug)
     async with serving(workspace.root) as served:
         first = await served.ask("etl")
         second = await served.ask("etl")

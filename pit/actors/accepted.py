@@ -1,0 +1,128 @@
+"""The runs `pit serve` accepted, from the request to the end, for the supervisor.
+
+`AcceptedRuns` carries out what the `Admission` decides: it makes an accepted run's folder (so
+a webhook is answered with its run id at once), hands the runs that start to the executor,
+records the ones that never will, and tells each requester how its run ended. It runs in the
+supervisor's task: every method is called from the supervisor's inbox loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import trio
+
+from pit.actors.admission import Admission, Refuse, Start
+from pit.actors.executor_process import ExecutorProcess
+from pit.clock import Clock
+from pit.errors import RunError
+from pit.messages.run import RunEnded, RunPlan
+from pit.messages.trigger import RunRequested
+from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
+from pit.spec.dag import DagSpec
+from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
+
+log = logging.getLogger("pit.serve")
+
+
+@attrs.define(kw_only=True)
+class _Accepted:
+    """What is kept of a run accepted, until it ends: who asked, where."""
+
+    request: RunRequested
+    paths: RunPaths
+
+
+@attrs.define(kw_only=True)
+class AcceptedRuns:
+    admission: Admission
+    executor: ExecutorProcess
+    clock: Clock
+    plan: Callable[[RunRequested], RunPlan | None]
+    """The run's plan from the DAGs served now; None once its DAG is gone from them."""
+    nursery: trio.Nursery
+    """Where the record of a run that will never start is written."""
+    _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
+    """Run id -> its request and folder, for every run the admission holds."""
+
+    def request(
+        self, request: RunRequested, dag: DagSpec | None, runs_dir: Path
+    ) -> RunRequestAnswer:
+        """A run of `dag` (None: no such DAG) is requested: accept it, and start it if its
+        turn has come, or refuse it."""
+        verdict = self.admission.consider(request.dag, dag.overlap if dag else None)
+        if isinstance(verdict, Refuse):
+            return _rejected(request, verdict.reason, verdict.message)
+        assert dag is not None
+        try:
+            paths = claim_run_dir(runs_dir, dag.name, self.clock.now())
+        except RunError as exc:
+            return _rejected(request, "busy", str(exc))
+        self._accepted[paths.run_id] = _Accepted(request=request, paths=paths)
+        start = self.admission.admit(paths.run_id, dag.name, dag.overlap)
+        if start is None:
+            log.info("%s %s: waits for its turn", dag.name, paths.run_id)
+        else:
+            self._start(start)
+        return RunAccepted(run_id=paths.run_id)
+
+    def ended(self, ended: RunEnded) -> None:
+        accepted = self._accepted.pop(ended.run_id, None)
+        if accepted is not None:
+            _tell_ended(accepted.request, ended)
+        for start in self.admission.ended(ended.run_id):
+            self._start(start)
+
+    async def stop(self) -> int:
+        """No run is accepted any more and the waiting ones are recorded as cancelled; the
+        number of runs still active."""
+        for drop in self.admission.stop():
+            await self._never_started(drop.run_id, "pit serve stopped before it started")
+        return len(self.admission.active_runs())
+
+    def cancel(self, *, kill: bool) -> None:
+        """Stop the active runs: their tasks get their stop grace, or are killed."""
+        for run_id in self.admission.active_runs():
+            self.executor.cancel(run_id, kill=kill)
+
+    def _start(self, start: Start) -> None:
+        accepted = self._accepted[start.run_id]
+        plan = self.plan(accepted.request)
+        if plan is None:  # removed by a reload while it waited
+            why = "the DAG was removed from the workspace before the run started"
+            self.nursery.start_soon(self._never_started, start.run_id, why)
+        else:
+            self.executor.execute(plan, accepted.paths)
+
+    async def _never_started(self, run_id: str, why: str) -> None:
+        """An accepted run that will not start still ends with a truthful run.json."""
+        accepted = self._accepted.pop(run_id)
+        request, paths = accepted.request, accepted.paths
+        plan = self.plan(request)
+        tasks = tuple(t.name for t in plan.dag.tasks) if plan else ()
+        log.info("%s %s: cancelled: %s", request.dag, run_id, why)
+        record = never_started(paths, request.dag, request.trigger, tasks, why, self.clock.now())
+        with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
+            await trio.to_thread.run_sync(write_manifest, paths, record)
+        _tell_ended(request, RunEnded(record=record))
+        for start in self.admission.ended(run_id):
+            self._start(start)
+
+
+def _rejected(request: RunRequested, reason: RejectReason, message: str) -> RunRejected:
+    log.info("%s: not started (%s trigger): %s", request.dag, request.trigger, message)
+    return RunRejected(reason=reason, message=message)
+
+
+def _tell_ended(request: RunRequested, ended: RunEnded) -> None:
+    """Tell the requester how its run ended, if it asked (its channel is buffered)."""
+    if request.ended is not None:
+        # A requester that went away (a restarted trigger) must not bring pit down.
+        with contextlib.suppress(
+            trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
+            request.ended.send_nowait(ended)

@@ -4,7 +4,7 @@ The DAG: N no-op `.sh` tasks without dependencies, `max_active_tasks = 2`.
 
 How pit's own peak is measured: the figure must exclude the tasks' processes (bash), which a
 plain `getrusage(RUSAGE_CHILDREN)` in a parent would fold in. So a fresh Python child runs pit's
-real entry point (`pit.cli.app:main`, exactly what the `pit` console script calls) in-process,
+real entry point (`pit.cli.main:main`, exactly what the `pit` console script calls) in-process,
 and in a `finally` reads its own `VmHWM` from /proc/self/status: the kernel's high-water mark of
 this process's resident set, for its whole life, its children never counted. The wrapper adds
 nothing to pit's memory but a few lines of code (the console script is a Python process that
@@ -76,7 +76,7 @@ def own_peak_kib():
 
 code = 0
 try:
-    from pit.cli.app import main
+    from pit.cli.main import main
 
     main()
 except SystemExit as exc:

@@ -1,19 +1,20 @@
-"""The `pit` command line: global options, and every subcommand wired in.
+"""The `pit` command line as typer declares it: every command, option and help text.
 
-This is the composition root: commands load the workspace, build actors and call `trio.run`.
+Each command here only turns typer's arguments into a call of its implementation (`pit/cli/
+<command>.py`, which does not import typer, imported when the command runs) and its return into
+the exit code. The commands
+that run most are also parsed by `cli/argv.py` without typer (see `cli/main.py`); a test holds
+that parser to the declarations below.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from pit.cli import init, logs, outputs, run, serve, validate
 from pit.cli.context import CliContext
-from pit.errors import PitError
 
 app = typer.Typer(
     name="pit",
@@ -21,7 +22,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help and errors: rich's formatting costs ~50 ms of every `pit --help`.
+    rich_markup_mode=None,
 )
+
+
+def _cli(ctx: typer.Context) -> CliContext:
+    assert isinstance(ctx.obj, CliContext)
+    return ctx.obj
+
+
+def _exit(code: int) -> NoReturn:
+    raise typer.Exit(code)
 
 
 @app.callback()
@@ -47,17 +59,114 @@ def main_options(
     ctx.obj = CliContext(root=project_dir, verbose=verbose, secrets=secrets)
 
 
-run.register(app)
-validate.register(app)
-logs.register(app)
-outputs.register(app)
-init.register(app)
-serve.register(app)
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="DAG name, or dag/task to run one task.")],
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Stream task output live.")
+    ] = False,
+    secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
+) -> None:
+    """Run a DAG now. Exit code 0 on success, 1 on failure, 130 if interrupted."""
+    from pit.cli.run import run_command
+
+    _exit(run_command(_cli(ctx), target=target, verbose=verbose, secrets=secrets))
 
 
-def main() -> None:
-    try:
-        app()
-    except PitError as exc:
-        print(f"pit: {exc}", file=sys.stderr)
-        sys.exit(2)
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print problems as a JSON list.")] = False,
+) -> None:
+    """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong
+    (warnings alone do not fail), 2 if there is no workspace to validate."""
+    from pit.cli.validate import validate_command
+
+    _exit(validate_command(_cli(ctx), as_json=as_json))
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="DAG name, or dag/task for one task's log.")],
+    list_runs: Annotated[bool, typer.Option("--list", help="List the DAG's runs.")] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Show this run.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: JSON output.")] = False,
+) -> None:
+    """Show task logs of a DAG's latest run (or of --run-id), or list its runs."""
+    from pit.cli.logs import logs_command
+
+    cli = _cli(ctx)
+    _exit(
+        logs_command(
+            cli, target=target, list_runs=list_runs, run_id=run_id, follow=follow, as_json=as_json
+        )
+    )
+
+
+@app.command("outputs")
+def outputs(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", help="Only this DAG.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this output type.")] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Glob on the location, e.g. 'warehouse.*'.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List declared outputs, optionally filtered."""
+    from pit.cli.outputs import outputs_command
+
+    cli = _cli(ctx)
+    _exit(outputs_command(cli, project=project, type_=type_, location=location, as_json=as_json))
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Project (and DAG) name.")],
+    type_: Annotated[
+        str, typer.Option("--type", "-t", help="python, sql, shell or dbt.")
+    ] = "python",
+) -> None:
+    """Create projects/<name>/ with a pit.toml and example tasks."""
+    from pit.cli.init import init_command
+
+    _exit(init_command(_cli(ctx), name=name, type_=type_))
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", help="Webhook listener port.")] = 9090,
+    host: Annotated[
+        str, typer.Option("--host", help="Webhook listener address (0.0.0.0 for all).")
+    ] = "127.0.0.1",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every line of task output.")
+    ] = False,
+    secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            "--keep-going", help="Serve the valid DAGs even when some projects have problems."
+        ),
+    ] = False,
+) -> None:
+    """Run the scheduler: cron, webhook and FTP-watch triggers, until SIGINT/SIGTERM.
+
+    The first signal stops the triggers and lets active runs finish (within shutdown_grace);
+    a second one stops them at once. SIGHUP reloads every pit.toml.
+    """
+    from pit.cli.serve import serve_command
+
+    cli = _cli(ctx)
+    _exit(
+        serve_command(
+            cli, port=port, host=host, verbose=verbose, secrets=secrets, keep_going=keep_going
+        )
+    )

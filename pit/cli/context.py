@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import attrs
-import typer
 
 from pit.errors import WorkspaceError
 from pit.spec.load import Workspace, load_workspace
@@ -40,8 +39,3 @@ class CliContext:
             return chosen
         configured = workspace.config.secrets_path
         return workspace.resolve(configured) if configured else None
-
-
-def cli_context(ctx: typer.Context) -> CliContext:
-    assert isinstance(ctx.obj, CliContext)
-    return ctx.obj

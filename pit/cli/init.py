@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-import typer
-
-from pit.cli.context import cli_context
+from pit.cli.context import CliContext
 from pit.cli.scaffolds import EXECUTABLE_SUFFIXES, SCAFFOLDS
 from pit.errors import WorkspaceError
 from pit.spec.load import PROJECTS_DIR
@@ -15,18 +12,8 @@ from pit.spec.load import PROJECTS_DIR
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("init")(init_command)
-
-
-def init_command(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Project (and DAG) name.")],
-    type_: Annotated[
-        str, typer.Option("--type", "-t", help="python, sql, shell or dbt.")
-    ] = "python",
-) -> None:
-    """Create projects/<name>/ with a pit.toml and example tasks."""
+def init_command(cli: CliContext, *, name: str, type_: str) -> int:
+    """`pit init`: projects/<name>/ with a pit.toml and example tasks."""
     if type_ not in SCAFFOLDS:
         raise WorkspaceError(f"unknown project type '{type_}' (use {', '.join(SCAFFOLDS)})")
     if not _NAME.fullmatch(name):
@@ -34,7 +21,7 @@ def init_command(
             f"'{name}' is not a usable project name: start with a letter, then "
             "letters, digits, '_' or '-'"
         )
-    root = cli_context(ctx).root
+    root = cli.root
     target = root / PROJECTS_DIR / name
     if target.exists():
         raise WorkspaceError(f"{target} already exists; choose another name")
@@ -49,3 +36,4 @@ def init_command(
     print(f"  validate: pit -C {root} validate")
     if type_ != "dbt":
         print(f"  run:      pit -C {root} run {name}")
+    return 0

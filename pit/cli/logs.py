@@ -6,12 +6,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, BinaryIO
-
-import typer
+from typing import BinaryIO
 
 from pit.actors.reconcile import settle_if_owner_died
-from pit.cli.context import cli_context
+from pit.cli.context import CliContext
 from pit.clock import SystemClock
 from pit.errors import LogsError
 from pit.messages.run import RunRecord
@@ -21,22 +19,16 @@ from pit.store.rundir import RunPaths, list_run_folders, read_manifest
 _FOLLOW_POLL = 0.25
 
 
-def register(app: typer.Typer) -> None:
-    app.command("logs")(logs_command)
-
-
 def logs_command(
-    ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="DAG name, or dag/task for one task's log.")],
-    list_runs_: Annotated[bool, typer.Option("--list", help="List the DAG's runs.")] = False,
-    run_id: Annotated[str | None, typer.Option("--run-id", help="Show this run.")] = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --list: JSON output.")] = False,
-) -> None:
-    """Show task logs of a DAG's latest run (or of --run-id), or list its runs."""
-    cli = cli_context(ctx)
+    cli: CliContext,
+    *,
+    target: str,
+    list_runs: bool,
+    run_id: str | None,
+    follow: bool,
+    as_json: bool,
+) -> int:
+    """`pit logs`: a run's task logs (the latest, or `run_id`), or the list of the DAG's runs."""
     workspace = cli.workspace()
     runs_dir = workspace.runs_dir
     dag, _, task = target.partition("/")
@@ -47,9 +39,9 @@ def logs_command(
         (p, r if r is None else settle_if_owner_died(p, r, now))
         for p, r in list_run_folders(runs_dir, dag)
     ]
-    if list_runs_:
+    if list_runs:
         _print_list(folders[::-1], as_json)  # newest first
-        return
+        return 0
     runs = [(p, r) for p, r in folders if r is not None]
     if not runs:
         raise LogsError(f"no runs of '{dag}' in {runs_dir}; start one with `pit run {dag}`")
@@ -70,6 +62,7 @@ def logs_command(
         _follow(paths, chosen)
     else:
         _print_logs(paths, record, chosen)
+    return 0
 
 
 def _print_list(runs: list[tuple[RunPaths, RunRecord | None]], as_json: bool) -> None:

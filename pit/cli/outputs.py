@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Annotated
 
-import typer
-
-from pit.cli.context import cli_context
-
-
-def register(app: typer.Typer) -> None:
-    app.command("outputs")(outputs_command)
+from pit.cli.context import CliContext
 
 
 def outputs_command(
-    ctx: typer.Context,
-    project: Annotated[str | None, typer.Option("--project", help="Only this DAG.")] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="Only this output type.")] = None,
-    location: Annotated[
-        str | None, typer.Option("--location", help="Glob on the location, e.g. 'warehouse.*'.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
-) -> None:
-    """List declared outputs, optionally filtered."""
-    workspace = cli_context(ctx).workspace()
+    cli: CliContext,
+    *,
+    project: str | None,
+    type_: str | None,
+    location: str | None,
+    as_json: bool,
+) -> int:
+    """`pit outputs`: the declared outputs, filtered."""
+    workspace = cli.workspace()
     rows = [
         {"dag": p.dag.name, "name": o.name, "type": o.type, "location": o.location, **o.extra}
         for p in workspace.projects
@@ -38,10 +30,10 @@ def outputs_command(
     rows.sort(key=lambda row: (row["dag"], row["name"]))
     if as_json:
         print(json.dumps(rows, indent=2))
-        return
+        return 0
     if not rows:
         print("no outputs match")
-        return
+        return 0
     widths = [max(len(str(r[k])) for r in [*rows, {k: k}]) for k in ("dag", "name", "type")]
     print(f"{'dag':<{widths[0]}}  {'name':<{widths[1]}}  {'type':<{widths[2]}}  location")
     for row in rows:
@@ -49,3 +41,4 @@ def outputs_command(
             f"{row['dag']:<{widths[0]}}  {row['name']:<{widths[1]}}  {row['type']:<{widths[2]}}  "
             f"{row['location']}"
         )
+    return 0

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from pit.actors.plans import plan_run
-from pit.cli.context import cli_context
+from pit.cli.context import CliContext
 from pit.errors import WorkspaceError
 from pit.messages.run import RunPlan
 from pit.spec.dag import RunnerKind
@@ -20,20 +17,8 @@ from pit.spec.states import RunState
 EXIT_INTERRUPTED = 130
 
 
-def register(app: typer.Typer) -> None:
-    app.command("run")(run_command)
-
-
-def run_command(
-    ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="DAG name, or dag/task to run one task.")],
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Stream task output live.")
-    ] = False,
-    secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
-) -> None:
-    """Run a DAG now. Exit code 0 on success, 1 on failure, 130 if interrupted."""
-    cli = cli_context(ctx)
+def run_command(cli: CliContext, *, target: str, verbose: bool, secrets: Path | None) -> int:
+    """`pit run`: the exit code, 0 on success, 1 on failure, 130 if interrupted."""
     workspace = cli.workspace()
     request = _request(workspace, target)
     secrets_path = cli.secrets_path(workspace, secrets)
@@ -50,8 +35,8 @@ def run_command(
 
     record = run_in_foreground(request, loaded, stream_output=verbose or cli.verbose)
     if record.state is RunState.CANCELLED:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    raise typer.Exit(0 if record.state is RunState.SUCCESS else 1)
+        return EXIT_INTERRUPTED
+    return 0 if record.state is RunState.SUCCESS else 1
 
 
 def _request(workspace: Workspace, target: str) -> RunPlan:

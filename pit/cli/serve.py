@@ -9,12 +9,10 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from pit.cli import executor
-from pit.cli.context import cli_context
+from pit.cli.context import CliContext
 from pit.cli.signals import forward_signals
 from pit.errors import WorkspaceError, single_pit_error
 from pit.spec.dag import DagSpec
@@ -27,33 +25,10 @@ if TYPE_CHECKING:  # imported when pit serve starts, not for every command
     from pit.messages.web import WebHandle
 
 
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_command)
-
-
 def serve_command(
-    ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Webhook listener port.")] = 9090,
-    host: Annotated[
-        str, typer.Option("--host", help="Webhook listener address (0.0.0.0 for all).")
-    ] = "127.0.0.1",
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log every line of task output.")
-    ] = False,
-    secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
-    keep_going: Annotated[
-        bool,
-        typer.Option(
-            "--keep-going", help="Serve the valid DAGs even when some projects have problems."
-        ),
-    ] = False,
-) -> None:
-    """Run the scheduler: cron, webhook and FTP-watch triggers, until SIGINT/SIGTERM.
-
-    The first signal stops the triggers and lets active runs finish (within shutdown_grace);
-    a second one stops them at once. SIGHUP reloads every pit.toml.
-    """
-    cli = cli_context(ctx)
+    cli: CliContext, *, port: int, host: str, verbose: bool, secrets: Path | None, keep_going: bool
+) -> int:
+    """`pit serve`, until its signals end it: the exit code."""
     workspace = cli.workspace()
     serving = servable(workspace, keep_going=keep_going)
     secrets_path = cli.secrets_path(workspace, secrets)
@@ -114,6 +89,7 @@ def serve_command(
         if error is None:
             raise
         raise error from None
+    return 0
 
 
 def servable(workspace: Workspace, *, keep_going: bool) -> list[DagSpec]:

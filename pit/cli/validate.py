@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import sys
 
-import typer
-
-from pit.cli.context import cli_context
+from pit.cli.context import CliContext
 from pit.spec.load import PROJECTS_DIR, load_secrets
 from pit.spec.problems import Problem, plural
 from pit.spec.validate import validate_secret_names
 from pit.spec.workspace import CONFIG_FILE
 
 
-def register(app: typer.Typer) -> None:
-    app.command("validate")(validate_command)
-
-
-def validate_command(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print problems as a JSON list.")] = False,
-) -> None:
-    """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong
-    (warnings alone do not fail), 2 if there is no workspace to validate."""
-    cli = cli_context(ctx)
+def validate_command(cli: CliContext, *, as_json: bool) -> int:
+    """`pit validate`: the exit code, 1 if anything is wrong (warnings alone do not fail)."""
     workspace = cli.workspace(config_must_be_valid=False)
     secrets_path = cli.secrets_path(workspace)
     by_project = {
@@ -51,9 +40,9 @@ def validate_command(
         print(_summary(len(workspace.projects), by_project, errors, len(found) - len(errors)))
     if not workspace.projects:
         if as_json:
-            typer.echo(f"pit: no projects found in {PROJECTS_DIR}/", err=True)
-        raise typer.Exit(1)
-    raise typer.Exit(1 if errors else 0)
+            print(f"pit: no projects found in {PROJECTS_DIR}/", file=sys.stderr)
+        return 1
+    return 1 if errors else 0
 
 
 def _summary(

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import attrs
+from typing import TYPE_CHECKING, NamedTuple
 
 from pit.errors import WorkspaceError
-from pit.spec.load import Workspace, load_workspace
-from pit.spec.workspace import CONFIG_FILE
+
+if TYPE_CHECKING:  # the specs are imported when a command reads the workspace, not for --help
+    from pit.spec.load import Workspace
 
 
-@attrs.frozen(kw_only=True)
-class CliContext:
+class CliContext(NamedTuple):  # not attrs or a dataclass: imports `pit --help` need not pay
     root: Path
     verbose: bool
     secrets: Path | None
 
-    def workspace(self, *, config_must_be_valid: bool = True) -> Workspace:
+    def workspace(self, *, config_must_be_valid: bool = True, projects: bool = True) -> Workspace:
         """The workspace. Unless told otherwise (`pit validate`, which reports everything and
         reads unknown keys strictly), an error in `pit_config.toml` stops the command and its
         warnings go to stderr: an unknown key (a newer pit's setting, or a typo) is one of them,
         so `pit run` and `pit serve` go on with the settings they know."""
-        workspace = load_workspace(self.root, strict=not config_must_be_valid)
+        from pit.spec.load import load_workspace
+        from pit.spec.workspace import CONFIG_FILE
+
+        workspace = load_workspace(self.root, strict=not config_must_be_valid, projects=projects)
         if config_must_be_valid and workspace.config_problems:
             listing = "\n".join(f"  {p}" for p in workspace.config_problems)
             raise WorkspaceError(f"{CONFIG_FILE} has problems (see `pit validate`):\n{listing}")

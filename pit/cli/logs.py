@@ -29,8 +29,7 @@ def logs_command(
     as_json: bool,
 ) -> int:
     """`pit logs`: a run's task logs (the latest, or `run_id`), or the list of the DAG's runs."""
-    workspace = cli.workspace()
-    runs_dir = workspace.runs_dir
+    runs_dir = cli.workspace(projects=False).runs_dir
     dag, _, task = target.partition("/")
     if not dag or (not task and target.endswith("/")):
         raise LogsError(f"'{target}' names no DAG and task; use `pit logs dag` or `dag/task`")

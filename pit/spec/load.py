@@ -66,8 +66,9 @@ class Workspace:
         return self.root / path
 
 
-def load_workspace(root: Path, *, strict: bool = False) -> Workspace:
-    """Read `pit_config.toml` and every `projects/*/pit.toml` under `root`, validating each.
+def load_workspace(root: Path, *, strict: bool = False, projects: bool = True) -> Workspace:
+    """Read `pit_config.toml` and every `projects/*/pit.toml` under `root`, validating each
+    (none if not `projects`: `pit logs` needs only the config).
 
     An unknown key in `pit_config.toml` is an error when `strict` (`pit validate`), else a
     warning: `pit run` and `pit serve` go on with the settings they know."""
@@ -80,19 +81,19 @@ def load_workspace(root: Path, *, strict: bool = False) -> Workspace:
         config, config_problems = parse_workspace_config(
             _read(config_path), CONFIG_FILE, strict=strict
         )
-    projects = [_load_project(folder) for folder in _project_folders(root)]
-    valid = [(p.file, p.dag) for p in projects if p.dag is not None]
+    loaded = [_load_project(folder) for folder in _project_folders(root)] if projects else []
+    valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
     clashes = {problem.file: problem for problem in validate_dag_names(valid)}
-    projects = [
+    loaded = [
         attrs.evolve(p, problems=(*p.problems, clashes[p.file])) if p.file in clashes else p
-        for p in projects
+        for p in loaded
     ]
     return Workspace(
         root=root,
         config=config,
         config_problems=tuple(errors(config_problems)),
         config_warnings=tuple(warnings(config_problems)),
-        projects=tuple(projects),
+        projects=tuple(loaded),
         runs_dir=(root / config.runs_dir).resolve(),
     )
 

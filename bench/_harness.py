@@ -36,12 +36,13 @@ Measure = Callable[[], float]
 """One timed measurement: runs something once and returns its wall seconds."""
 
 
-def pit_argv() -> list[str]:
-    """How a user starts pit: the `pit` console script installed next to the interpreter."""
-    script = Path(PYTHON).parent / "pit"
+def pit_argv(python: str = PYTHON) -> list[str]:
+    """How a user starts pit: the `pit` console script installed next to the interpreter
+    (`python`: this venv's by default, or another environment's, e.g. startup.py's fresh one)."""
+    script = Path(python).parent / "pit"
     if script.is_file():
         return [str(script)]
-    return [PYTHON, "-c", "import sys; from pit.cli.app import main; sys.exit(main())"]
+    return [python, "-c", "import sys; from pit.cli.main import main; sys.exit(main())"]
 
 
 def child_env(tmp: Path, *, pyc_cache: bool) -> dict[str, str]:
@@ -285,10 +286,13 @@ def write_project(
     return project
 
 
-def validate_workspace(workspace: Path, env: Mapping[str, str]) -> None:
-    """Fail early, with pit's own words, if a generated workspace is not valid."""
+def validate_workspace(
+    workspace: Path, env: Mapping[str, str], pit: Sequence[str] | None = None
+) -> None:
+    """Fail early, with pit's own words, if a generated workspace is not valid. `pit`: how to
+    start pit (default: `pit_argv()`)."""
     done = subprocess.run(
-        [*pit_argv(), "-C", str(workspace), "validate"],
+        [*(pit_argv() if pit is None else pit), "-C", str(workspace), "validate"],
         env=dict(env),
         capture_output=True,
         text=True,
@@ -296,3 +300,38 @@ def validate_workspace(workspace: Path, env: Mapping[str, str]) -> None:
     )
     if done.returncode != 0:
         raise SystemExit(f"generated workspace is invalid:\n{done.stdout}{done.stderr}")
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+LOGGED_POOL_PROGRAM = '''\
+"""Baseline: run the listed scripts with bash, WORKERS at a time, each task's stdout and stderr
+to its own log file in LOG_DIR (which this creates), as pit keeps a log per task.
+
+usage: python logged_pool.py LISTING LOG_DIR WORKERS
+"""
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+listing, log_dir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(listing) as file:
+    scripts = file.read().split()
+os.mkdir(log_dir)
+
+
+def run(item):
+    index, script = item
+    with open(os.path.join(log_dir, f"{index}.log"), "wb") as log:
+        subprocess.run(
+            ["bash", script], stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True
+        )
+
+
+with ThreadPoolExecutor(workers) as pool:
+    list(pool.map(run, enumerate(scripts)))
+'''
+"""A bare pool that keeps a log file per task: subprocess.run (Popen + wait) on a thread pool,
+the way `overhead.py`'s `pool.py` runs scripts, plus the log files. Write it to a file and run it
+with the interpreter under test."""

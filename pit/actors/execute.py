@@ -25,7 +25,7 @@ from pit.errors import RunError, leaves
 from pit.messages.run import RunEvent, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
 from pit.runners.command import RunPlace, build_launch, run_env
-from pit.spec.dag import ARTIFACTS
+from pit.spec.defaults import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process

@@ -46,6 +46,7 @@ from pit.messages.task import (
 )
 from pit.runners.command import InProcessLaunch, ProcessLaunch
 from pit.spec.dag import DagSpec, TaskSpec
+from pit.spec.defaults import DEFAULT_STOP_GRACE
 from pit.spec.durations import format_duration
 from pit.spec.graph import downstream
 from pit.spec.states import (
@@ -57,7 +58,6 @@ from pit.spec.states import (
     cut_short,
     run_outcome,
 )
-from pit.spec.workspace import DEFAULT_STOP_GRACE
 
 _FINISH_WAIT = 5.0
 

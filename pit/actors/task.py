@@ -42,9 +42,9 @@ from pit.messages.task import (
 )
 from pit.runners.command import InProcessLaunch, Outcome, ProcessLaunch
 from pit.spec.dag import TaskSpec
+from pit.spec.defaults import DEFAULT_STOP_GRACE
 from pit.spec.durations import format_duration
 from pit.spec.states import TaskState
-from pit.spec.workspace import DEFAULT_STOP_GRACE
 
 
 @attrs.frozen(kw_only=True)

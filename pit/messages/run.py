@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 import attrs
 
 from pit.messages.task import TaskEvent
-from pit.spec.dag import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec
+from pit.spec.defaults import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS, DEFAULT_STOP_GRACE
 from pit.spec.states import RunState, TaskState
-from pit.spec.workspace import DEFAULT_STOP_GRACE
+
+if TYPE_CHECKING:  # reading a run record (`pit logs`) need not import the spec parsers
+    from pit.spec.dag import DagSpec
 
 # --- records: what a run is, at any moment --------------------------------------------------
 

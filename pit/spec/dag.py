@@ -14,6 +14,7 @@ import attrs
 
 from pit.spec import limits
 from pit.spec.cron import timezone_problem
+from pit.spec.defaults import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS
 from pit.spec.problems import Problem, shown
 from pit.spec.reader import TableReader
 from pit.spec.tables import (
@@ -67,10 +68,6 @@ class LoadMode(enum.StrEnum):
     """Empty an existing table, then load; both or neither happen."""
     CREATE_OR_REPLACE = "create_or_replace"
     """Drop the table if it exists and create it from the Parquet schema, then load."""
-
-
-ARTIFACTS = ("logs", "project", "data")
-DEFAULT_MAX_ACTIVE_TASKS = 4
 
 
 class RunnerKind(enum.Enum):

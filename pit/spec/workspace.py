@@ -5,12 +5,12 @@ from __future__ import annotations
 import attrs
 
 from pit.spec import limits
-from pit.spec.dag import ARTIFACTS, parse_toml, read_artifacts
+from pit.spec.dag import parse_toml, read_artifacts
+from pit.spec.defaults import ARTIFACTS, DEFAULT_STOP_GRACE
 from pit.spec.problems import Problem, Severity
 from pit.spec.reader import TableReader
 
 CONFIG_FILE = "pit_config.toml"
-DEFAULT_STOP_GRACE = 10.0
 DEFAULT_SHUTDOWN_GRACE = 60.0
 DEFAULT_MAX_QUEUED_RUNS = 100
 NOT_YET_USED = (

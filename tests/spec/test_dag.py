@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from pit.spec.dag import DEFAULT_MAX_ACTIVE_TASKS, Runner, RunnerKind, parse_dag
+from pit.spec.dag import Runner, RunnerKind, parse_dag
+from pit.spec.defaults import DEFAULT_MAX_ACTIVE_TASKS
 
 from .tomltext import FILE, dag, parse, parse_ok, pit_toml, table, task, the_problem
 

@@ -14,7 +14,7 @@ import attrs
 
 from pit.spec import limits
 from pit.spec.cron import timezone_problem
-from pit.spec.defaults import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS
+from pit.spec.defaults import DEFAULT_MAX_ACTIVE_TASKS
 from pit.spec.problems import Problem, shown
 from pit.spec.reader import TableReader
 from pit.spec.tables import (
@@ -30,6 +30,7 @@ from pit.spec.tables import (
 )
 from pit.spec.tables import FtpWatchSpec as FtpWatchSpec  # re-exported for the FTP watch actor
 from pit.spec.toml import parse_toml as parse_toml  # re-exported: secrets and workspace use it
+from pit.spec.workspace import read_artifacts
 
 
 class Overlap(enum.StrEnum):
@@ -340,19 +341,6 @@ def _all_read(top: TableReader, key: str, tables: list[TableReader]) -> bool:
     """Whether every entry of the array of tables `key` was a table (or there is no `key`)."""
     written = top.raw.get(key, [])
     return isinstance(written, list) and len(written) == len(tables)
-
-
-def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
-    """`keep_artifacts`, in `[dag]` or `pit_config.toml`: any of logs, project, data."""
-    keep = r.strings("keep_artifacts")
-    for value in keep or ():
-        if value not in ARTIFACTS:
-            r.problem(
-                "keep_artifacts",
-                f"{shown(value)} is not a run artifact",
-                f"use any of {', '.join(ARTIFACTS)}",
-            )
-    return keep
 
 
 Choice = TypeVar("Choice", bound=enum.StrEnum)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from pit.errors import WorkspaceError
-from pit.spec.dag import DagSpec, read_dag
 from pit.spec.problems import Problem, did_you_mean, errors, warnings
 from pit.spec.secrets import Secrets, parse_secrets
-from pit.spec.validate import validate_dag, validate_dag_names
 from pit.spec.workspace import CONFIG_FILE, WorkspaceConfig, parse_workspace_config
+
+if TYPE_CHECKING:  # the DAG parser is imported when projects are read (not by `pit logs`)
+    from pit.spec.dag import DagSpec
 
 PROJECTS_DIR = "projects"
 DAG_FILE = "pit.toml"
@@ -82,6 +84,8 @@ def load_workspace(root: Path, *, strict: bool = False, projects: bool = True) -
             _read(config_path), CONFIG_FILE, strict=strict
         )
     loaded = [_load_project(folder) for folder in _project_folders(root)] if projects else []
+    from pit.spec.validate import validate_dag_names
+
     valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
     clashes = {problem.file: problem for problem in validate_dag_names(valid)}
     loaded = [
@@ -131,6 +135,9 @@ def _load_project(folder: Path) -> Project:
     except WorkspaceError as exc:  # one unreadable project must not hide the others' problems
         problem = Problem(file=file, message=str(exc), fix="make it readable by pit")
         return Project(folder=folder.name, path=folder, file=file, dag=None, problems=(problem,))
+    from pit.spec.dag import read_dag
+    from pit.spec.validate import validate_dag
+
     draft, problems = read_dag(data, file)
     if draft is not None:
         problems += validate_dag(draft, file, lambda script: _exists(folder, script))

@@ -21,8 +21,8 @@ from collections.abc import Iterator, Mapping
 import attrs
 
 from pit.errors import PitError
-from pit.spec.dag import parse_toml
 from pit.spec.problems import Problem
+from pit.spec.toml import parse_toml
 
 GLOBAL = "global"
 SENSITIVE = "sensitive"

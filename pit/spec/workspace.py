@@ -5,10 +5,10 @@ from __future__ import annotations
 import attrs
 
 from pit.spec import limits
-from pit.spec.dag import parse_toml, read_artifacts
 from pit.spec.defaults import ARTIFACTS, DEFAULT_STOP_GRACE
-from pit.spec.problems import Problem, Severity
+from pit.spec.problems import Problem, Severity, shown
 from pit.spec.reader import TableReader
+from pit.spec.toml import parse_toml
 
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_SHUTDOWN_GRACE = 60.0
@@ -89,3 +89,16 @@ def parse_workspace_config(
     )
     r.finish(severity=Severity.ERROR if strict else Severity.WARNING)
     return config, problems
+
+
+def read_artifacts(r: TableReader) -> tuple[str, ...] | None:
+    """`keep_artifacts`, in `[dag]` or `pit_config.toml`: any of logs, project, data."""
+    keep = r.strings("keep_artifacts")
+    for value in keep or ():
+        if value not in ARTIFACTS:
+            r.problem(
+                "keep_artifacts",
+                f"{shown(value)} is not a run artifact",
+                f"use any of {', '.join(ARTIFACTS)}",
+            )
+    return keep

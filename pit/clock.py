@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import zoneinfo
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +39,8 @@ class FixedClock:
 def local_zone() -> dt.tzinfo:
     """The machine's time zone as a DST-aware zone: `TZ`, else what /etc/localtime links to,
     else UTC."""
+    import zoneinfo  # here: reading the clock must not pay for it
+
     names = [os.environ.get("TZ", "").lstrip(":")]
     with contextlib.suppress(OSError):
         names.append(str(Path("/etc/localtime").resolve()).partition("zoneinfo/")[2])

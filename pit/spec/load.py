@@ -83,22 +83,26 @@ def load_workspace(root: Path, *, strict: bool = False, projects: bool = True) -
         config, config_problems = parse_workspace_config(
             _read(config_path), CONFIG_FILE, strict=strict
         )
-    loaded = [_load_project(folder) for folder in _project_folders(root)] if projects else []
-    from pit.spec.validate import validate_dag_names
-
-    valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
-    clashes = {problem.file: problem for problem in validate_dag_names(valid)}
-    loaded = [
-        attrs.evolve(p, problems=(*p.problems, clashes[p.file])) if p.file in clashes else p
-        for p in loaded
-    ]
     return Workspace(
         root=root,
         config=config,
         config_problems=tuple(errors(config_problems)),
         config_warnings=tuple(warnings(config_problems)),
-        projects=tuple(loaded),
+        projects=_load_projects(root) if projects else (),
         runs_dir=(root / config.runs_dir).resolve(),
+    )
+
+
+def _load_projects(root: Path) -> tuple[Project, ...]:
+    """Every project, validated, each also against the others (two DAGs of one name)."""
+    from pit.spec.validate import validate_dag_names
+
+    loaded = [_load_project(folder) for folder in _project_folders(root)]
+    valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
+    clashes = {problem.file: problem for problem in validate_dag_names(valid)}
+    return tuple(
+        attrs.evolve(p, problems=(*p.problems, clashes[p.file])) if p.file in clashes else p
+        for p in loaded
     )
 
 

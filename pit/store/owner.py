@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 
 from pit.messages.run import RunOwner
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
+def _host() -> str:
+    """This machine's name, as `socket.gethostname()` gives it (without importing socket,
+    which `pit logs` need not pay for)."""
+    return os.uname().nodename
+
+
 @functools.cache
 def this_process() -> RunOwner:
     """The owner record of this process (read once: it does not change)."""
     pid = os.getpid()
-    return RunOwner(host=socket.gethostname(), pid=pid, boot_id=_boot_id(), started=_started(pid))
+    return RunOwner(host=_host(), pid=pid, boot_id=_boot_id(), started=_started(pid))
 
 
 def owner_alive(owner: RunOwner) -> bool | None:
     """True while the owner runs; False once it is gone; None when this machine cannot tell
     (another host)."""
-    if owner.host != socket.gethostname():
+    if owner.host != _host():
         return None
     if owner.boot_id != _boot_id():
         return False

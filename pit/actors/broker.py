@@ -33,20 +33,22 @@ import tempfile
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import attrs
 import trio
 
 from pit.actors.masking import Masker
 from pit.clock import Clock
-from pit.connectors.ftp import FtpClient, FtpTarget, ftp_target
 from pit.connectors.sql import Database, data_file, parquet_path
 from pit.connectors.target import ConnectorError, Dialect, parse_target
 from pit.messages.sdk import BadRequest, RequestFrame, SdkRequest, SdkResponse, decode_request
 from pit.spec.dag import LoadMode
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.store.rundir import CRASH_LOG
+
+if TYPE_CHECKING:
+    from pit.connectors.ftp import FtpClient
 
 AUDIT_FILE = "secret_access.jsonl"
 DEFAULT_READ_TIMEOUT = 5.0
@@ -281,15 +283,18 @@ class Broker:
     # FTP: the broker logs in with the secret; the task never sees the password. Every param
     # is checked before the broker connects, so a mistake is named, not a refused connection.
 
-    def _ftp_target(self, request: SdkRequest, asker: Asker) -> FtpTarget:
+    async def _ftp(self, request: SdkRequest, asker: Asker) -> FtpClient:
+        """A client connected to the FTP server the request's secret names."""
+        from pit.connectors.ftp import FtpClient, ftp_target  # here: ftplib and ssl cost start-up
+
         name = request.param("secret", empty=False)
         value = self._need_secrets().find(self.project, name)
         self._audit(request, asker, name)
-        return ftp_target(value)
+        return await FtpClient.connect(ftp_target(value))
 
     async def _ftp_list(self, request: SdkRequest, asker: Asker) -> str:
         directory, pattern = request.param("directory"), request.param("pattern", "*")
-        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
+        async with await self._ftp(request, asker) as ftp:
             files = await ftp.list(directory, pattern)
         return json.dumps([f.name for f in files])
 
@@ -300,7 +305,7 @@ class Broker:
         elif "directory" not in request.params:
             raise BadRequest("ftp_download: give remote_path, or directory (and pattern)")
         directory, pattern = request.param("directory", ""), request.param("pattern", "*")
-        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
+        async with await self._ftp(request, asker) as ftp:
             paths = [remote] if remote else [f.path for f in await ftp.list(directory, pattern)]
             local = []
             for path in paths:
@@ -314,13 +319,13 @@ class Broker:
         remote = request.param("remote_path", empty=False)
         if not source.is_file():
             raise ConnectorError(f"ftp_upload: no file '{source.name}' in the run's data directory")
-        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
+        async with await self._ftp(request, asker) as ftp:
             await ftp.upload(source, remote)
         return ""
 
     async def _ftp_move(self, request: SdkRequest, asker: Asker) -> str:
         src, dst = request.param("src", empty=False), request.param("dst", empty=False)
-        async with await FtpClient.connect(self._ftp_target(request, asker)) as ftp:
+        async with await self._ftp(request, asker) as ftp:
             await ftp.move(src, dst)
         return ""
 

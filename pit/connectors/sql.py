@@ -8,7 +8,6 @@ the connection is closed.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,6 +167,8 @@ class _Sqlite:
     def __init__(self, target: Target) -> None:
         path = str(target.path) if target.path else ":memory:"
         # Autocommit (isolation_level=None): a script's own BEGIN/COMMIT decide transactions.
+        import sqlite3  # here: only SQLite targets need it, and it costs every start-up
+
         self.raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
     def execute_script(self, sql: str) -> int | None:

@@ -11,7 +11,6 @@ import datetime as dt
 import enum
 import functools
 import re
-import zoneinfo
 
 from pit.spec.problems import plural, shown
 
@@ -130,6 +129,8 @@ def _field_problem(text: str, field: str, low: int, high: int) -> str | None:
 
 def timezone_problem(name: str) -> str | None:
     """Why `name` is not a time zone zoneinfo can load, or None if it is."""
+    import zoneinfo  # here: it costs start-up, and most DAGs name no time zone
+
     try:
         zoneinfo.ZoneInfo(name)
     except (ValueError, OSError, LookupError, ImportError):

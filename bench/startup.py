@@ -360,22 +360,50 @@ def build_luigi(folder: Path, script: Path) -> tuple[Path, Path]:
 # --- measuring -------------------------------------------------------------------------------
 
 
+@dataclass
+class Timed:
+    """One whole process, wall clock; `after` (cleaning up, checking) runs outside the timing."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path | None = None
+    after: Callable[[], None] | None = None
+
+    def __call__(self) -> float:
+        seconds = run_timed(self.argv, env=self.env, cwd=self.cwd)
+        if self.after is not None:
+            self.after()
+        return seconds
+
+    def instructions(self) -> int:
+        """The instructions the process executes, counted by valgrind's callgrind (its child
+        processes not counted): the same figure however busy the machine is."""
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *self.argv],
+            env=dict(self.env),
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if self.after is not None:
+            self.after()
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"startup: valgrind {self.argv[0]} failed:\n{done.stderr[-2000:]}")
+        return int(found.group(1))
+
+
 def timed(
     argv: Sequence[str],
     env: Mapping[str, str],
     *,
     cwd: Path | None = None,
     after: Callable[[], None] | None = None,
-) -> Measure:
-    """One whole process, wall clock; `after` (cleaning up, checking) runs outside the timing."""
-
-    def once() -> float:
-        seconds = run_timed(argv, env=env, cwd=cwd)
-        if after is not None:
-            after()
-        return seconds
-
-    return once
+) -> Timed:
+    return Timed(argv, env, cwd, after)
 
 
 def timed_wait4(
@@ -563,6 +591,11 @@ def main() -> int:
         "compiled) instead of the README's install where pit runs",
     )
     parser.add_argument("--no-luigi", action="store_true", help="skip the Luigi comparison")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also check the start-up targets in instructions executed (valgrind's callgrind)",
+    )
     args = parser.parse_args()
     repeat = args.repeat or (3 if args.quick else 9)
     fanout = 200 if args.quick else 1000
@@ -643,11 +676,34 @@ def _run(tmp: Path, args: argparse.Namespace, repeat: int, fanout: int) -> int:
         detail=f"own VmHWM, median of {len(own_peaks)}; cross-check: wait4 ru_maxrss of the "
         f"timed runs {median(peaks_kib) / 1024:.1f} MiB",
     )
+    if args.instructions:
+        check_instructions(report, measurements)
     if args.quick:
         report.info.append(f"--quick: fan-out of {fanout} (1000 in the full run), {repeat} rounds")
     if args.explain:
         explain_all(install, ws)
     return report.finish(args.json)
+
+
+def check_instructions(report: Report, measurements: Mapping[str, Measure]) -> None:
+    """The start-up targets again, in instructions executed (callgrind): a ratio that this
+    machine's noise does not move, to tell a change of a few per cent from chance."""
+    print("startup: counting instructions (valgrind) ...", file=sys.stderr, flush=True)
+    names = [ATTRS, TRIO, HELP, LOGS, OUTPUTS_CMD, VALIDATE, RUN_1, LUIGI_1]
+    counts = {}
+    for name in names:
+        measure = measurements.get(name)
+        if isinstance(measure, Timed):
+            counts[name] = measure.instructions()
+    print("\ninstructions executed (callgrind; child processes not counted):")
+    rows = [[name, f"{count / 1e6:.0f}M"] for name, count in counts.items()]
+    print(table(["command", "instructions"], rows))
+    targets = [(RUN_1, TRIO, RUN_VS_TRIO), (RUN_1, LUIGI_1, RUN_VS_LUIGI)]
+    targets += [(name, ATTRS, READ_VS_ATTRS) for name in (HELP, LOGS, OUTPUTS_CMD)]
+    targets.append((VALIDATE, ATTRS, VALIDATE_VS_ATTRS))
+    for name, base, limit in targets:
+        if name in counts and base in counts:
+            report.check(f"{name} / {base}, instructions", counts[name] / counts[base], limit)
 
 
 def print_times(samples: Mapping[str, Sequence[float]], med: Mapping[str, float]) -> None:

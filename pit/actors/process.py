@@ -96,8 +96,9 @@ class GroupProcess:
     """A started task process, leader of its own process group."""
 
     popen: subprocess.Popen[bytes]
-    pidfd: int
-    """A pidfd of the process: readable once it has exited, so trio can wait on it."""
+    pidfd: int | None
+    """A pidfd of the process: readable once it has exited, so trio can wait on it. None where
+    the kernel has no pidfd_open (before Linux 5.3, as RHEL 8's 4.18): a thread waits then."""
     output: trio.lowlevel.FdStream | None
     """The read end of its stdout/stderr pipe, when output is piped through pit."""
 
@@ -110,14 +111,17 @@ class GroupProcess:
         return self.popen.returncode
 
     async def wait(self) -> int:
-        if self.popen.returncode is None:
-            await trio.lowlevel.wait_readable(self.pidfd)
-            self.popen.wait()  # the pidfd said it exited: this reaps without blocking
-        return self.popen.returncode
+        if self.popen.returncode is not None:
+            return self.popen.returncode
+        if self.pidfd is None:
+            return await trio.to_thread.run_sync(self.popen.wait, abandon_on_cancel=True)
+        await trio.lowlevel.wait_readable(self.pidfd)
+        return self.popen.wait()  # the pidfd said it exited: this reaps without blocking
 
     def close(self) -> None:
-        trio.lowlevel.notify_closing(self.pidfd)
-        os.close(self.pidfd)
+        if self.pidfd is not None:
+            trio.lowlevel.notify_closing(self.pidfd)
+            os.close(self.pidfd)
         forget_child(self.pid)
 
 
@@ -153,7 +157,25 @@ def spawn_group(
         with contextlib.suppress(OSError):
             fcntl.fcntl(read_end, _F_SETPIPE_SZ, _PIPE_SIZE)
         output = trio.lowlevel.FdStream(read_end)
-    return GroupProcess(popen=popen, pidfd=os.pidfd_open(popen.pid), output=output)
+    try:
+        pidfd = _pidfd(popen.pid)
+    except OSError:  # out of file descriptors: the process must not run on unwatched
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        forget_child(popen.pid)
+        if output is not None:
+            output.close()
+        raise
+    return GroupProcess(popen=popen, pidfd=pidfd, output=output)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:  # an older kernel: `GroupProcess.wait` uses a thread
+            return None
+        raise
 
 
 async def pump_output(

@@ -7,7 +7,9 @@ process of a task outlived it (and the `bench` fixture kills any that did, test 
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import signal
 import stat
 import textwrap
@@ -452,3 +454,24 @@ async def test_an_outer_cancellation_leaves_no_process_and_run_json_says_cancell
         "sleeper": (S.FAILED, "cancelled"),
         "after": (S.SKIPPED, "cancelled"),
     }
+
+
+# --- kernels without pidfd_open (before Linux 5.3: RHEL 8's 4.18, valgrind) --------------------
+
+
+async def test_tasks_run_and_time_out_where_the_kernel_has_no_pidfd_open(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pidfd_open(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd_open)
+    write_scripts(
+        bench.project, {"ok.sh": "echo fine\n", "slow.sh": 'echo $$ >> "$PIDS"\nsleep 300\n'}
+    )
+
+    record = await bench.run(dag(task("ok"), task("slow", timeout=0.3)))
+
+    found = {t.name: (t.state, t.exit_code) for t in record.tasks}
+    assert found == {"ok": (S.SUCCESS, 0), "slow": (S.FAILED, -signal.SIGTERM)}
+    assert await still_running(bench.pids()) == []

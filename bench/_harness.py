@@ -335,3 +335,24 @@ with ThreadPoolExecutor(workers) as pool:
 """A bare pool that keeps a log file per task: subprocess.run (Popen + wait) on a thread pool,
 the way `overhead.py`'s `pool.py` runs scripts, plus the log files. Write it to a file and run it
 with the interpreter under test."""
+
+
+def write_dag_of(
+    workspace: Path, dag: str, count: int, script: str, *, chain: bool, max_active_tasks: int
+) -> list[Path]:
+    """A project of `count` tasks running `script` (each its own copy), independent or each
+    depending on the one before (`chain`); returns the scripts' paths in task order."""
+    names = [f"t{i:04d}" for i in range(count)]
+    tasks = [
+        TaskDef(name, f"tasks/{name}.sh", (names[i - 1],) if chain and i > 0 else ())
+        for i, name in enumerate(names)
+    ]
+    project = write_project(
+        workspace,
+        dag,
+        dag=dag,
+        tasks=tasks,
+        scripts={task.script: script for task in tasks},
+        max_active_tasks=max_active_tasks,
+    )
+    return [project / task.script for task in tasks]

@@ -35,7 +35,6 @@ from _harness import (
     PYTHON,
     Measure,
     Report,
-    TaskDef,
     child_env,
     cleanup,
     common_args,
@@ -48,7 +47,7 @@ from _harness import (
     spread,
     table,
     validate_workspace,
-    write_project,
+    write_dag_of,
 )
 
 TARGET = 1.25
@@ -138,25 +137,11 @@ def build(workspace: Path, fanout: int, chain: int) -> dict[str, tuple[str, Path
     }
     pool_inputs = {}
     for dag, (mode, count) in shapes.items():
-        names = [f"t{i:04d}" for i in range(count)]
-        tasks = [
-            TaskDef(
-                name=name,
-                script=f"tasks/{name}.sh",
-                depends_on=(names[i - 1],) if dag == "chain" and i > 0 else (),
-            )
-            for i, name in enumerate(names)
-        ]
-        project = write_project(
-            workspace,
-            dag,
-            dag=dag,
-            tasks=tasks,
-            scripts={task.script: NOOP_SCRIPT for task in tasks},
-            max_active_tasks=MAX_ACTIVE,
+        scripts = write_dag_of(
+            workspace, dag, count, NOOP_SCRIPT, chain=dag == "chain", max_active_tasks=MAX_ACTIVE
         )
         listing = workspace / f"{dag}.list"
-        listing.write_text("\n".join(str(project / t.script) for t in tasks) + "\n")
+        listing.write_text("\n".join(map(str, scripts)) + "\n")
         pool_inputs[dag] = (mode, listing)
     (workspace / "pool.py").write_text(POOL_PROGRAM)
     (workspace / "floor.py").write_text(FLOOR_PROGRAM)

@@ -80,6 +80,7 @@ from _harness import (
     spread,
     table,
     validate_workspace,
+    write_dag_of,
     write_project,
 )
 
@@ -292,20 +293,9 @@ def install_luigi(tmp: Path, python: str, env: Mapping[str, str]) -> tuple[Path 
 
 def build_dag(workspace: Path, dag: str, count: int, *, chain: bool = False) -> list[Path]:
     """A workspace holding one DAG of `count` `true` tasks; returns their script files."""
-    names = [f"t{i:04d}" for i in range(count)]
-    tasks = [
-        TaskDef(name, f"tasks/{name}.sh", (names[i - 1],) if chain and i > 0 else ())
-        for i, name in enumerate(names)
-    ]
-    project = write_project(
-        workspace,
-        dag,
-        dag=dag,
-        tasks=tasks,
-        scripts={task.script: TRUE_SCRIPT for task in tasks},
-        max_active_tasks=MAX_ACTIVE,
+    return write_dag_of(
+        workspace, dag, count, TRUE_SCRIPT, chain=chain, max_active_tasks=MAX_ACTIVE
     )
-    return [project / task.script for task in tasks]
 
 
 def build_validate_workspace(workspace: Path, projects: int) -> None:

@@ -382,7 +382,8 @@ async def test_a_rejected_request_is_made_again_at_the_next_poll(
         assert isinstance(second.answer, RunAccepted)
         await watched.until(lambda: watched.ledger() != {})
         assert watched.ledger() == {"/incoming/sales_1.csv": ("running", "run-2")}
-        assert len(watched.staging_folders()) == 1  # the rejected request's went
+        # The rejected request's folder goes (in a worker thread, so in its own time).
+        await watched.until(lambda: len(watched.staging_folders()) == 1)
 
 
 # --- one run per file, and how it ended -------------------------------------------------------
@@ -490,7 +491,8 @@ async def test_after_a_cancelled_run_the_file_runs_again(
         await watched.until(
             lambda: watched.ledger() == {"/incoming/sales_1.csv": ("running", "run-2")}
         )
-        assert len(watched.staging_folders()) == 1  # the cancelled run's folder went
+        # The cancelled run's folder goes (removed in a worker thread, so in its own time).
+        await watched.until(lambda: len(watched.staging_folders()) == 1)
 
 
 # --- taking over from the last pit ------------------------------------------------------------

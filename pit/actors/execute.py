@@ -20,6 +20,7 @@ from pit.actors.guard import RunGuard
 from pit.actors.manifest import ManifestWriter
 from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
+from pit.actors.store import StoreWriter
 from pit.clock import Clock
 from pit.errors import RunError, leaves
 from pit.messages.run import RunEvent, RunPlan, RunRecord
@@ -62,6 +63,7 @@ async def execute_run(
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
     guard: RunGuard | None = None,
+    store: StoreWriter | None = None,
     task_status: trio.TaskStatus[StartedRun] = trio.TASK_STATUS_IGNORED,
 ) -> RunRecord:
     """Run the plan to its end and return its final record. Starts (via `task_status`) once the
@@ -71,8 +73,8 @@ async def execute_run(
     values are masked in task output. `paths` is the run's folder when the caller made it
     already (the scheduler does, to answer with the run id at once); `sockets` the folder for
     the SDK socket when the caller keeps one for all its runs; `guard` the guard told of the
-    run, which ends it if this process dies. A run that cannot start raises `RunError` (its
-    run.json says why)."""
+    run, which ends it if this process dies; `store` the run store's writer, given each record
+    written to run.json. A run that cannot start raises `RunError` (its run.json says why)."""
     started = clock.now()
     if paths is None:
         paths = await trio.to_thread.run_sync(create_run_dir, plan.runs_dir, plan.dag.name, started)
@@ -85,6 +87,7 @@ async def execute_run(
         sockets=sockets,
         observers=observers,
         output=output,
+        store=store,
     )
     if guard is not None:
         guard.opened(paths)
@@ -107,6 +110,12 @@ class _Run:
     sockets: SocketFolder | None
     observers: Sequence[trio.MemorySendChannel[RunEvent]]
     output: trio.MemorySendChannel[TaskOutput] | None
+    store: StoreWriter | None
+
+    def index(self, record: RunRecord) -> None:
+        """Give the run store a record written to run.json here, not by the manifest writer."""
+        if self.store is not None:
+            self.store.record(record)
 
     @property
     def workspace(self) -> Path:
@@ -136,6 +145,7 @@ async def _prepare_and_run(
         )
         with contextlib.suppress(OSError):  # a full disk: the error itself says what failed
             await trio.to_thread.run_sync(write_manifest, paths, failed)
+            run.index(failed)
         raise
     reserve_space(paths, len(plan.dag.tasks))  # one fallocate on a local disk: no thread hop
     crashed: list[Exception] = []
@@ -146,6 +156,7 @@ async def _prepare_and_run(
         crashed.extend(leaves(group))
     if crashed:
         record = await _record_crash(run, crashed)
+        run.index(record)
         if not handed_over:  # it never started: the caller waits on `task_status` in vain
             release_reserve(paths)
             raise RunError(record.error or "internal error")
@@ -201,7 +212,12 @@ async def _run_in_folder(run: _Run, task_status: _Handing) -> RunRecord:
         )
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(actor.run)
-            writer = ManifestWriter(paths=paths, events=writer_inbox, run_inbox=handle.inbox)
+            writer = ManifestWriter(
+                paths=paths,
+                events=writer_inbox,
+                run_inbox=handle.inbox,
+                store=run.store.inbox() if run.store else None,
+            )
             nursery.start_soon(writer.run)
             task_status.started(StartedRun(handle=handle, paths=paths))
         services.cancel_scope.cancel()  # the broker serves this run only

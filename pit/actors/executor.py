@@ -23,9 +23,10 @@ from pit.actors.guard import RunGuard
 from pit.actors.lines import OutputLines
 from pit.actors.orphans import end_escapees
 from pit.actors.run import RunHandle
+from pit.actors.store import StoreWriter
 from pit.clock import Clock
 from pit.errors import RunError
-from pit.messages.executor import CancelExecution, Execute, ExecutorSetup
+from pit.messages.executor import CancelExecution, Execute, ExecutorSetup, ToExecutor
 from pit.messages.run import CancelRun, RunEnded, RunEvent, RunRecord, RunStarted, TaskUpdated
 from pit.messages.task import TaskOutput
 from pit.spec.states import RunState, TaskState
@@ -49,6 +50,8 @@ class Executor:
     _cancels: dict[str, bool] = attrs.field(init=False, factory=dict)
     """Cancels (kill or not) for runs not started yet."""
     _services: trio.Nursery = attrs.field(init=False)
+    _store: StoreWriter | None = attrs.field(init=False, default=None)
+    """The process's one writer of the run store."""
 
     async def run(self) -> None:
         commands = FrameReader.to_executor(self.channel)
@@ -69,22 +72,39 @@ class Executor:
                 self._services = services
                 services.start_soon(self._send_reports, to_send)
                 services.start_soon(log_events, to_log)
-                async with reports, events, trio.open_nursery() as runs:
-                    while (message := await commands.receive()) is not None:
-                        match message:
-                            case Execute():
-                                runs.start_soon(
-                                    self._execute, message, sockets, reports.clone(), events.clone()
-                                )
-                            case CancelExecution(run_id=run_id, kill=kill):
-                                self._cancel(run_id, kill=kill)
-                            case ExecutorSetup():
-                                raise FrameError("an executor is set up once")
-                            case _:
-                                assert_never(message)
-                    # The supervisor is gone (or done, and then nothing is running).
-                    for run_id in list(self._runs):
-                        self._cancel(run_id, kill=True)
+                if setup.store is not None:
+                    self._store = StoreWriter(path=setup.store)
+                    services.start_soon(self._store.run)
+                try:
+                    await self._serve(commands, sockets, reports, events)
+                finally:
+                    if self._store is not None:
+                        self._store.close()  # it writes what it holds, then ends
+
+    async def _serve(
+        self,
+        commands: FrameReader[ToExecutor],
+        sockets: SocketFolder,
+        reports: trio.MemorySendChannel[RunEnded],
+        events: trio.MemorySendChannel[RunEvent],
+    ) -> None:
+        """Execute and cancel runs as told, until the supervisor's end of the socket closes."""
+        async with reports, events, trio.open_nursery() as runs:
+            while (message := await commands.receive()) is not None:
+                match message:
+                    case Execute():
+                        runs.start_soon(
+                            self._execute, message, sockets, reports.clone(), events.clone()
+                        )
+                    case CancelExecution(run_id=run_id, kill=kill):
+                        self._cancel(run_id, kill=kill)
+                    case ExecutorSetup():
+                        raise FrameError("an executor is set up once")
+                    case _:
+                        assert_never(message)
+            # The supervisor is gone (or done, and then nothing is running).
+            for run_id in list(self._runs):
+                self._cancel(run_id, kill=True)
 
     def _cancel(self, run_id: str, *, kill: bool) -> None:
         handle = self._runs.get(run_id)
@@ -143,6 +163,7 @@ class Executor:
                             observers=(events,),
                             output=output,
                             guard=self.guard,
+                            store=self._store,
                             task_status=task_status,
                         )
                     )

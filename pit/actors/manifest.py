@@ -36,6 +36,8 @@ class ManifestWriter:
     run_inbox: trio.MemorySendChannel[RunInbox] | None = None
     """Told `StopRun` when run.json cannot be written (a full disk, the run folder removed):
     a run that cannot keep its record must not go on as if it could."""
+    store: trio.MemorySendChannel[RunRecord] | None = None
+    """Told every record written (the run store's writer, `actors/store.py`); closed at the end."""
     interval: float = DEFAULT_INTERVAL
     first_write: float = FIRST_WRITE
     _stop_sent: bool = attrs.field(init=False, default=False)
@@ -45,7 +47,11 @@ class ManifestWriter:
         # Shielded: after an outer cancellation the run actor still publishes the run's end,
         # and run.json must say so. The run actor always closes the channel, which ends this.
         with trio.CancelScope(shield=True):
-            await self._write_until_closed()
+            try:
+                await self._write_until_closed()
+            finally:
+                if self.store is not None:
+                    self.store.close()
 
     async def _write_until_closed(self) -> None:
         last_write = trio.current_time() - self.interval + self.first_write
@@ -80,12 +86,14 @@ class ManifestWriter:
         gets the disk space held for it (`reserve_space`)."""
         try:
             await trio.to_thread.run_sync(write_manifest, self.paths, record)
+            self._index(record)
             return
         except OSError as exc:
             failure = exc
         if final and failure.errno == errno.ENOSPC and release_reserve(self.paths):
             try:
                 await trio.to_thread.run_sync(write_manifest, self.paths, record)
+                self._index(record)
                 return
             except OSError as exc:
                 failure = exc
@@ -96,6 +104,12 @@ class ManifestWriter:
             self._stop_sent = True
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 self.run_inbox.send_nowait(StopRun(reason=reason))  # the inbox is unbounded
+
+    def _index(self, record: RunRecord) -> None:
+        """Hand the record just written to the run store's writer (its inbox is unbounded)."""
+        if self.store is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                self.store.send_nowait(record)
 
 
 def _reason(paths: RunPaths, failure: OSError) -> str:

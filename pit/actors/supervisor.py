@@ -41,6 +41,7 @@ from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
+from pit.store.runstore import store_path
 
 log = logging.getLogger("pit.serve")
 
@@ -114,7 +115,10 @@ class Supervisor:
         self._executor = ExecutorProcess(
             command=self.executor,
             setup=ExecutorSetup(
-                env=self.env, secrets=self.secrets, stream_output=self.stream_output
+                env=self.env,
+                secrets=self.secrets,
+                stream_output=self.stream_output,
+                store=store_path(self._workspace.root, self._workspace.config.metadata_db),
             ),
             supervisor=send.clone(),
             clock=self.clock,

@@ -170,3 +170,22 @@ def serve(
             cli, port=port, host=host, verbose=verbose, secrets=secrets, keep_going=keep_going
         )
     )
+
+
+store = typer.Typer(
+    name="store",
+    help="The run store: an index of every run of the workspace (.pit/pit.db).",
+    no_args_is_help=True,
+)
+app.add_typer(store)
+
+
+@store.command("rebuild")
+def store_rebuild(ctx: typer.Context) -> None:
+    """Make the run store again from the run folders (their run.json are the record).
+
+    Run it while no pit runs: a store damaged, lost, or written by a newer pit is replaced.
+    """
+    from pit.cli.store import rebuild_command
+
+    _exit(rebuild_command(_cli(ctx)))

@@ -7,6 +7,7 @@ import gc
 import os
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import trio
 
@@ -14,6 +15,7 @@ from pit.actors.broker import SocketFolder
 from pit.actors.execute import StartedRun, execute_run
 from pit.actors.guard import RunGuard
 from pit.actors.orphans import adopt_orphans, end_escapees
+from pit.actors.store import StoreWriter
 from pit.cli.signals import forward_signals
 from pit.cli.view import View, make_view
 from pit.clock import SystemClock
@@ -27,15 +29,17 @@ _VIEW_BUFFER = 256
 
 
 def run_in_foreground(
-    request: RunPlan, secrets: Secrets | None, *, stream_output: bool
+    request: RunPlan, secrets: Secrets | None, *, stream_output: bool, store: Path
 ) -> RunRecord:
-    # The objects made so far (imported modules, typer's and pydantic's machinery) live as long
-    # as the process: keep the cyclic collector from walking them again on every collection.
+    """Run the plan to its end, its records indexed in the run store at `store`."""
+    # The objects made so far (imported modules, the specs) live as long as the process: keep
+    # the cyclic collector from walking them again on every collection.
     gc.freeze()
     adopt_orphans()  # a task's processes that leave its group are re-parented to pit
     try:
         with RunGuard.start() as guard:  # ends the run's tasks if pit is killed
-            return trio.run(_run, request, secrets, make_view(stream_output=stream_output), guard)
+            view = make_view(stream_output=stream_output)
+            return trio.run(_run, request, secrets, view, guard, StoreWriter(path=store))
     except BaseExceptionGroup as group:
         # A run that cannot start (RunError) arrives wrapped by the nurseries it crossed;
         # unwrap it so the user reads one line, not a traceback.
@@ -45,7 +49,9 @@ def run_in_foreground(
         raise error from None
 
 
-async def _run(request: RunPlan, secrets: Secrets | None, view: View, guard: RunGuard) -> RunRecord:
+async def _run(
+    request: RunPlan, secrets: Secrets | None, view: View, guard: RunGuard, store: StoreWriter
+) -> RunRecord:
     """Run with the view attached; the first SIGINT/SIGTERM stops gracefully, the second kills."""
     to_view, view_events = trio.open_memory_channel[RunEvent](_VIEW_BUFFER)
     output_send: trio.MemorySendChannel[TaskOutput] | None = None
@@ -57,29 +63,34 @@ async def _run(request: RunPlan, secrets: Secrets | None, view: View, guard: Run
         guard.holds(sockets.path)  # a kill -9 of pit must not leave it in /tmp
         async with trio.open_nursery() as nursery:
             nursery.start_soon(view.run, view_events, output_receive)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async with trio.open_nursery() as run_nursery:
+            nursery.start_soon(store.run)
+            try:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async with trio.open_nursery() as run_nursery:
 
-                    async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
-                        records.append(
-                            await execute_run(
-                                request,
-                                clock=SystemClock(),
-                                env=os.environ,
-                                secrets=secrets,
-                                sockets=sockets,
-                                observers=(to_view,),
-                                output=output_send,
-                                guard=guard,
-                                task_status=task_status,
+                        async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
+                            records.append(
+                                await execute_run(
+                                    request,
+                                    clock=SystemClock(),
+                                    env=os.environ,
+                                    secrets=secrets,
+                                    sockets=sockets,
+                                    observers=(to_view,),
+                                    output=output_send,
+                                    guard=guard,
+                                    store=store,
+                                    task_status=task_status,
+                                )
                             )
-                        )
-                        run_nursery.cancel_scope.cancel()  # the signal forwarder is done too
+                            run_nursery.cancel_scope.cancel()  # the signal forwarder is done too
 
-                    started = await run_nursery.start(run_to_end)
-                    run_nursery.start_soon(
-                        functools.partial(_forward_signals, signals, started.handle.inbox, view)
-                    )
+                        started = await run_nursery.start(run_to_end)
+                        run_nursery.start_soon(
+                            functools.partial(_forward_signals, signals, started.handle.inbox, view)
+                        )
+            finally:
+                store.close()  # it writes what it holds, then ends
     # Whatever of the run is left, even a process that cleared its environment, ends with it.
     await end_escapees(records[0].run_id, unmarked=True)
     return records[0]

@@ -13,6 +13,7 @@ from pit.spec.dag import RunnerKind
 from pit.spec.load import Workspace, load_secrets
 from pit.spec.problems import did_you_mean
 from pit.spec.states import RunState
+from pit.store.runstore import store_path
 
 EXIT_INTERRUPTED = 130
 
@@ -33,7 +34,8 @@ def run_command(cli: CliContext, *, target: str, verbose: bool, secrets: Path | 
     # Imported here: trio and the actors are start-up cost that validate, logs and outputs skip.
     from pit.cli.foreground import run_in_foreground
 
-    record = run_in_foreground(request, loaded, stream_output=verbose or cli.verbose)
+    store = store_path(workspace.root, workspace.config.metadata_db)
+    record = run_in_foreground(request, loaded, stream_output=verbose or cli.verbose, store=store)
     if record.state is RunState.CANCELLED:
         return EXIT_INTERRUPTED
     return 0 if record.state is RunState.SUCCESS else 1

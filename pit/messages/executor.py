@@ -27,6 +27,8 @@ class ExecutorSetup:
     secrets: Secrets | None
     stream_output: bool = False
     """Log every line of task output (`pit serve --verbose`)."""
+    store: Path | None = None
+    """The run store the executor keeps current (`store/runstore.py`); None: no store."""
 
 
 @attrs.frozen(kw_only=True)

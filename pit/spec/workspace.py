@@ -14,7 +14,6 @@ CONFIG_FILE = "pit_config.toml"
 DEFAULT_SHUTDOWN_GRACE = 60.0
 DEFAULT_MAX_QUEUED_RUNS = 100
 NOT_YET_USED = (
-    "metadata_db",
     "api_token",
     "age_identity",
     "secrets_recipients",

@@ -281,7 +281,11 @@ def dag_of(run_id: str) -> str:
 
 
 def read_manifest(path: Path) -> RunRecord:
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    return record_from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def record_from_json(raw: dict[str, Any]) -> RunRecord:
+    """The record `RunRecord.to_json` gave (a run.json, a row of the run store)."""
     return RunRecord(
         run_id=raw["run_id"],
         dag=raw["dag"],

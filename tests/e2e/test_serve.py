@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from pit.cli.signals import REPEAT_WINDOW
+from pit.store.runstore import RunStore
 from tests.conftest import Background, Pit, Workspace, wait_until
 from tests.pgcluster import free_port
 
@@ -352,3 +353,16 @@ def test_webhooks_without_a_secrets_file_are_warned_of_at_start(
     assert "hook" in process.stderr()
     assert answer.status_code == 503  # the token cannot be read: not "no such webhook"
     assert answer.json()["error"].startswith("webhook token not available")
+
+
+def test_the_runs_of_pit_serve_are_in_the_run_store(workspace: Workspace, pit: Pit) -> None:
+    webhook_dag(workspace, "hook", "echo done\n", 'overlap = "allow"')
+    with serve(pit, workspace) as server:
+        run_ids = [server.post("hook").json()["run_id"] for _ in range(3)]
+        wait_until(lambda: all(finished(workspace, r) for r in run_ids), what="the runs to end")
+        server.signal(signal.SIGTERM)
+        assert server.exit_code() == 0, server.output()
+
+    with RunStore.open(workspace.root / ".pit" / "pit.db") as store:
+        indexed = {r.run_id: (r.state.value, r.trigger) for r in store.runs()}
+    assert indexed == {run_id: ("success", "webhook") for run_id in run_ids}

@@ -1,0 +1,101 @@
+"""The store writer: the one writer of the run store in a process (`pit run`, pit serve's
+executor), fed the records each run's manifest writer has just written to run.json.
+
+It folds what queues while it writes (a run's latest record replaces the earlier ones) and
+writes each batch in one transaction from a worker thread, so a burst of runs costs a few
+transactions, and the event loop never waits on SQLite. The store is an index: when it cannot
+be written (a store of a newer pit, a full disk), runs go on, their run.json is whole, and the
+log says so once (`pit store rebuild` catches up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+
+import attrs
+import trio
+
+from pit.messages.run import RunRecord
+from pit.store.runstore import RunStore, StoreError
+
+log = logging.getLogger("pit.store")
+
+BATCH_WAIT = 0.05
+"""Seconds the writer gathers records before a write (records of many runs go in one)."""
+
+
+@attrs.define(kw_only=True)
+class StoreWriter:
+    path: Path
+    batch_wait: float = BATCH_WAIT
+    _send: trio.MemorySendChannel[RunRecord] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[RunRecord] = attrs.field(init=False)
+    _warned: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Unbounded: a run's manifest writer must never wait on the index; what queues is
+        # folded to one record per run at the next write.
+        self._send, self._receive = trio.open_memory_channel[RunRecord](math.inf)
+
+    def inbox(self) -> trio.MemorySendChannel[RunRecord]:
+        """A channel for one user (a run's manifest writer), to close when it is done."""
+        return self._send.clone()
+
+    def record(self, record: RunRecord) -> None:
+        """Index a record written to run.json outside a manifest writer (a run that failed
+        before it started, one a pit bug ended)."""
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            self._send.send_nowait(record)
+
+    def close(self) -> None:
+        """No more runs: the writer writes what it holds and ends once every inbox is closed."""
+        self._send.close()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        # Shielded: the last records of a run interrupted by a signal still reach the store.
+        with trio.CancelScope(shield=True):
+            store = await self._open()
+            try:
+                await self._write_until_closed(store)
+            finally:
+                if store is not None:
+                    await trio.to_thread.run_sync(store.close)
+
+    async def _open(self) -> RunStore | None:
+        try:
+            return await trio.to_thread.run_sync(RunStore.open, self.path)
+        except StoreError as exc:
+            self._warn(str(exc))
+            return None
+
+    async def _write_until_closed(self, store: RunStore | None) -> None:
+        async with self._receive:
+            async for first in self._receive:
+                batch = {first.run_id: first}
+                with trio.move_on_after(self.batch_wait):
+                    async for record in self._receive:
+                        batch[record.run_id] = record
+                while True:
+                    try:
+                        record = self._receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    batch[record.run_id] = record
+                if store is not None:
+                    await self._write(store, list(batch.values()))
+
+    async def _write(self, store: RunStore, records: list[RunRecord]) -> None:
+        try:
+            await trio.to_thread.run_sync(store.put, records)
+        except Exception as exc:  # sqlite3's errors, a full disk: the runs go on (a later
+            self._warn(f"cannot write the run store {self.path}: {exc}")  # batch may pass)
+
+    def _warn(self, why: str) -> None:
+        """Say once that the store is behind; the runs' run.json are whole."""
+        if not self._warned:
+            log.warning("%s; runs go on, recorded in their run.json (`pit store rebuild`)", why)
+        self._warned = True

@@ -1,0 +1,246 @@
+"""The run store: an SQLite index of every run of a workspace, for `pit status` and the API.
+
+Each run's `run.json` stays the record of the run and the source of truth; the store indexes
+them so that "what ran last night, what failed, what runs now" is a query, not a walk over
+folders. `rebuild` recreates it from the run folders exactly. It needs no server: one file
+(`<workspace>/.pit/pit.db`, or `metadata_db` in pit_config.toml) in WAL mode, so readers on
+their own connections never wait for the one writer of a process (`actors/store.py`).
+
+Blocking (sqlite3): the actors call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pit.errors import PitError
+from pit.messages.run import RunRecord
+from pit.spec.states import RunState
+from pit.store.rundir import list_run_folders, record_from_json
+
+STORE_FILE = ".pit/pit.db"
+"""Where the store is, under the workspace, unless `metadata_db` says otherwise."""
+
+_MIGRATIONS = (
+    # 1: runs, with their whole record as run.json has it, and their tasks.
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        dag TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        state TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX runs_of_dag ON runs (dag, run_id);
+    CREATE INDEX runs_in_state ON runs (state, run_id);
+    CREATE TABLE tasks (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        exit_code INTEGER,
+        started_at TEXT,
+        ended_at TEXT,
+        error TEXT,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class StoreError(PitError):
+    """The store cannot be used: written by a newer pit, damaged, or unreachable."""
+
+
+class RunStore:
+    """One connection to the store, used by one caller at a time (from any thread); each
+    reader opens its own."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> RunStore:
+        """Open the store at `path`, creating it or bringing its schema up to date."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Any thread may use it, one at a time: trio.to_thread picks a worker per call.
+            connection = sqlite3.connect(
+                path, isolation_level=None, timeout=10.0, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the run store {path}: {exc}") from exc
+        try:
+            _migrate(connection, path)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def put(self, records: Iterable[RunRecord]) -> None:
+        """Index these records (a run's latest replaces what was held of it), in one
+        transaction."""
+        with self._transaction():
+            for record in records:
+                self._put(record)
+
+    def _put(self, record: RunRecord) -> None:
+        run = record.to_json()
+        self._db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.run_id,
+                record.dag,
+                record.trigger,
+                record.state.value,
+                run["started_at"],
+                run["ended_at"],
+                json.dumps(run),
+            ),
+        )
+        self._db.execute("DELETE FROM tasks WHERE run_id = ?", (record.run_id,))
+        self._db.executemany(
+            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    record.run_id,
+                    task["name"],
+                    task["state"],
+                    task["attempts"],
+                    task["exit_code"],
+                    task["started_at"],
+                    task["ended_at"],
+                    task["error"],
+                )
+                for task in run["tasks"]
+            ],
+        )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord | None:
+        row = self._db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else record_from_json(json.loads(row[0]))
+
+    def runs(
+        self,
+        *,
+        dag: str | None = None,
+        state: RunState | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """The newest runs first (of `dag`, in `state`, older than the run id `before`)."""
+        where, params = [], list[object]()
+        for clause, value in (
+            ("dag = ?", dag),
+            ("state = ?", state.value if state else None),
+            ("run_id < ?", before),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = "SELECT record FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY run_id DESC LIMIT ?"
+        rows = self._db.execute(sql, [*params, limit]).fetchall()
+        return [record_from_json(json.loads(row[0])) for row in rows]
+
+    def dump(self) -> list[tuple[object, ...]]:
+        """Every row of every table, in order: two stores hold the same when their dumps are
+        equal (`pit store rebuild` against the live store)."""
+        rows: list[tuple[object, ...]] = []
+        for table in ("runs", "tasks"):
+            found = self._db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
+            rows += [(table, *row) for row in found]
+        return rows
+
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the store file, and empty it."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def store_path(workspace: Path, configured: str | None) -> Path:
+    """The store of a workspace: `metadata_db` of pit_config.toml (relative to the workspace),
+    else `.pit/pit.db`."""
+    return workspace / (configured or STORE_FILE)
+
+
+def rebuild(path: Path, runs_dir: Path) -> int:
+    """Recreate the store at `path` from the run folders (every readable run.json); returns
+    the number of runs indexed. Built beside it and moved into place, so a reader sees the old
+    store or the new one, and a store of a newer pit or a damaged one is replaced too. Meant
+    for when no pit is running: a writer still open keeps writing to the store replaced."""
+    fresh = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
+    records = [record for _, record in list_run_folders(runs_dir) if record is not None]
+    try:
+        _remove_with_log(fresh)
+        with RunStore.open(fresh) as store:
+            store.put(records)
+            store.checkpoint()
+        _remove_with_log(path, keep_main=True)
+        os.replace(fresh, path)
+    except (OSError, sqlite3.Error) as exc:
+        _remove_with_log(fresh)
+        raise StoreError(f"cannot rebuild the run store {path}: {exc}") from exc
+    return len(records)
+
+
+def _remove_with_log(path: Path, *, keep_main: bool = False) -> None:
+    """Remove an SQLite file's write-ahead log and shared memory (and the file itself)."""
+    for suffix in ("-wal", "-shm") if keep_main else ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the run store {path} was written by a newer pit (schema {version}; this pit "
+                f"knows {SCHEMA_VERSION}): use that pit, or `pit store rebuild` to index the "
+                "runs again for this one"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            connection.executescript(
+                f"BEGIN; {_MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"the run store {path} cannot be read ({exc}): `pit store rebuild` makes it again "
+            "from the run folders"
+        ) from exc

@@ -1,0 +1,138 @@
+"""The run store: an SQLite index of the runs, rebuilt exactly from their run.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pit.messages.run import RunOwner, RunRecord, TaskRecord
+from pit.spec.states import RunState, TaskState
+from pit.store.rundir import RunPaths, write_manifest
+from pit.store.runstore import SCHEMA_VERSION, RunStore, StoreError, rebuild, store_path
+
+T0 = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
+
+
+def record(run_id: str, state: RunState = RunState.SUCCESS, **fields: object) -> RunRecord:
+    dag = run_id.rsplit("_", 1)[-1]
+    defaults: dict[str, object] = {
+        "trigger": "cron",
+        "scheduled_time": T0,
+        "started_at": T0,
+        "ended_at": T0 + dt.timedelta(seconds=3),
+        "tasks": (
+            TaskRecord(name="extract", state=TaskState.SUCCESS, attempts=1, exit_code=0),
+            TaskRecord(name="load", state=TaskState.FAILED, attempts=2, exit_code=3, error="x"),
+        ),
+        "owner": RunOwner(host="h", pid=12, boot_id="b", started=34),
+    }
+    return RunRecord(run_id=run_id, dag=dag, state=state, **(defaults | fields))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    opened = RunStore.open(tmp_path / ".pit" / "pit.db")
+    yield opened
+    opened.close()
+
+
+def test_a_record_put_is_read_back_whole(store: RunStore) -> None:
+    kept = record("20261201_060000.000_etl", RunState.FAILED, error="load failed")
+
+    store.put([kept])
+
+    assert store.get(kept.run_id) == kept
+    assert store.get("20261201_060000.000_nope") is None
+
+
+def test_a_runs_latest_record_replaces_the_earlier_one_and_its_tasks(store: RunStore) -> None:
+    run_id = "20261201_060000.000_etl"
+    store.put([record(run_id, RunState.RUNNING, ended_at=None)])
+    store.put([record(run_id, RunState.SUCCESS, tasks=(TaskRecord(name="only"),))])
+
+    (found,) = store.runs()
+    assert (found.state, [t.name for t in found.tasks]) == (RunState.SUCCESS, ["only"])
+    assert [row for row in store.dump() if row[0] == "tasks"] == [
+        ("tasks", run_id, "only", "pending", 0, None, None, None, None)
+    ]
+
+
+def test_runs_are_listed_newest_first_by_dag_state_and_page(store: RunStore) -> None:
+    ids = [f"20261201_06000{i}.000_{dag}" for i, dag in enumerate(["etl", "crm", "etl", "etl"])]
+    store.put(
+        record(run_id, RunState.FAILED if i == 2 else RunState.SUCCESS)
+        for i, run_id in enumerate(ids)
+    )
+
+    assert [r.run_id for r in store.runs()] == ids[::-1]
+    assert [r.run_id for r in store.runs(dag="etl", limit=2)] == [ids[3], ids[2]]
+    assert [r.run_id for r in store.runs(dag="etl", before=ids[2])] == [ids[0]]
+    assert [r.run_id for r in store.runs(state=RunState.FAILED)] == [ids[2]]
+
+
+def test_a_store_of_a_newer_pit_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "pit.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(StoreError, match=r"newer pit \(schema 2; this pit knows 1\).*rebuild"):
+        RunStore.open(path)
+
+
+def test_a_damaged_store_says_to_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "pit.db"
+    path.write_bytes(b"this is not a database" * 100)
+
+    with pytest.raises(StoreError, match=r"cannot be read.*pit store rebuild"):
+        RunStore.open(path)
+
+
+def write_runs(runs_dir: Path, records: list[RunRecord]) -> None:
+    for kept in records:
+        paths = RunPaths(root=runs_dir / kept.run_id)
+        paths.root.mkdir(parents=True)
+        write_manifest(paths, kept)
+
+
+def test_rebuild_indexes_exactly_what_the_run_folders_hold(tmp_path: Path) -> None:
+    records = [record(f"20261201_06000{i}.000_etl") for i in range(3)]
+    records.append(record("20261201_060009.000_crm", RunState.RUNNING, ended_at=None))
+    write_runs(tmp_path / "runs", records)
+    (tmp_path / "runs" / "20261201_070000.000_etl").mkdir()  # no run.json: not a run to index
+    live = RunStore.open(tmp_path / "live.db")
+    live.put(records)
+
+    assert rebuild(tmp_path / "rebuilt.db", tmp_path / "runs") == 4
+
+    with RunStore.open(tmp_path / "rebuilt.db") as rebuilt:
+        assert rebuilt.dump() == live.dump()
+    live.close()
+
+
+@pytest.mark.parametrize("old", [b"damaged" * 1000, None])
+def test_rebuild_replaces_a_damaged_store_or_one_of_a_newer_pit(
+    tmp_path: Path, old: bytes | None
+) -> None:
+    path = tmp_path / "pit.db"
+    if old is None:
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA user_version = 99")
+    else:
+        path.write_bytes(old)
+    write_runs(tmp_path / "runs", [record("20261201_060000.000_etl")])
+
+    assert rebuild(path, tmp_path / "runs") == 1
+
+    with RunStore.open(path) as store:
+        assert [r.run_id for r in store.runs()] == ["20261201_060000.000_etl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pit.db", "runs"]
+
+
+def test_the_store_is_under_the_workspace_unless_metadata_db_says(tmp_path: Path) -> None:
+    assert store_path(tmp_path, None) == tmp_path / ".pit" / "pit.db"
+    assert store_path(tmp_path, "meta/runs.db") == tmp_path / "meta" / "runs.db"
+    assert store_path(tmp_path, "/var/lib/pit.db") == Path("/var/lib/pit.db")

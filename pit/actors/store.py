@@ -18,8 +18,8 @@ from pathlib import Path
 import attrs
 import trio
 
-from pit.messages.run import RunRecord
-from pit.store.runstore import RunStore, StoreError
+from pit.messages.run import RunRecord, TaskRecord
+from pit.store.runstore import Changes, RunStore, StoreError
 
 log = logging.getLogger("pit.store")
 
@@ -34,6 +34,9 @@ class StoreWriter:
     _send: trio.MemorySendChannel[RunRecord] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[RunRecord] = attrs.field(init=False)
     _warned: bool = attrs.field(init=False, default=False)
+    _written: dict[str, tuple[TaskRecord, ...]] = attrs.field(init=False, factory=dict)
+    """Run id -> its tasks as last written, for the runs not ended: the next write of the run
+    updates only the tasks that changed."""
 
     def __attrs_post_init__(self) -> None:
         # Unbounded: a run's manifest writer must never wait on the index; what queues is
@@ -86,13 +89,32 @@ class StoreWriter:
                         break
                     batch[record.run_id] = record
                 if store is not None:
-                    await self._write(store, list(batch.values()))
+                    await self._write(store, [self._changes(r) for r in batch.values()])
 
-    async def _write(self, store: RunStore, records: list[RunRecord]) -> None:
+    def _changes(self, record: RunRecord) -> RunRecord | Changes:
+        """What to write of `record`: the tasks changed since its last write, or all of it."""
+        before = self._written.get(record.run_id)
+        if before is None or len(before) != len(record.tasks):
+            return record
+        changed = [
+            i for i, (old, new) in enumerate(zip(before, record.tasks, strict=True)) if old != new
+        ]
+        return Changes(record, frozenset(changed))
+
+    async def _write(self, store: RunStore, items: list[RunRecord | Changes]) -> None:
+        records = [item.record if isinstance(item, Changes) else item for item in items]
         try:
-            await trio.to_thread.run_sync(store.put, records)
-        except Exception as exc:  # sqlite3's errors, a full disk: the runs go on (a later
-            self._warn(f"cannot write the run store {self.path}: {exc}")  # batch may pass)
+            await trio.to_thread.run_sync(store.put, items)
+        except Exception as exc:  # sqlite3's errors, a full disk: the runs go on
+            self._warn(f"cannot write the run store {self.path}: {exc}")
+            for record in records:  # rolled back: the next write of each run is whole
+                self._written.pop(record.run_id, None)
+            return
+        for record in records:
+            if record.state.terminal:
+                self._written.pop(record.run_id, None)
+            else:
+                self._written[record.run_id] = record.tasks
 
     def _warn(self, why: str) -> None:
         """Say once that the store is behind; the runs' run.json are whole."""

@@ -18,6 +18,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import attrs
+
 from pit.errors import PitError
 from pit.messages.run import RunRecord
 from pit.spec.states import RunState
@@ -27,21 +29,24 @@ STORE_FILE = ".pit/pit.db"
 """Where the store is, under the workspace, unless `metadata_db` says otherwise."""
 
 _MIGRATIONS = (
-    # 1: runs, with their whole record as run.json has it, and their tasks.
+    # 1: runs and their tasks, each field as run.json has it (times as ISO 8601 text).
     """
     CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
         dag TEXT NOT NULL,
         trigger TEXT NOT NULL,
+        scheduled_time TEXT,
         state TEXT NOT NULL,
         started_at TEXT,
         ended_at TEXT,
-        record TEXT NOT NULL
+        error TEXT,
+        owner TEXT
     ) WITHOUT ROWID;
     CREATE INDEX runs_of_dag ON runs (dag, run_id);
     CREATE INDEX runs_in_state ON runs (state, run_id);
     CREATE TABLE tasks (
         run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
         name TEXT NOT NULL,
         state TEXT NOT NULL,
         attempts INTEGER NOT NULL,
@@ -49,11 +54,25 @@ _MIGRATIONS = (
         started_at TEXT,
         ended_at TEXT,
         error TEXT,
-        PRIMARY KEY (run_id, name)
+        PRIMARY KEY (run_id, position)
     ) WITHOUT ROWID;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+_RUN_FIELDS = (
+    *("run_id", "dag", "trigger", "scheduled_time", "state"),
+    *("started_at", "ended_at", "error", "owner"),
+)
+_TASK_FIELDS = ("name", "state", "attempts", "exit_code", "started_at", "ended_at", "error")
+
+
+@attrs.frozen
+class Changes:
+    """A run's record of which only the tasks at `tasks` (positions) changed since the store
+    last took it: the writer of a 1,000-task run updates a handful of rows, not 1,000."""
+
+    record: RunRecord
+    tasks: frozenset[int]
 
 
 class StoreError(PitError):
@@ -97,33 +116,50 @@ class RunStore:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def put(self, records: Iterable[RunRecord]) -> None:
-        """Index these records (a run's latest replaces what was held of it), in one
-        transaction."""
+    def put(self, records: Iterable[RunRecord | Changes]) -> None:
+        """Index these records, in one transaction: a whole record replaces what was held of
+        its run; `Changes` update the run and only the tasks named."""
         with self._transaction():
-            for record in records:
-                self._put(record)
+            for item in records:
+                if isinstance(item, Changes):
+                    self._put_run(item.record)
+                    self._put_tasks(item.record, item.tasks)
+                else:
+                    self._put_run(item)
+                    self._db.execute("DELETE FROM tasks WHERE run_id = ?", (item.run_id,))
+                    self._put_tasks(item, range(len(item.tasks)))
 
-    def _put(self, record: RunRecord) -> None:
+    def _put_run(self, record: RunRecord) -> None:
         run = record.to_json()
+        owner = json.dumps(run["owner"]) if run["owner"] else None
         self._db.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            # An upsert: a REPLACE would delete the row, and its tasks with it (ON DELETE CASCADE).
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE "
+            "SET dag = excluded.dag, trigger = excluded.trigger, "
+            "scheduled_time = excluded.scheduled_time, state = excluded.state, "
+            "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+            "error = excluded.error, owner = excluded.owner",
             (
                 record.run_id,
                 record.dag,
                 record.trigger,
-                record.state.value,
+                run["scheduled_time"],
+                run["state"],
                 run["started_at"],
                 run["ended_at"],
-                json.dumps(run),
+                record.error,
+                owner,
             ),
         )
-        self._db.execute("DELETE FROM tasks WHERE run_id = ?", (record.run_id,))
-        self._db.executemany(
-            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+
+    def _put_tasks(self, record: RunRecord, positions: Iterable[int]) -> None:
+        rows = []
+        for position in positions:
+            task = record.tasks[position].to_json()
+            rows.append(
                 (
                     record.run_id,
+                    position,
                     task["name"],
                     task["state"],
                     task["attempts"],
@@ -132,8 +168,9 @@ class RunStore:
                     task["ended_at"],
                     task["error"],
                 )
-                for task in run["tasks"]
-            ],
+            )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
 
     @contextlib.contextmanager
@@ -149,8 +186,8 @@ class RunStore:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, run_id: str) -> RunRecord | None:
-        row = self._db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else record_from_json(json.loads(row[0]))
+        found = self._records("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        return found[0] if found else None
 
     def runs(
         self,
@@ -170,12 +207,32 @@ class RunStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = "SELECT record FROM runs"
+        sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY run_id DESC LIMIT ?"
-        rows = self._db.execute(sql, [*params, limit]).fetchall()
-        return [record_from_json(json.loads(row[0])) for row in rows]
+        return self._records(f"{sql} ORDER BY run_id DESC LIMIT ?", [*params, limit])
+
+    def _records(self, sql: str, params: list[object]) -> list[RunRecord]:
+        """The runs a query of `runs` finds, in its order, each with its tasks."""
+        runs = self._db.execute(sql, params).fetchall()
+        tasks: dict[str, list[dict[str, object]]] = {run[0]: [] for run in runs}
+        if runs:
+            marks = ", ".join("?" * len(runs))
+            for row in self._db.execute(
+                f"SELECT * FROM tasks WHERE run_id IN ({marks}) ORDER BY run_id, position",
+                [run[0] for run in runs],
+            ):
+                tasks[row[0]].append(dict(zip(_TASK_FIELDS, row[2:], strict=True)))
+        return [
+            record_from_json(
+                {
+                    **dict(zip(_RUN_FIELDS, run, strict=True)),
+                    "owner": json.loads(run[8]) if run[8] else None,
+                    "tasks": tasks[run[0]],
+                }
+            )
+            for run in runs
+        ]
 
     def dump(self) -> list[tuple[object, ...]]:
         """Every row of every table, in order: two stores hold the same when their dumps are

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from pit.actors.store import StoreWriter
-from pit.messages.run import RunRecord
-from pit.spec.states import RunState
-from pit.store.runstore import RunStore
+from pit.messages.run import RunRecord, TaskRecord
+from pit.spec.states import RunState, TaskState
+from pit.store.runstore import Changes, RunStore
 
 
 def run(run_id: str, state: RunState) -> RunRecord:
@@ -59,3 +60,39 @@ async def test_a_store_it_cannot_use_is_said_once_and_the_records_are_dropped(
     assert len(warnings) == 1
     assert "cannot be read" in warnings[0].getMessage()
     assert "run.json" in warnings[0].getMessage()
+
+
+async def test_a_long_runs_later_writes_touch_only_its_changed_tasks(tmp_path: Path) -> None:
+    tasks = tuple(TaskRecord(name=f"t{i}") for i in range(100))
+    started = RunRecord(
+        run_id="20261201_060000.000_etl",
+        dag="etl",
+        trigger="manual",
+        state=RunState.RUNNING,
+        tasks=tasks,
+    )
+    one_ran = attrs.evolve(
+        started, tasks=(attrs.evolve(tasks[0], state=TaskState.SUCCESS), *tasks[1:])
+    )
+    written: list[object] = []
+    real_put = RunStore.put
+
+    def put(store: RunStore, items: list[object]) -> None:
+        written.extend(items)
+        real_put(store, items)  # type: ignore[arg-type]
+
+    writer = StoreWriter(path=tmp_path / "pit.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunStore, "put", put)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.run)
+            inbox = writer.inbox()
+            inbox.send_nowait(started)
+            await trio.sleep(0.1)
+            inbox.send_nowait(one_ran)
+            inbox.close()
+            writer.close()
+
+    assert written == [started, Changes(one_ran, frozenset({0}))]
+    with RunStore.open(tmp_path / "pit.db") as store:
+        assert store.get(started.run_id) == one_ran

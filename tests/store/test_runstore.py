@@ -7,12 +7,20 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from pit.messages.run import RunOwner, RunRecord, TaskRecord
 from pit.spec.states import RunState, TaskState
 from pit.store.rundir import RunPaths, write_manifest
-from pit.store.runstore import SCHEMA_VERSION, RunStore, StoreError, rebuild, store_path
+from pit.store.runstore import (
+    SCHEMA_VERSION,
+    Changes,
+    RunStore,
+    StoreError,
+    rebuild,
+    store_path,
+)
 
 T0 = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
 
@@ -57,8 +65,26 @@ def test_a_runs_latest_record_replaces_the_earlier_one_and_its_tasks(store: RunS
     (found,) = store.runs()
     assert (found.state, [t.name for t in found.tasks]) == (RunState.SUCCESS, ["only"])
     assert [row for row in store.dump() if row[0] == "tasks"] == [
-        ("tasks", run_id, "only", "pending", 0, None, None, None, None)
+        ("tasks", run_id, 0, "only", "pending", 0, None, None, None, None)
     ]
+
+
+def test_changes_update_the_run_and_only_the_tasks_named(store: RunStore) -> None:
+    first = record("20261201_060000.000_etl", RunState.RUNNING, ended_at=None)
+    store.put([first])
+    extract, load = first.tasks
+    later = attrs.evolve(
+        first,
+        state=RunState.FAILED,
+        tasks=(attrs.evolve(extract, attempts=5), attrs.evolve(load, error="changed")),
+    )
+
+    store.put([Changes(later, frozenset({1}))])
+
+    found = store.get(first.run_id)
+    assert found is not None
+    assert found.state is RunState.FAILED
+    assert found.tasks == (extract, later.tasks[1])  # task 0 was not named: as it was
 
 
 def test_runs_are_listed_newest_first_by_dag_state_and_page(store: RunStore) -> None:

@@ -57,7 +57,8 @@ from pit.store.runstore import store_path
 async def main(root, dag, with_store):
     workspace = load_workspace(Path(root))
     plan = plan_run(workspace.find(dag), workspace)
-    writer = StoreWriter(path=store_path(workspace.root, None)) if with_store else None
+    path = store_path(workspace.root, None)
+    writer = StoreWriter(path=path, runs_dir=workspace.runs_dir) if with_store else None
     async with trio.open_nursery() as nursery:
         if writer is not None:
             nursery.start_soon(writer.run)

@@ -72,8 +72,8 @@ class Executor:
                 self._services = services
                 services.start_soon(self._send_reports, to_send)
                 services.start_soon(log_events, to_log)
-                if setup.store is not None:
-                    self._store = StoreWriter(path=setup.store)
+                if setup.store is not None and setup.runs_dir is not None:
+                    self._store = StoreWriter(path=setup.store, runs_dir=setup.runs_dir)
                     services.start_soon(self._store.run)
                 try:
                     await self._serve(commands, sockets, reports, events)

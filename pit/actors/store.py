@@ -30,6 +30,8 @@ BATCH_WAIT = 0.05
 @attrs.define(kw_only=True)
 class StoreWriter:
     path: Path
+    runs_dir: Path
+    """The runs the store indexes (their run.json are read to catch up, `RunStore.catch_up`)."""
     batch_wait: float = BATCH_WAIT
     _send: trio.MemorySendChannel[RunRecord] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[RunRecord] = attrs.field(init=False)
@@ -70,10 +72,15 @@ class StoreWriter:
 
     async def _open(self) -> RunStore | None:
         try:
-            return await trio.to_thread.run_sync(RunStore.open, self.path)
+            store = await trio.to_thread.run_sync(RunStore.open, self.path)
         except StoreError as exc:
             self._warn(str(exc))
             return None
+        try:
+            await trio.to_thread.run_sync(store.catch_up, self.runs_dir)
+        except Exception as exc:  # sqlite3's errors, a full disk: the store stays behind
+            self._warn(f"cannot bring the run store {self.path} up to date: {exc}")
+        return store
 
     async def _write_until_closed(self, store: RunStore | None) -> None:
         async with self._receive:

@@ -119,6 +119,7 @@ class Supervisor:
                 secrets=self.secrets,
                 stream_output=self.stream_output,
                 store=store_path(self._workspace.root, self._workspace.config.metadata_db),
+                runs_dir=self._workspace.runs_dir,
             ),
             supervisor=send.clone(),
             clock=self.clock,

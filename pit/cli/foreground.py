@@ -39,7 +39,8 @@ def run_in_foreground(
     try:
         with RunGuard.start() as guard:  # ends the run's tasks if pit is killed
             view = make_view(stream_output=stream_output)
-            return trio.run(_run, request, secrets, view, guard, StoreWriter(path=store))
+            writer = StoreWriter(path=store, runs_dir=request.runs_dir)
+            return trio.run(_run, request, secrets, view, guard, writer)
     except BaseExceptionGroup as group:
         # A run that cannot start (RunError) arrives wrapped by the nurseries it crossed;
         # unwrap it so the user reads one line, not a traceback.

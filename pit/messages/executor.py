@@ -29,6 +29,8 @@ class ExecutorSetup:
     """Log every line of task output (`pit serve --verbose`)."""
     store: Path | None = None
     """The run store the executor keeps current (`store/runstore.py`); None: no store."""
+    runs_dir: Path | None = None
+    """The runs the store indexes."""
 
 
 @attrs.frozen(kw_only=True)

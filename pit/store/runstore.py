@@ -23,7 +23,7 @@ import attrs
 from pit.errors import PitError
 from pit.messages.run import RunRecord
 from pit.spec.states import RunState
-from pit.store.rundir import list_run_folders, record_from_json
+from pit.store.rundir import list_run_folders, read_manifest, record_from_json
 
 STORE_FILE = ".pit/pit.db"
 """Where the store is, under the workspace, unless `metadata_db` says otherwise."""
@@ -233,6 +233,36 @@ class RunStore:
             )
             for run in runs
         ]
+
+    def catch_up(self, runs_dir: Path) -> int:
+        """Take again the runs held as not ended whose run.json was written since by another
+        way (settled after its pit died, a run that never started, an executor lost): their
+        run.json is the record; one whose folder is gone is dropped. Returns how many changed.
+        Called when a writer opens the store, so the next pit to start corrects what the last
+        could not."""
+        ended = tuple(state.value for state in RunState if state.terminal)
+        marks = ", ".join("?" * len(ended))
+        open_runs = self._db.execute(
+            f"SELECT run_id FROM runs WHERE state NOT IN ({marks})", ended
+        ).fetchall()
+        changed: list[RunRecord] = []
+        gone: list[str] = []
+        for (run_id,) in open_runs:
+            manifest = runs_dir / run_id / "run.json"
+            try:
+                on_disk = read_manifest(manifest)
+            except FileNotFoundError:
+                if not manifest.parent.exists():
+                    gone.append(run_id)
+                continue
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # unreadable now: left as it is for `pit store rebuild`
+            if on_disk != self.get(run_id):
+                changed.append(on_disk)
+        with self._transaction():
+            self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in gone])
+        self.put(changed)
+        return len(changed) + len(gone)
 
     def dump(self) -> list[tuple[object, ...]]:
         """Every row of every table, in order: two stores hold the same when their dumps are

@@ -22,7 +22,7 @@ def run(run_id: str, state: RunState) -> RunRecord:
 async def test_each_runs_latest_record_reaches_the_store_before_the_writer_ends(
     tmp_path: Path,
 ) -> None:
-    writer = StoreWriter(path=tmp_path / "pit.db")
+    writer = StoreWriter(path=tmp_path / "pit.db", runs_dir=tmp_path / "runs")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run)
         first, second = writer.inbox(), writer.inbox()
@@ -46,7 +46,7 @@ async def test_a_store_it_cannot_use_is_said_once_and_the_records_are_dropped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "pit.db").write_bytes(b"not sqlite" * 500)
-    writer = StoreWriter(path=tmp_path / "pit.db")
+    writer = StoreWriter(path=tmp_path / "pit.db", runs_dir=tmp_path / "runs")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run)
         inbox = writer.inbox()
@@ -81,7 +81,7 @@ async def test_a_long_runs_later_writes_touch_only_its_changed_tasks(tmp_path: P
         written.extend(items)
         real_put(store, items)  # type: ignore[arg-type]
 
-    writer = StoreWriter(path=tmp_path / "pit.db")
+    writer = StoreWriter(path=tmp_path / "pit.db", runs_dir=tmp_path / "runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RunStore, "put", put)
         async with trio.open_nursery() as nursery:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import attrs
 import pytest
 
 from pit.spec.states import RunState
@@ -57,3 +58,19 @@ def test_a_store_pit_cannot_write_does_not_fail_the_run(workspace: Workspace, pi
     with RunStore.open(workspace.root / ".pit" / "pit.db") as store:
         assert len(store.runs()) == 1
     assert os.listdir(workspace.root / ".pit") == ["pit.db"]
+
+
+def test_the_next_run_corrects_a_run_settled_after_its_pit_died(
+    workspace: Workspace, pit: Pit
+) -> None:
+    workspace.shell_project("etl", {"extract": "echo one\n"})
+    assert pit("run", "etl").returncode == 0
+    (first,) = workspace.run_dirs("etl")
+    on_disk = read_manifest(first / "run.json")
+    with RunStore.open(workspace.root / ".pit" / "pit.db") as store:  # as if its pit died
+        store.put([attrs.evolve(on_disk, state=RunState.RUNNING, ended_at=None)])
+
+    assert pit("run", "etl").returncode == 0
+
+    with RunStore.open(workspace.root / ".pit" / "pit.db") as store:
+        assert store.get(on_disk.run_id) == on_disk

@@ -162,3 +162,30 @@ def test_the_store_is_under_the_workspace_unless_metadata_db_says(tmp_path: Path
     assert store_path(tmp_path, None) == tmp_path / ".pit" / "pit.db"
     assert store_path(tmp_path, "meta/runs.db") == tmp_path / "meta" / "runs.db"
     assert store_path(tmp_path, "/var/lib/pit.db") == Path("/var/lib/pit.db")
+
+
+def test_catch_up_takes_the_run_json_of_runs_held_as_not_ended(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    settled = record("20261201_060000.000_etl", RunState.FAILED, error="its pit died")
+    still = record("20261201_060001.000_etl", RunState.RUNNING, ended_at=None)
+    ended = record("20261201_060002.000_etl", RunState.SUCCESS)
+    write_runs(runs, [settled, still, ended])
+    with RunStore.open(tmp_path / "pit.db") as store:
+        store.put(
+            [
+                attrs.evolve(
+                    settled, state=RunState.RUNNING, error=None
+                ),  # as its pit last wrote it
+                still,
+                attrs.evolve(ended, error="the store's copy of an ended run is left alone"),
+                record("20261201_060003.000_etl", RunState.RUNNING),  # its folder removed since
+            ]
+        )
+
+        assert store.catch_up(runs) == 2
+
+        assert [(r.run_id, r.state, r.error) for r in store.runs()] == [
+            (ended.run_id, RunState.SUCCESS, "the store's copy of an ended run is left alone"),
+            (still.run_id, RunState.RUNNING, None),
+            (settled.run_id, RunState.FAILED, "its pit died"),
+        ]

@@ -138,6 +138,23 @@ def rounds(
     return samples
 
 
+def warmed_rounds(
+    measurements: Mapping[str, Measure], repeat: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """One untimed warm-up of each (the byte-code and page caches), then `rounds`: the samples
+    and their medians."""
+    for once in measurements.values():
+        once()
+    samples = rounds(measurements, repeat)
+    return samples, {name: median(values) for name, values in samples.items()}
+
+
+def medians_table(title: str, samples: Mapping[str, Sequence[float]]) -> str:
+    """Each measurement's median and spread, under `title`."""
+    rows = [[name, fmt_seconds(median(values)), spread(values)] for name, values in samples.items()]
+    return table([title, "median", "min..max"], rows)
+
+
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 

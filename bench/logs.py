@@ -49,12 +49,12 @@ from _harness import (
     fmt_seconds,
     make_tmp,
     median,
+    medians_table,
     pit_argv,
-    rounds,
     run_timed,
-    spread,
     table,
     validate_workspace,
+    warmed_rounds,
     write_project,
 )
 
@@ -129,18 +129,10 @@ def _run(tmp: Path, args: argparse.Namespace, size: int, repeat: int) -> int:
         "pit --verbose task": pit("spew", "--verbose", expect=size),
     }
     print(f"logs: {size / 1e6:.0f} MB of output, {repeat} rounds", file=sys.stderr)
-    for once in measurements.values():  # warm-up: byte-code cache, page cache
-        once()
-    samples = rounds(measurements, repeat)
-    med = {name: median(values) for name, values in samples.items()}
+    samples, med = warmed_rounds(measurements, repeat)
 
     print()
-    print(
-        table(
-            ["measurement", "median", "min..max"],
-            [[name, fmt_seconds(med[name]), spread(samples[name])] for name in measurements],
-        )
-    )
+    print(medians_table("measurement", samples))
     bash_task, bash_net = med["bash task"], med["bash task"] - med["bash noop"]
     print(f"bash: {size / 1e6 / bash_net:.0f} MB/s for the output alone")
     report = Report("logs", quick=args.quick)

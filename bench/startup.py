@@ -75,11 +75,11 @@ from _harness import (
     make_tmp,
     median,
     pit_argv,
-    rounds,
     run_timed,
     spread,
     table,
     validate_workspace,
+    warmed_rounds,
     write_dag_of,
     write_project,
 )
@@ -622,10 +622,7 @@ def _run(tmp: Path, args: argparse.Namespace, repeat: int, fanout: int) -> int:
         file=sys.stderr,
         flush=True,
     )
-    for once in measurements.values():  # warm-up: page cache (and the pyc cache, --this-venv)
-        once()
-    samples = rounds(measurements, repeat)
-    med = {name: median(values) for name, values in samples.items()}
+    samples, med = warmed_rounds(measurements, repeat)
 
     print("startup: peak RSS ...", file=sys.stderr, flush=True)
     big = f"fanout{fanout}"

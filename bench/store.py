@@ -25,10 +25,9 @@ from _harness import (
     fmt_seconds,
     make_tmp,
     median,
-    rounds,
+    medians_table,
     run_timed,
-    spread,
-    table,
+    warmed_rounds,
     write_dag_of,
 )
 
@@ -107,17 +106,9 @@ def _run(
         return seconds
 
     sides = {"with the store": lambda: measure("store"), "without": lambda: measure("none")}
-    for once in sides.values():  # warm-up: the byte-code cache, the page cache
-        once()
-    samples = rounds(sides, repeat)
-    med = {name: median(values) for name, values in samples.items()}
+    samples, med = warmed_rounds(sides, repeat)
     print()
-    print(
-        table(
-            ["run of a fan-out", "median", "min..max"],
-            [[name, fmt_seconds(med[name]), spread(samples[name])] for name in sides],
-        )
-    )
+    print(medians_table("run of a fan-out", samples))
     used = {side: median(map(float, path.read_text().split())) for side, path in cpu.items()}
     report = Report("store", quick=quick)
     report.check(

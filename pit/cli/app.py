@@ -125,6 +125,18 @@ def outputs(
     _exit(outputs_command(cli, project=project, type_=type_, location=location, as_json=as_json))
 
 
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Every DAG: its schedule and next run, its triggers, its last run, its success rate over
+    its last 20 runs and its runs active now (from the run store)."""
+    from pit.cli.status import status_command
+
+    _exit(status_command(_cli(ctx), as_json=as_json))
+
+
 @app.command("init")
 def init(
     ctx: typer.Context,

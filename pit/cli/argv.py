@@ -3,8 +3,8 @@
 typer declares pit's command line (`cli/app.py`), and it costs start-up: ~50 ms to import and
 ~80 ms more to coerce the parameters through pydantic, on every call, while a cron job or a CI
 step may call `pit run` hundreds of times a day. So `cli/main.py` first asks `parse`: for
-`run`, `validate`, `logs` and `outputs` written in the plain forms below it returns the call
-to make; for anything else (`--help`, shell completion, an unknown or malformed option, a
+`run`, `validate`, `logs`, `outputs` and `status` written in the plain forms below it returns
+the call to make; for anything else (`--help`, shell completion, an unknown or malformed option, a
 missing or extra argument, the other commands) it returns None and typer takes over, with its
 help and its error messages. `tests/cli/test_argv.py` holds the table below to typer's
 declarations, and checks on generated command lines that both read them the same.
@@ -76,6 +76,12 @@ def _outputs(cli: CliContext, values: dict[str, Any]) -> int:
     return outputs_command(cli, **values)
 
 
+def _status(cli: CliContext, values: dict[str, Any]) -> int:
+    from pit.cli.status import status_command
+
+    return status_command(cli, **values)
+
+
 GLOBAL_OPTIONS = {
     "--project-dir": Option("project_dir", Path),
     "-C": Option("project_dir", Path),
@@ -106,6 +112,7 @@ COMMANDS = {
         },
         call=_logs,
     ),
+    "status": Command(arguments=(), options={"--json": Option("as_json")}, call=_status),
     "outputs": Command(
         arguments=(),
         options={

@@ -158,3 +158,65 @@ def _second_occurrence(at: dt.datetime, tz: dt.tzinfo) -> bool:
     first = wall.replace(fold=0, tzinfo=tz).utcoffset()
     second = wall.replace(fold=1, tzinfo=tz).utcoffset()
     return first != second and at.utcoffset() == second and at.utcoffset() != first
+
+
+_WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_MONTHS = (
+    *("January", "February", "March", "April", "May", "June", "July"),
+    *("August", "September", "October", "November", "December"),
+)
+
+
+def describe(expr: str) -> str:
+    """A schedule in words (`at 06:00 every day`, `every 15 minutes from 09:00 to 17:59,
+    Monday to Friday`); an expression beyond the plain grammar, or a time of day too intricate
+    for a phrase, is shown as it is (`cron 0 0 L * *`)."""
+    fields = expr.split()
+    if cron_problem(expr) is not None or plain_verdict(fields) is None:
+        return f"cron {expr}"
+    minute, hour, day, month, weekday = fields
+    when = _time_of_day(minute, hour)
+    if when is None:
+        return f"cron {expr}"
+    days = []
+    if day not in ("*", "?"):
+        numbers = sorted(_plain_values(day, 1, 31) or ())
+        shown_days = _listed([str(n) for n in numbers])
+        days.append(f"on day{'s' if len(numbers) > 1 else ''} {shown_days} of the month")
+    weekdays = sorted({d % 7 for d in _plain_values(weekday, 0, 7) or ()})
+    if weekday not in ("*", "?") and len(weekdays) < 7:
+        days.append(f"on {_names(weekdays, _WEEKDAYS)}")
+    if days:
+        phrase = f"{when} {' or '.join(days)}"
+    else:  # "every 5 minutes" needs no "every day"
+        phrase = when if "every" in when else f"{when} every day"
+    if month != "*":
+        phrase += f", in {_names(sorted(_plain_values(month, 1, 12) or ()), _MONTHS, first=1)}"
+    return phrase
+
+
+def _time_of_day(minute: str, hour: str) -> str | None:
+    minutes = sorted(_plain_values(minute, 0, 59) or ())
+    hours = sorted(_plain_values(hour, 0, 23) or ())
+    span = "" if hour == "*" else f" from {hours[0]:02d}:00 to {hours[-1]:02d}:59"
+    contiguous = hours == list(range(hours[0], hours[-1] + 1))
+    if minute == "*" and contiguous:
+        return f"every minute{span}"
+    if minute.startswith("*/") and contiguous:
+        return f"every {minute[2:]} minutes{span}"
+    if len(minutes) == 1 and hour == "*":
+        return "every hour" if minutes[0] == 0 else f"at minute {minutes[0]} of every hour"
+    if len(minutes) * len(hours) <= 4:
+        return "at " + _listed([f"{h:02d}:{m:02d}" for h in hours for m in minutes])
+    return None
+
+
+def _names(values: list[int], names: tuple[str, ...], *, first: int = 0) -> str:
+    """`Monday to Friday` for a run of 3 or more, else a list."""
+    if len(values) >= 3 and values == list(range(values[0], values[-1] + 1)):
+        return f"{names[values[0] - first]} to {names[values[-1] - first]}"
+    return _listed([names[v - first] for v in values])
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

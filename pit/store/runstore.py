@@ -12,6 +12,7 @@ Blocking (sqlite3): the actors call it from a worker thread.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -59,11 +60,24 @@ _MIGRATIONS = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+_OPEN = tuple(state.value for state in RunState if not state.terminal)
+"""The states of a run not ended, as stored."""
+_OPEN_MARKS = ", ".join("?" * len(_OPEN))
 _RUN_FIELDS = (
     *("run_id", "dag", "trigger", "scheduled_time", "state"),
     *("started_at", "ended_at", "error", "owner"),
 )
 _TASK_FIELDS = ("name", "state", "attempts", "exit_code", "started_at", "ended_at", "error")
+
+
+@attrs.frozen(kw_only=True)
+class RunRow:
+    """A run as a listing shows it: no tasks."""
+
+    run_id: str
+    state: RunState
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
 
 
 @attrs.frozen
@@ -234,20 +248,44 @@ class RunStore:
             for run in runs
         ]
 
+    def recent(self, dag: str, limit: int) -> list[RunRow]:
+        """The DAG's last `limit` runs, newest first, without their tasks (one indexed read)."""
+        rows = self._db.execute(
+            "SELECT run_id, state, started_at, ended_at FROM runs WHERE dag = ? "
+            "ORDER BY run_id DESC LIMIT ?",
+            (dag, limit),
+        )
+        return [
+            RunRow(
+                run_id=run_id,
+                state=RunState(state),
+                started_at=dt.datetime.fromisoformat(started) if started else None,
+                ended_at=dt.datetime.fromisoformat(ended) if ended else None,
+            )
+            for run_id, state, started, ended in rows
+        ]
+
+    def active(self) -> dict[str, int]:
+        """DAG -> how many of its runs are not ended."""
+        rows = self._db.execute(
+            f"SELECT dag, count(*) FROM runs WHERE state IN ({_OPEN_MARKS}) GROUP BY dag", _OPEN
+        )
+        return dict(rows.fetchall())
+
+    def open_runs(self) -> list[str]:
+        """The ids of the runs not ended (by the state index: a handful among many)."""
+        rows = self._db.execute(f"SELECT run_id FROM runs WHERE state IN ({_OPEN_MARKS})", _OPEN)
+        return [run_id for (run_id,) in rows]
+
     def catch_up(self, runs_dir: Path) -> int:
         """Take again the runs held as not ended whose run.json was written since by another
         way (settled after its pit died, a run that never started, an executor lost): their
         run.json is the record; one whose folder is gone is dropped. Returns how many changed.
         Called when a writer opens the store, so the next pit to start corrects what the last
         could not."""
-        ended = tuple(state.value for state in RunState if state.terminal)
-        marks = ", ".join("?" * len(ended))
-        open_runs = self._db.execute(
-            f"SELECT run_id FROM runs WHERE state NOT IN ({marks})", ended
-        ).fetchall()
         changed: list[RunRecord] = []
         gone: list[str] = []
-        for (run_id,) in open_runs:
+        for run_id in self.open_runs():
             manifest = runs_dir / run_id / "run.json"
             try:
                 on_disk = read_manifest(manifest)

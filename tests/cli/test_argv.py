@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import pit.cli.logs
 import pit.cli.outputs
 import pit.cli.run
+import pit.cli.status
 import pit.cli.validate
 from pit.cli.app import app
 from pit.cli.argv import COMMANDS, GLOBAL_OPTIONS, PROJECT_DIR_VARIABLE, Option, parse
@@ -32,6 +33,7 @@ IMPLEMENTATIONS = {
     "validate": (pit.cli.validate, "validate_command"),
     "logs": (pit.cli.logs, "logs_command"),
     "outputs": (pit.cli.outputs, "outputs_command"),
+    "status": (pit.cli.status, "status_command"),
 }
 
 GROUP = typer.main.get_command(app)

@@ -59,9 +59,10 @@ def test_validate_imports_no_trio_typer_pydantic_or_pyarrow(ran: Workspace) -> N
     assert heavy_imports("-C", ran.root, "validate") == set()
 
 
-def test_logs_and_outputs_import_nothing_heavy(ran: Workspace) -> None:
+def test_logs_outputs_and_status_import_nothing_heavy(ran: Workspace) -> None:
     assert heavy_imports("-C", ran.root, "logs", "etl", "--list") == set()
     assert heavy_imports("-C", ran.root, "outputs", "--json") == set()
+    assert heavy_imports("-C", ran.root, "status") == set()  # croniter: for a schedule only
 
 
 def test_run_imports_trio_and_nothing_else_heavy(ran: Workspace) -> None:

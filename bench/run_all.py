@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCHMARKS = ("overhead", "startup", "logs", "rss", "store", "broker", "load", "serve")
+BENCHMARKS = ("overhead", "startup", "logs", "rss", "store", "status", "broker", "load", "serve")
 HERE = Path(__file__).resolve().parent
 
 

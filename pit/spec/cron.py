@@ -65,6 +65,8 @@ def plain_verdict(fields: list[str]) -> Verdict | None:
     for index, (text, (_, low, high)) in enumerate(zip(fields, _FIELDS, strict=True)):
         if text == "?" and index in (2, 4):  # croniter reads `?` as `*`, for days only
             text = "*"
+        if index in (2, 4) and text != "*" and "*" in text:
+            return None  # `*/2` of days: croniter has its own reading of "either day field"
         found = _plain_values(text, low, high)
         if found is None:
             return None
@@ -79,7 +81,10 @@ def plain_verdict(fields: list[str]) -> Verdict | None:
 
 def _plain_values(text: str, low: int, high: int) -> set[int] | None:
     found: set[int] = set()
-    for item in text.split(","):
+    items = text.split(",")
+    if len(items) > 1 and "*" in items:  # croniter reads `*,*` as `*`, but `1-31` as days
+        return None
+    for item in items:
         match = _PLAIN_ITEM.fullmatch(item)
         if match is None:
             return None
@@ -104,7 +109,7 @@ def croniter_verdict(expr: str) -> Verdict:
     if not valid:
         return Verdict.INVALID
     try:
-        next_fire(expr, _SOME_TIME, dt.UTC)
+        croniter_next_fire(expr, _SOME_TIME, dt.UTC)
     except Exception:  # croniter gives up on a date that never comes
         return Verdict.NEVER
     return Verdict.FIRES
@@ -142,8 +147,13 @@ def timezone_problem(name: str) -> str | None:
 
 def next_fire(expr: str, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     """The first time strictly after the aware datetime `after` at which `expr` fires, read on
-    the wall clock of `tz`."""
-    from croniter import croniter
+    the wall clock of `tz`. Plain expressions are worked out here (`plain_next_fire`), the rest
+    by croniter (`tests/spec/test_cron_plain.py` holds both to the same times)."""
+    return plain_next_fire(expr, after, tz) or croniter_next_fire(expr, after, tz)
+
+
+def croniter_next_fire(expr: str, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    from croniter import croniter  # lazy: croniter pulls in dateutil (~30 ms of start-up)
 
     schedule = croniter(expr, after.astimezone(tz))
     while True:
@@ -220,3 +230,48 @@ def _names(values: list[int], names: tuple[str, ...], *, first: int = 0) -> str:
 
 def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def plain_next_fire(expr: str, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
+    """`next_fire` for an expression in the plain grammar, without croniter; None for any
+    other. Same rules: a wall-clock minute that occurs twice fires at its first occurrence, one
+    that does not occur at the end of the gap."""
+    fields = expr.split()
+    if cron_problem(expr) is not None or plain_verdict(fields) is not Verdict.FIRES:
+        return None
+    sets = [
+        _plain_values(text.replace("?", "*"), low, high) or set()
+        for text, (_, low, high) in zip(fields, _FIELDS, strict=True)
+    ]
+    minutes, hours = sorted(sets[0]), sorted(sets[1])
+    days, months, weekdays = sets[2], sets[3], {d % 7 for d in sets[4]}
+    any_day, any_weekday = fields[2] in ("*", "?"), fields[4] in ("*", "?")
+
+    def fires_on(day: dt.date) -> bool:
+        if day.month not in months:
+            return False
+        by_day, by_weekday = day.day in days, day.isoweekday() % 7 in weekdays
+        if any_day or any_weekday:
+            return (any_day or by_day) and (any_weekday or by_weekday)
+        return by_day or by_weekday  # both restricted: either (croniter's day_or)
+
+    day = after.astimezone(tz).date() - dt.timedelta(days=1)  # a gap may reach back a day
+    for _ in range(4 * 366 + 2):
+        if fires_on(day):
+            for hour in hours:
+                for minute in minutes:
+                    at = _on_the_clock(dt.datetime.combine(day, dt.time(hour, minute)), tz)
+                    if at > after:
+                        return at
+        day += dt.timedelta(days=1)
+    return None  # unreachable for an expression that fires
+
+
+def _on_the_clock(wall: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    """The instant a wall-clock time names in `tz`: its first occurrence when it occurs twice,
+    the end of the gap when it does not occur."""
+    at = wall.replace(tzinfo=tz, fold=0)
+    while at.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) != wall:  # in a gap
+        wall += dt.timedelta(minutes=1)
+        at = wall.replace(tzinfo=tz, fold=0)
+    return at

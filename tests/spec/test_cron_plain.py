@@ -3,6 +3,9 @@ croniter on every expression it judges."""
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -12,7 +15,9 @@ from pit.spec.cron import (
     Verdict,
     _field_problem,
     cron_problem,
+    croniter_next_fire,
     croniter_verdict,
+    plain_next_fire,
     plain_verdict,
 )
 
@@ -78,3 +83,42 @@ def test_the_rest_is_left_to_croniter(expr: str) -> None:
 
 def test_a_date_that_never_comes_is_named() -> None:
     assert cron_problem("0 0 30 2 *") == "'0 0 30 2 *' never fires (no such date)"
+
+
+# --- fire times: pit's own against croniter's, across daylight saving changes -------------------
+
+ZONES = ["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]  # the last: 30 min
+DST_EDGES = [
+    dt.datetime(2026, 3, 8, 6, tzinfo=dt.UTC),  # New York springs forward
+    dt.datetime(2026, 3, 29, 0, tzinfo=dt.UTC),  # Paris springs forward
+    dt.datetime(2026, 10, 25, 0, tzinfo=dt.UTC),  # Paris falls back
+    dt.datetime(2026, 11, 1, 5, tzinfo=dt.UTC),  # New York falls back
+    dt.datetime(2026, 4, 4, 14, tzinfo=dt.UTC),  # Lord Howe falls back half an hour
+    dt.datetime(2026, 10, 3, 15, tzinfo=dt.UTC),  # and springs forward
+]
+INSTANTS = st.one_of(
+    st.tuples(st.sampled_from(DST_EDGES), st.integers(-180, 180)).map(
+        lambda edge: edge[0] + dt.timedelta(minutes=edge[1])
+    ),
+    st.integers(0, 3 * 525_600).map(
+        lambda minutes: dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=minutes)
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(expr=EXPRESSIONS, after=INSTANTS, zone=st.sampled_from(ZONES))
+@example(expr="30 2 * * *", after=dt.datetime(2026, 3, 29, 0, tzinfo=dt.UTC), zone="Europe/Paris")
+@example(
+    expr="30 2 * * *", after=dt.datetime(2026, 10, 25, 0, 31, tzinfo=dt.UTC), zone="Europe/Paris"
+)
+@example(
+    expr="*/15 1-3 * * *", after=dt.datetime(2026, 3, 8, 6, tzinfo=dt.UTC), zone="America/New_York"
+)
+@example(expr="0 0 29 2 *", after=dt.datetime(2026, 3, 1, tzinfo=dt.UTC), zone="UTC")
+@example(expr="0 0 13 * 5", after=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), zone="UTC")  # or
+def test_pits_fire_times_are_croniters(expr: str, after: dt.datetime, zone: str) -> None:
+    tz = zoneinfo.ZoneInfo(zone)
+    ours = plain_next_fire(expr, after, tz)
+    if ours is not None:
+        assert ours == croniter_next_fire(expr, after, tz)

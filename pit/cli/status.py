@@ -8,19 +8,18 @@ zone), its triggers, its last run (state, when, how long), its success rate over
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from pit.actors.reconcile import settle_if_owner_died
 from pit.cli.context import CliContext
 from pit.clock import SystemClock, local_zone
-from pit.spec.dag import DagSpec
 from pit.spec.durations import format_duration
+from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
 from pit.spec.states import RunState
-from pit.store.rundir import RunPaths, read_manifest
-from pit.store.runstore import RunRow, RunStore, rebuild, store_path
+from pit.store.runstore import DagFacts, RunRow, RunStore, rebuild, store_path
 
 WINDOW = 20
 """Runs the success rate is taken over."""
@@ -28,14 +27,14 @@ WINDOW = 20
 
 def status_command(cli: CliContext, *, as_json: bool) -> int:
     """`pit status`: the exit code (0; 2, through PitError, for a workspace it cannot read)."""
-    workspace = cli.workspace()
-    dags = [p.dag for p in workspace.projects if p.dag is not None]
+    workspace = cli.workspace(projects=False)
     path = store_path(workspace.root, workspace.config.metadata_db)
     if not path.exists():  # runs of a pit from before the store: index them once
         count = rebuild(path, workspace.runs_dir)
         print(f"pit: made the run store {path} ({count} runs)", file=sys.stderr)
     now = SystemClock().now()
     with RunStore.open(path) as store:
+        dags = _dag_facts(store, workspace.root)
         _settle_open_runs(store, workspace.runs_dir, now)
         active = store.active()
         rows = [
@@ -51,6 +50,11 @@ def status_command(cli: CliContext, *, as_json: bool) -> int:
 def _settle_open_runs(store: RunStore, runs_dir: Path, now: dt.datetime) -> None:
     """The runs the store holds as not ended, as their run.json says, and settled as failed
     where the pit that ran them is gone (as `pit logs` does): "active" must mean active."""
+    if not store.open_runs():
+        return
+    from pit.actors.reconcile import settle_if_owner_died  # with the run records: if needed
+    from pit.store.rundir import RunPaths, read_manifest
+
     store.catch_up(runs_dir)
     settled = []
     for run_id in store.open_runs():
@@ -65,25 +69,61 @@ def _settle_open_runs(store: RunStore, runs_dir: Path, now: dt.datetime) -> None
     store.put(settled)
 
 
-def _row(dag: DagSpec, recent: list[RunRow], active: int, now: dt.datetime) -> dict[str, Any]:
-    from pit.spec.cron import describe, next_fire  # croniter: only when a DAG has a schedule
+def _dag_facts(store: RunStore, root: Path) -> list[DagFacts]:
+    """The DAG of each project as its pit.toml declares it, parsed again only where the file
+    changed (the store keeps what was read, by the file's inode, mtime and size): with 100
+    projects, reading every pit.toml would be most of what `pit status` costs."""
+    cached = store.dag_facts()
+    facts, fresh = [], []
+    for folder in project_folders(root):
+        try:
+            stat = (folder / DAG_FILE).stat()
+        except OSError:
+            continue
+        stamp = f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+        known = cached.get(folder.name)
+        if known is None or known.stamp != stamp:
+            known = _read_facts(folder, stamp)
+            if known is None:  # it does not parse: `pit validate` says why
+                continue
+            fresh.append(known)
+        facts.append(known)
+    if fresh or set(cached) - {f.folder for f in facts}:
+        store.put_dag_facts(fresh, keep=[f.folder for f in facts])
+    return facts
 
-    triggers = [
-        name
-        for name, present in (
-            ("cron", dag.schedule),
-            ("webhook", dag.webhook),
-            ("ftp", dag.ftp_watch),
-        )
-        if present
-    ]
+
+def _read_facts(folder: Path, stamp: str) -> DagFacts | None:
+    from pit.spec.dag import parse_dag  # only for a pit.toml changed since it was last read
+
+    try:
+        data = (folder / DAG_FILE).read_bytes()
+    except OSError:
+        return None
+    dag, _ = parse_dag(data, f"{PROJECTS_DIR}/{folder.name}/{DAG_FILE}")
+    if dag is None:
+        return None
+    triggers = (("cron", dag.schedule), ("webhook", dag.webhook), ("ftp", dag.ftp_watch))
+    return DagFacts(
+        folder=folder.name,
+        stamp=stamp,
+        name=dag.name,
+        schedule=dag.schedule,
+        timezone=dag.timezone,
+        triggers=tuple(name for name, present in triggers if present),
+    )
+
+
+def _row(dag: DagFacts, recent: list[RunRow], active: int, now: dt.datetime) -> dict[str, Any]:
+    from pit.spec.cron import describe, next_fire  # croniter: only for a schedule pit cannot read
+
     row: dict[str, Any] = {
         "dag": dag.name,
         "schedule": dag.schedule,
         "schedule_in_words": describe(dag.schedule) if dag.schedule else None,
         "timezone": dag.timezone,
         "next_run": None,
-        "triggers": triggers,
+        "triggers": list(dag.triggers),
         "last_run": None,
         "success_rate": None,
         "runs_counted": len(recent),
@@ -109,7 +149,9 @@ def _row(dag: DagSpec, recent: list[RunRow], active: int, now: dt.datetime) -> d
     return row
 
 
+@functools.cache  # the machine's zone is looked up once, not once per DAG
 def _zone(name: str | None) -> dt.tzinfo:
+    """The DAG's time zone: the one it names, else the machine's."""
     if name is None:
         return local_zone()
     import zoneinfo

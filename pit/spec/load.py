@@ -97,7 +97,7 @@ def _load_projects(root: Path) -> tuple[Project, ...]:
     """Every project, validated, each also against the others (two DAGs of one name)."""
     from pit.spec.validate import validate_dag_names
 
-    loaded = [_load_project(folder) for folder in _project_folders(root)]
+    loaded = [_load_project(folder) for folder in project_folders(root)]
     valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
     clashes = {problem.file: problem for problem in validate_dag_names(valid)}
     return tuple(
@@ -120,7 +120,7 @@ def load_secrets(path: Path) -> Secrets:
     return secrets
 
 
-def _project_folders(root: Path) -> list[Path]:
+def project_folders(root: Path) -> list[Path]:
     projects = root / PROJECTS_DIR
     if not projects.is_dir():
         raise WorkspaceError(

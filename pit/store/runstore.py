@@ -18,13 +18,15 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from pit.errors import PitError
-from pit.messages.run import RunRecord
 from pit.spec.states import RunState
-from pit.store.rundir import list_run_folders, read_manifest, record_from_json
+
+if TYPE_CHECKING:  # the run records: imported where records are read, not by `pit status`
+    from pit.messages.run import RunRecord
 
 STORE_FILE = ".pit/pit.db"
 """Where the store is, under the workspace, unless `metadata_db` says otherwise."""
@@ -58,6 +60,17 @@ _MIGRATIONS = (
         PRIMARY KEY (run_id, position)
     ) WITHOUT ROWID;
     """,
+    # 2: what `pit status` shows of each project's pit.toml, with the file's identity.
+    """
+    CREATE TABLE dag_files (
+        folder TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,
+        name TEXT NOT NULL,
+        schedule TEXT,
+        timezone TEXT,
+        triggers TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _OPEN = tuple(state.value for state in RunState if not state.terminal)
@@ -78,6 +91,20 @@ class RunRow:
     state: RunState
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class DagFacts:
+    """What `pit status` shows of a project's DAG, kept in the store with its pit.toml's
+    identity (`stamp`: inode, mtime, size), so that a file unchanged is not parsed again."""
+
+    folder: str
+    stamp: str
+    name: str
+    schedule: str | None
+    timezone: str | None
+    triggers: tuple[str, ...]
+    """Of "cron", "webhook", "ftp"."""
 
 
 @attrs.frozen
@@ -228,6 +255,8 @@ class RunStore:
 
     def _records(self, sql: str, params: list[object]) -> list[RunRecord]:
         """The runs a query of `runs` finds, in its order, each with its tasks."""
+        from pit.store.rundir import record_from_json
+
         runs = self._db.execute(sql, params).fetchall()
         tasks: dict[str, list[dict[str, object]]] = {run[0]: [] for run in runs}
         if runs:
@@ -277,15 +306,49 @@ class RunStore:
         rows = self._db.execute(f"SELECT run_id FROM runs WHERE state IN ({_OPEN_MARKS})", _OPEN)
         return [run_id for (run_id,) in rows]
 
+    def dag_facts(self) -> dict[str, DagFacts]:
+        """Project folder -> the facts last read of its DAG."""
+        rows = self._db.execute("SELECT * FROM dag_files")
+        return {
+            folder: DagFacts(
+                folder=folder,
+                stamp=stamp,
+                name=name,
+                schedule=schedule,
+                timezone=timezone,
+                triggers=tuple(json.loads(triggers)),
+            )
+            for folder, stamp, name, schedule, timezone, triggers in rows
+        }
+
+    def put_dag_facts(self, facts: Iterable[DagFacts], *, keep: Iterable[str]) -> None:
+        """Remember `facts`, and forget the folders not in `keep` (projects removed)."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO dag_files VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (f.folder, f.stamp, f.name, f.schedule, f.timezone, json.dumps(f.triggers))
+                    for f in facts
+                ],
+            )
+            kept = list(keep)
+            marks = ", ".join("?" * len(kept))
+            self._db.execute(f"DELETE FROM dag_files WHERE folder NOT IN ({marks})", kept)
+
     def catch_up(self, runs_dir: Path) -> int:
         """Take again the runs held as not ended whose run.json was written since by another
         way (settled after its pit died, a run that never started, an executor lost): their
         run.json is the record; one whose folder is gone is dropped. Returns how many changed.
         Called when a writer opens the store, so the next pit to start corrects what the last
         could not."""
+        open_runs = self.open_runs()
+        if not open_runs:
+            return 0
+        from pit.store.rundir import read_manifest
+
         changed: list[RunRecord] = []
         gone: list[str] = []
-        for run_id in self.open_runs():
+        for run_id in open_runs:
             manifest = runs_dir / run_id / "run.json"
             try:
                 on_disk = read_manifest(manifest)
@@ -328,6 +391,8 @@ def rebuild(path: Path, runs_dir: Path) -> int:
     store or the new one, and a store of a newer pit or a damaged one is replaced too. Meant
     for when no pit is running: a writer still open keeps writing to the store replaced."""
     fresh = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
+    from pit.store.rundir import list_run_folders
+
     records = [record for _, record in list_run_folders(runs_dir) if record is not None]
     try:
         _remove_with_log(fresh)

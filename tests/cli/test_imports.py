@@ -23,8 +23,8 @@ HEAVY = {"trio", "typer", "pydantic", "pyarrow", "rich", "croniter", "quart", "h
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)$", re.MULTILINE)
 
 
-def heavy_imports(*args: str | Path) -> set[str]:
-    """The top-level packages of HEAVY that `pit <args>` imported."""
+def heavy_imports(*args: str | Path, modules: set[str] = HEAVY) -> set[str]:
+    """Which of `modules` (top-level packages, or whole module names) `pit <args>` imported."""
     done = subprocess.run(
         [
             sys.executable,
@@ -38,9 +38,9 @@ def heavy_imports(*args: str | Path) -> set[str]:
         text=True,
         check=False,
     )
-    modules = {name.split(".")[0] for name in _IMPORTED.findall(done.stderr)}
-    assert "pit" in modules, done.stderr[-2000:]  # the pattern did read the report
-    return modules & HEAVY
+    imported = set(_IMPORTED.findall(done.stderr))
+    assert "pit" in imported, done.stderr[-2000:]  # the pattern did read the report
+    return {module for module in modules if module in imported}
 
 
 @pytest.fixture

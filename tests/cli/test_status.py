@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from tests.cli.test_imports import heavy_imports
 from tests.conftest import Pit, Workspace
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +89,17 @@ def test_status_indexes_the_runs_of_a_workspace_without_a_store(
     assert result.returncode == 0
     assert "made the run store" in result.stderr
     assert json.loads(result.stdout)[0]["last_run"]["state"] == "success"
+
+
+def test_a_pit_toml_is_read_again_only_when_it_changed(workspace: Workspace, pit: Pit) -> None:
+    workspace.shell_project("etl", {"work": "echo ok\n"}, dag_keys='schedule = "0 6 * * *"')
+    workspace.shell_project("gone", {"work": "echo ok\n"})
+    assert pit("status").returncode == 0  # reads both pit.toml and keeps what it read
+
+    unchanged = heavy_imports("-C", workspace.root, "status", modules={"pit.spec.dag"})
+    workspace.shell_project("etl", {"work": "echo ok\n"}, dag_keys='schedule = "30 7 * * *"')
+    shutil.rmtree(workspace.root / "projects" / "gone")
+    rows = json.loads(pit("status", "--json").stdout)
+
+    assert unchanged == set()  # no DAG parser imported: nothing to parse
+    assert [(row["dag"], row["schedule"]) for row in rows] == [("etl", "30 7 * * *")]

@@ -105,7 +105,7 @@ def test_a_store_of_a_newer_pit_is_refused_with_what_to_do(tmp_path: Path) -> No
     with sqlite3.connect(path) as connection:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(StoreError, match=r"newer pit \(schema 2; this pit knows 1\).*rebuild"):
+    with pytest.raises(StoreError, match=r"newer pit \(schema 3; this pit knows 2\).*rebuild"):
         RunStore.open(path)
 
 
@@ -189,3 +189,18 @@ def test_catch_up_takes_the_run_json_of_runs_held_as_not_ended(tmp_path: Path) -
             (still.run_id, RunState.RUNNING, None),
             (settled.run_id, RunState.FAILED, "its pit died"),
         ]
+
+
+def test_a_store_of_an_older_pit_is_brought_up_to_date_with_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "pit.db"
+    with RunStore.open(path) as store:
+        store.put([record("20261201_060000.000_etl")])
+    with sqlite3.connect(path) as connection:  # as schema 1 left it
+        connection.execute("DROP TABLE dag_files")
+        connection.execute("PRAGMA user_version = 1")
+
+    with RunStore.open(path) as store:
+        assert [r.run_id for r in store.runs()] == ["20261201_060000.000_etl"]
+        assert store.dag_facts() == {}
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

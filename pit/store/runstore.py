@@ -395,6 +395,7 @@ def rebuild(path: Path, runs_dir: Path) -> int:
 
     records = [record for _, record in list_run_folders(runs_dir) if record is not None]
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # its failure names the folder, not `fresh`
         _remove_with_log(fresh)
         with RunStore.open(fresh) as store:
             store.put(records)

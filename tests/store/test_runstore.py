@@ -204,3 +204,13 @@ def test_a_store_of_an_older_pit_is_brought_up_to_date_with_its_runs(tmp_path: P
         assert store.dag_facts() == {}
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_store_that_cannot_be_made_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "pit.db"
+
+    with pytest.raises(StoreError, match=r"cannot rebuild the run store .*a-file/pit\.db: "):
+        rebuild(path, tmp_path / "runs")
+    with pytest.raises(StoreError, match=r"cannot open the run store .*a-file/pit\.db: "):
+        RunStore.open(path)

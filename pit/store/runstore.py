@@ -411,7 +411,8 @@ def rebuild(path: Path, runs_dir: Path) -> int:
 def _remove_with_log(path: Path, *, keep_main: bool = False) -> None:
     """Remove an SQLite file's write-ahead log and shared memory (and the file itself)."""
     for suffix in ("-wal", "-shm") if keep_main else ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none to remove
+            path.with_name(path.name + suffix).unlink()
 
 
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:

@@ -75,11 +75,13 @@ async def test_a_long_runs_later_writes_touch_only_its_changed_tasks(tmp_path: P
         started, tasks=(attrs.evolve(tasks[0], state=TaskState.SUCCESS), *tasks[1:])
     )
     written: list[object] = []
+    first_written = trio.Event()
     real_put = RunStore.put
 
-    def put(store: RunStore, items: list[object]) -> None:
+    def put(store: RunStore, items: list[object]) -> None:  # in the writer's worker thread
         written.extend(items)
         real_put(store, items)  # type: ignore[arg-type]
+        trio.from_thread.run_sync(first_written.set)
 
     writer = StoreWriter(path=tmp_path / "pit.db", runs_dir=tmp_path / "runs")
     with pytest.MonkeyPatch.context() as patch:
@@ -88,8 +90,7 @@ async def test_a_long_runs_later_writes_touch_only_its_changed_tasks(tmp_path: P
             nursery.start_soon(writer.run)
             inbox = writer.inbox()
             inbox.send_nowait(started)
-            while not written:  # the first write is done (a busy machine may take its time)
-                await trio.sleep(0.01)
+            await first_written.wait()  # a busy machine may take its time over it
             inbox.send_nowait(one_ran)
             inbox.close()
             writer.close()

@@ -38,7 +38,6 @@ from _harness import (
     NOOP_SCRIPT,
     PYTHON,
     Report,
-    TaskDef,
     child_env,
     cleanup,
     common_args,
@@ -47,7 +46,7 @@ from _harness import (
     pit_argv,
     table,
     validate_workspace,
-    write_project,
+    write_dag_of,
 )
 
 TARGET_MIB = 80.0
@@ -113,15 +112,7 @@ def _run(tmp: Path, args: argparse.Namespace, count: int, repeat: int) -> int:
     env = child_env(tmp, pyc_cache=not args.no_pyc_cache)
     workspace = tmp / "ws"
     for dag, n in (("fanout", count), ("single", 1)):
-        tasks = [TaskDef(f"t{i:04d}", f"tasks/t{i:04d}.sh") for i in range(n)]
-        write_project(
-            workspace,
-            dag,
-            dag=dag,
-            tasks=tasks,
-            scripts={t.script: NOOP_SCRIPT for t in tasks},
-            max_active_tasks=MAX_ACTIVE,
-        )
+        write_dag_of(workspace, dag, n, NOOP_SCRIPT, chain=False, max_active_tasks=MAX_ACTIVE)
     validate_workspace(workspace, env)
     wrapper = tmp / "pit_peak.py"
     wrapper.write_text(WRAPPER)

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +74,8 @@ _MIGRATIONS = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+_BUSY_TIMEOUT = 10.0
+"""Seconds a connection waits for another's write to end before it gives up."""
 _OPEN = tuple(state.value for state in RunState if not state.terminal)
 """The states of a run not ended, as stored."""
 _OPEN_MARKS = ", ".join("?" * len(_OPEN))
@@ -135,7 +138,7 @@ class RunStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Any thread may use it, one at a time: trio.to_thread picks a worker per call.
             connection = sqlite3.connect(
-                path, isolation_level=None, timeout=10.0, check_same_thread=False
+                path, isolation_level=None, timeout=_BUSY_TIMEOUT, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store {path}: {exc}") from exc
@@ -417,7 +420,7 @@ def _remove_with_log(path: Path, *, keep_main: bool = False) -> None:
 
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:
     try:
-        connection.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(connection)
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -427,12 +430,43 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
                 f"knows {SCHEMA_VERSION}): use that pit, or `pit store rebuild` to index the "
                 "runs again for this one"
             )
-        for number in range(version, SCHEMA_VERSION):
-            connection.executescript(
-                f"BEGIN; {_MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
-            )
+        if version < SCHEMA_VERSION:
+            _upgrade(connection)
     except sqlite3.DatabaseError as exc:
         raise StoreError(
             f"the run store {path} cannot be read ({exc}): `pit store rebuild` makes it again "
             "from the run folders"
         ) from exc
+
+
+def _enter_wal(connection: sqlite3.Connection) -> None:
+    """Put the store in WAL mode. On a new store another connection may be doing the same:
+    SQLite refuses the switch at once then (its lock could deadlock), rather than waiting, so
+    try again for as long as a busy store is waited for."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Apply the migrations the store lacks, in one transaction taken before the version is
+    read again: `pit serve` and its executor may open a new store at the same moment, and the
+    second must find the first's tables, not make them again."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[number].split(";"):  # no ";" inside the statements
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise

@@ -214,3 +214,24 @@ def test_a_store_that_cannot_be_made_is_named_in_the_error(tmp_path: Path) -> No
         rebuild(path, tmp_path / "runs")
     with pytest.raises(StoreError, match=r"cannot open the run store .*a-file/pit\.db: "):
         RunStore.open(path)
+
+
+def test_writers_opening_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
+    """pit serve and its executor open a store that does not exist yet at the same moment: the
+    later one must find the first's tables rather than fail making them again."""
+    import concurrent.futures
+    import threading
+
+    for attempt in range(10):
+        path = tmp_path / f"pit-{attempt}.db"
+        ready = threading.Barrier(4)
+
+        def open_and_write(path: Path = path, ready: threading.Barrier = ready) -> int:
+            ready.wait()
+            with RunStore.open(path) as store:
+                store.put([record("20261201_060000.000_etl")])
+                return int(store._db.execute("PRAGMA user_version").fetchone()[0])
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            versions = [f.result() for f in [pool.submit(open_and_write) for _ in range(4)]]
+        assert versions == [SCHEMA_VERSION] * 4

@@ -1,8 +1,10 @@
 """Secret values masked in task output, across chunk and line boundaries.
 
 Pure: fed bytes, gives bytes. The values are what `Secrets.values` calls sensitive. A value is
-replaced by `***` wherever it appears whole; the last `longest - 1` bytes of each chunk are held
-back until the next chunk (or the end) shows whether a value continues there.
+replaced by `***` wherever it appears whole. Only the end of a chunk that could begin a value
+(the longest suffix that is a prefix of one) is held back until the next chunk (or the end)
+shows whether the value continues there: a line of output that cannot be the start of a secret
+is released at once, so `pit logs -f` and the API's live logs see it as it comes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Masker:
         )
         self._pattern = re.compile(b"|".join(re.escape(s) for s in secrets)) if secrets else None
         self._hold = max((len(s) for s in secrets), default=1) - 1
+        self._beginnings = {s[:length] for s in secrets for length in range(1, len(s))}
+        """Every proper prefix of a value: how a value cut by a chunk's end may look."""
         self._pending = b""
 
     @property
@@ -33,7 +37,7 @@ class Masker:
         if self._pattern is None:
             return chunk
         data = self._pending + chunk
-        cut = len(data) - self._hold
+        cut = len(data) - self._held(data)
         out, position = [], 0
         for match in self._pattern.finditer(data):
             if match.start() >= cut:
@@ -44,6 +48,13 @@ class Masker:
         out.append(data[position:release])
         self._pending = data[release:]
         return b"".join(out)
+
+    def _held(self, data: bytes) -> int:
+        """How many bytes at the end of `data` could be the start of a value."""
+        for length in range(min(self._hold, len(data)), 0, -1):
+            if data[-length:] in self._beginnings:
+                return length
+        return 0
 
     def mask(self, text: str) -> str:
         """A whole message masked at once (an error pit reports), not a stream."""

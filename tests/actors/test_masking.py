@@ -67,6 +67,30 @@ def test_no_chunking_lets_a_secret_through(
     assert masked.count(MASK) == len(inserts)
 
 
+@given(
+    secrets=st.lists(st.text(alphabet="abc", min_size=4, max_size=7), min_size=1, max_size=3),
+    data=st.text(alphabet="abc\n", max_size=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=6),
+)
+def test_chunked_output_is_masked_as_the_whole_would_be(
+    secrets: list[str], data: str, cuts: list[int]
+) -> None:
+    """However the output is cut into chunks, what comes out is the whole output masked at
+    once (overlapping values, values that begin others, values cut anywhere)."""
+    whole = Masker(secrets).mask(data).encode()
+    assert mask_in_chunks(secrets, data.encode(), cuts) == whole
+
+
+def test_output_that_cannot_begin_a_secret_is_released_at_once() -> None:
+    """A line is not held back for the length of the longest secret (live logs would lag a
+    line behind): only an end that could be the start of a value waits for the next chunk."""
+    masker = Masker(["hook-token-4711"])
+    assert masker.feed(b"first\n") == b"first\n"
+    assert masker.feed(b"the token: hook-") == b"the token: "
+    assert masker.feed(b"token-4711 done\n") == b"*** done\n"
+    assert masker.flush() == b""
+
+
 def test_a_whole_message_is_masked_at_once() -> None:
     masker = Masker(["hunter22", "pa55word"])
     assert masker.mask("login hunter22 failed, pa55word\ud800") == "login *** failed, ***\ud800"

@@ -28,6 +28,10 @@ class LogsError(PitError):
     """Raised by `pit logs` when the asked-for run or task log does not exist."""
 
 
+class SteerError(PitError):
+    """Raised by `pit cancel` (and the like) when the run cannot be reached or is no run."""
+
+
 def single_pit_error(error: BaseException) -> PitError | None:
     """The PitError that `error` is, or that an exception group holds alone or among other
     PitErrors (the first): what the user should read instead of a traceback. None when the group

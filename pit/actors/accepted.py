@@ -21,9 +21,11 @@ from pit.actors.executor_process import ExecutorProcess
 from pit.clock import Clock
 from pit.errors import RunError
 from pit.messages.run import RunEnded, RunPlan
-from pit.messages.trigger import RunRequested
+from pit.messages.trigger import CancelAnswer, RunRequested
+from pit.messages.web import ServeMetrics
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
+from pit.spec.states import CANCELLED
 from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
 
 log = logging.getLogger("pit.serve")
@@ -46,6 +48,7 @@ class AcceptedRuns:
     """The run's plan from the DAGs served now; None once its DAG is gone from them."""
     nursery: trio.Nursery
     """Where the record of a run that will never start is written."""
+    metrics: ServeMetrics = attrs.field(factory=ServeMetrics)
     _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
     """Run id -> its request and folder, for every run the admission holds."""
 
@@ -63,6 +66,10 @@ class AcceptedRuns:
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
         self._accepted[paths.run_id] = _Accepted(request=request, paths=paths)
+        self.metrics.started(dag.name)
+        if request.scheduled_time is not None:
+            lag = (self.clock.now() - request.scheduled_time).total_seconds()
+            self.metrics.trigger_lag[dag.name] = max(lag, 0.0)
         start = self.admission.admit(paths.run_id, dag.name, dag.overlap)
         if start is None:
             log.info("%s %s: waits for its turn", dag.name, paths.run_id)
@@ -71,6 +78,7 @@ class AcceptedRuns:
         return RunAccepted(run_id=paths.run_id)
 
     def ended(self, ended: RunEnded) -> None:
+        self.metrics.ended(ended.record)
         accepted = self._accepted.pop(ended.run_id, None)
         if accepted is not None:
             _tell_ended(accepted.request, ended)
@@ -88,6 +96,20 @@ class AcceptedRuns:
         """Stop the active runs: their tasks get their stop grace, or are killed."""
         for run_id in self.admission.active_runs():
             self.executor.cancel(run_id, kill=kill)
+
+    def cancel_run(self, run_id: str, by: str) -> CancelAnswer:
+        """Cancel one run: an active one is stopped (its tasks get their stop grace), a waiting
+        one is recorded as cancelled and never starts."""
+        if run_id in self.admission.active_runs():
+            log.info("%s: cancelled by %s", run_id, by)
+            self.executor.cancel(run_id, kill=False, by=by)
+            return "cancelling"
+        if run_id in self.admission.waiting_runs():
+            for start in self.admission.ended(run_id):  # out of the queue now, not after the write
+                self._start(start)
+            self.nursery.start_soon(self._never_started, run_id, f"{CANCELLED} by {by}")
+            return "cancelled"
+        return "unknown"
 
     def _start(self, start: Start) -> None:
         accepted = self._accepted[start.run_id]
@@ -108,6 +130,7 @@ class AcceptedRuns:
         record = never_started(paths, request.dag, request.trigger, tasks, why, self.clock.now())
         with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
             await trio.to_thread.run_sync(write_manifest, paths, record)
+        self.metrics.ended(record)
         _tell_ended(request, RunEnded(record=record))
         for start in self.admission.ended(run_id):
             self._start(start)

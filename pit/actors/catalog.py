@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import attrs
 
+from pit.messages.web import ApiTokens
 from pit.spec.dag import DagSpec
 from pit.spec.load import Project, Workspace
-from pit.spec.secrets import SecretNotFound, Secrets
+from pit.spec.secrets import GLOBAL, SecretNotFound, Secrets
 
 
 @attrs.frozen(kw_only=True)
@@ -84,3 +85,27 @@ class Catalog:
             except SecretNotFound as exc:
                 said.append(f"{dag.name}: {exc}")
         return tokens, said
+
+
+def api_tokens(workspace: Workspace, secrets: Secrets | None) -> ApiTokens:
+    """The API's tokens: the secrets pit_config.toml's `api_token` and `api_read_token` name
+    (looked up in the secrets file's [global] section)."""
+    config = workspace.config
+    names = {"api_token": config.api_token, "api_read_token": config.api_read_token}
+    found: dict[str, str | None] = dict.fromkeys(names)
+    unreadable = []
+    for key, secret in names.items():
+        if secret is None:
+            continue
+        if secrets is None:
+            unreadable.append(f"{key} names secret '{secret}', and pit has no secrets file")
+            continue
+        try:
+            found[key] = secrets.resolve(GLOBAL, secret)
+        except SecretNotFound as exc:
+            unreadable.append(f"{key}: {exc}")
+    return ApiTokens(
+        full=found["api_token"],
+        read_only=found["api_read_token"],
+        unreadable="; ".join(unreadable) or None,
+    )

@@ -47,8 +47,8 @@ class Executor:
     _setup: ExecutorSetup = attrs.field(init=False)
     _runs: dict[str, RunHandle | None] = attrs.field(init=False, factory=dict)
     """Run id -> its handle once it can take commands (None while its snapshot is taken)."""
-    _cancels: dict[str, bool] = attrs.field(init=False, factory=dict)
-    """Cancels (kill or not) for runs not started yet."""
+    _cancels: dict[str, CancelExecution] = attrs.field(init=False, factory=dict)
+    """Cancels of runs not started yet, carried out as they start."""
     _services: trio.Nursery = attrs.field(init=False)
     _store: StoreWriter | None = attrs.field(init=False, default=None)
     """The process's one writer of the run store."""
@@ -96,31 +96,34 @@ class Executor:
                         runs.start_soon(
                             self._execute, message, sockets, reports.clone(), events.clone()
                         )
-                    case CancelExecution(run_id=run_id, kill=kill):
-                        self._cancel(run_id, kill=kill)
+                    case CancelExecution():
+                        self._cancel(message)
                     case ExecutorSetup():
                         raise FrameError("an executor is set up once")
                     case _:
                         assert_never(message)
             # The supervisor is gone (or done, and then nothing is running).
             for run_id in list(self._runs):
-                self._cancel(run_id, kill=True)
+                self._cancel(CancelExecution(run_id=run_id, kill=True))
 
-    def _cancel(self, run_id: str, *, kill: bool) -> None:
-        handle = self._runs.get(run_id)
+    def _cancel(self, cancel: CancelExecution) -> None:
+        handle = self._runs.get(cancel.run_id)
         if handle is None:
-            if run_id in self._runs:  # not started yet: stopped as soon as it starts
-                self._cancels[run_id] = kill or self._cancels.get(run_id, False)
+            if cancel.run_id in self._runs:  # not started yet: stopped as soon as it starts
+                held = self._cancels.get(cancel.run_id)
+                kill = cancel.kill or (held is not None and held.kill)
+                self._cancels[cancel.run_id] = attrs.evolve(cancel, kill=kill)
             return
         # A run that ended meanwhile has closed its inbox; its report is on its way.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            handle.inbox.send_nowait(CancelRun(kill=kill))  # a run's inbox is unbounded
+            # A run's inbox is unbounded.
+            handle.inbox.send_nowait(CancelRun(kill=cancel.kill, by=cancel.by))
 
     def _started(self, run_id: str, started: StartedRun) -> None:
         self._runs[run_id] = started.handle
-        kill = self._cancels.pop(run_id, None)
-        if kill is not None:
-            self._cancel(run_id, kill=kill)
+        cancel = self._cancels.pop(run_id, None)
+        if cancel is not None:
+            self._cancel(cancel)
 
     async def _execute(
         self,

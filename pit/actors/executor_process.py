@@ -65,6 +65,8 @@ class ExecutorProcess:
     restart_delay: float = RESTART_DELAY
     _send: trio.MemorySendChannel[ToExecutor] = attrs.field(init=False)
     _commands: trio.MemoryReceiveChannel[ToExecutor] = attrs.field(init=False)
+    restarts: int = attrs.field(init=False, default=0)
+    """How many times the executor process ended unexpectedly (and was started again)."""
     _active: dict[str, tuple[RunPlan, RunPaths]] = attrs.field(init=False, factory=dict)
     pid: int | None = attrs.field(init=False, default=None)
     """The current executor process."""
@@ -77,9 +79,9 @@ class ExecutorProcess:
         self._active[paths.run_id] = (request, paths)
         self._send.send_nowait(Execute(request=request, run_dir=paths.root))
 
-    def cancel(self, run_id: str, *, kill: bool) -> None:
+    def cancel(self, run_id: str, *, kill: bool, by: str | None = None) -> None:
         if run_id in self._active:
-            self._send.send_nowait(CancelExecution(run_id=run_id, kill=kill))
+            self._send.send_nowait(CancelExecution(run_id=run_id, kill=kill, by=by))
 
     def close(self) -> None:
         """Let the executor exit once it has been sent everything (call with no run active)."""
@@ -125,6 +127,7 @@ class ExecutorProcess:
                 code = await _reap(process)
         if closed and not self._active:
             return True
+        self.restarts += 1
         log.error(
             "the executor process ended unexpectedly (exit code %s); %s failed with it",
             code,

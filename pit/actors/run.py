@@ -201,8 +201,9 @@ class RunActor:
             case RunDeadlinePassed():
                 timeout = format_duration(self.dag.timeout or 0)
                 await self._stop_run(f"run timed out after {timeout}", StopTask)
-            case CancelRun(kill=kill):
-                await self._stop_run(CANCELLED, KillTask if kill else StopTask)
+            case CancelRun(kill=kill, by=by):
+                why = f"{CANCELLED} by {by}" if by else CANCELLED
+                await self._stop_run(CANCELLED, KillTask if kill else StopTask, error=why)
             case StopRun(reason=reason):
                 await self._stop_run(reason, StopTask)
             case _:
@@ -245,14 +246,23 @@ class RunActor:
             )
             self._running[name] = await nursery.start(actor.run)
 
-    async def _stop_run(self, reason: str, command: type[StopTask] | type[KillTask]) -> None:
+    async def _stop_run(
+        self,
+        reason: str,
+        command: type[StopTask] | type[KillTask],
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Stop the run for `reason` (CANCELLED makes it end cancelled); `error`, when given,
+        is what its records say instead (who cancelled it)."""
+        said = error or reason
         if self._stopping is None:
             self._stopping = reason
-            self._run = attrs.evolve(self._run, error=self._masker.mask(reason))
+            self._run = attrs.evolve(self._run, error=self._masker.mask(said))
             for name, record in self._tasks.items():
                 if record.state is TaskState.PENDING:
-                    await self._set_task(name, state=TaskState.SKIPPED, error=reason)
-        message: TaskCommand = KillTask() if command is KillTask else StopTask(reason=reason)
+                    await self._set_task(name, state=TaskState.SKIPPED, error=said)
+        message: TaskCommand = KillTask() if command is KillTask else StopTask(reason=said)
         for handle in list(self._running.values()):
             # A task that finished meanwhile has closed its inbox; its TaskFinished is on its way.
             with contextlib.suppress(trio.BrokenResourceError):

@@ -25,7 +25,7 @@ import trio
 
 from pit.actors.accepted import AcceptedRuns
 from pit.actors.admission import Admission
-from pit.actors.catalog import Catalog
+from pit.actors.catalog import Catalog, api_tokens
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.plans import plan_run
 from pit.actors.reconcile import settle_dead_runs
@@ -34,19 +34,32 @@ from pit.clock import Clock
 from pit.errors import PitError
 from pit.messages.executor import ExecutorSetup
 from pit.messages.run import RunEnded, RunPlan
-from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorHandle, SupervisorInbox
-from pit.messages.web import WebHandle, WebhookTokens, WebListener
-from pit.messages.webhook import RunRejected
+from pit.messages.trigger import (
+    CancelRequested,
+    PauseRequested,
+    Reload,
+    RunRequested,
+    Stop,
+    SupervisorHandle,
+    SupervisorInbox,
+)
+from pit.messages.web import Served, ServeMetrics, WebHandle, WebListener
+from pit.messages.webhook import RunRejected, RunRequestAnswer
+from pit.spec.dag import DagSpec
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
+from pit.store.paused import Pause, read_paused, set_paused
 from pit.store.runstore import store_path
 
 log = logging.getLogger("pit.serve")
 
 WEB_SHUTDOWN = 5.0
 """Seconds the webhook listener gets to close its connections once the last run has ended."""
+
+TRIGGERS_PAUSED = ("cron", "ftp", "webhook")
+"""The triggers a paused DAG does not answer; a run asked for by hand (the API) still starts."""
 
 INBOX_SIZE = 256
 """Requests that may wait for the supervisor; beyond it a webhook is answered 503."""
@@ -62,8 +75,8 @@ class Supervisor:
     """The command that starts the executor process, which runs what the supervisor starts
     (given by the CLI: `python -m pit.cli.executor`)."""
     web: WebListener | None = None
-    """Starts the webhook listener (given by the CLI, which wires pit.web to the supervisor);
-    used only when some DAG has a webhook."""
+    """Starts the web listener, the webhooks and the API (given by the CLI, which wires pit.web
+    to the supervisor); None serves no web."""
     stream_output: bool = False
     """Log every line of task output (`pit serve --verbose`)."""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
@@ -86,7 +99,11 @@ class Supervisor:
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
     _grace_timer: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _web_port: int | None = attrs.field(init=False, default=None)
-    _tokens: WebhookTokens = attrs.field(init=False, factory=WebhookTokens)
+    _metrics: ServeMetrics = attrs.field(init=False, factory=ServeMetrics)
+    _paused: dict[str, Pause] = attrs.field(init=False, factory=dict)
+    """The DAGs paused: their triggers do not run (`.pit/paused.json`, kept across restarts)."""
+    _served: Served = attrs.field(init=False, factory=Served)
+    """What the web listener reads of the configuration, renewed on every reload."""
     _stopping: trio.Event = attrs.field(init=False, factory=trio.Event)
     """Set with the admission's stop: the web listener answers 503 from then on."""
 
@@ -134,6 +151,7 @@ class Supervisor:
                     clock=self.clock,
                     plan=self._plan,
                     nursery=services,
+                    metrics=self._metrics,
                 )
                 self._triggers = Triggers(
                     root=self.root,
@@ -142,8 +160,10 @@ class Supervisor:
                     supervisor=send,
                     nursery=services,
                 )
-                self._triggers.start(self._catalog.dags(), self._workspace.runs_dir, first=True)
-                await self._start_web_if_needed()
+                self._paused = await trio.to_thread.run_sync(read_paused, self.root)
+                self._served.paused = frozenset(self._paused)
+                self._triggers.start(self._unpaused(), self._workspace.runs_dir, first=True)
+                await self._start_web()
                 task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
                 log.info("serving %s from %s", plural(len(self._catalog), "DAG"), self.root)
                 async with inbox:
@@ -161,6 +181,9 @@ class Supervisor:
         """One message; a pit bug in handling it is logged and ends nothing else."""
         try:
             await self._dispatch(message)
+            self._metrics.active_runs = len(self._admission.active_runs())
+            self._metrics.queued_runs = len(self._admission.waiting_runs())
+            self._metrics.executor_restarts = self._executor.restarts
         except Exception:
             log.exception("pit bug while handling %s; pit serve goes on", type(message).__name__)
             if isinstance(message, RunRequested) and message.reply is not None:
@@ -175,6 +198,12 @@ class Supervisor:
         match message:
             case RunRequested():
                 await self._request(message)
+            case PauseRequested():
+                await self._pause(message)
+            case CancelRequested(run_id=run_id, by=by, reply=reply):
+                answer = self._runs.cancel_run(run_id, by)
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await reply.send(answer)
             case RunEnded():
                 self._runs.ended(message)
             case Reload():
@@ -188,7 +217,12 @@ class Supervisor:
 
     async def _request(self, request: RunRequested) -> None:
         dag = self._catalog.dag(request.dag)
-        answer = self._runs.request(request, dag, self._workspace.runs_dir)
+        if request.trigger in TRIGGERS_PAUSED and request.dag in self._paused:
+            message = f"{request.dag} is paused (`pit resume {request.dag}`)"
+            log.info("%s: not started (%s trigger): paused", request.dag, request.trigger)
+            answer: RunRequestAnswer = RunRejected(reason="paused", message=message)
+        else:
+            answer = self._runs.request(request, dag, self._workspace.runs_dir)
         if request.reply is not None:
             # A webhook client that hung up has closed its end; the run goes ahead anyway.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -206,6 +240,41 @@ class Supervisor:
             scheduled_time=request.scheduled_time,
             seed_files=request.seed_files,
         )
+
+    # --- pausing ---------------------------------------------------------------------------
+
+    async def _pause(self, request: PauseRequested) -> None:
+        served = self._catalog.dag(request.dag) is not None
+        if served and (request.dag in self._paused) != request.pause:
+            pause = Pause(at=self.clock.now(), by=request.by) if request.pause else None
+            try:
+                self._paused = await trio.to_thread.run_sync(
+                    set_paused, self.root, request.dag, pause
+                )
+            except OSError as exc:  # a full disk: the pause holds until pit serve stops
+                log.error("cannot record the pause of %s in .pit/paused.json: %s", request.dag, exc)
+                if pause is None:
+                    self._paused.pop(request.dag, None)
+                else:
+                    self._paused[request.dag] = pause
+            self._served.paused = frozenset(self._paused)
+            log.info(
+                "%s: %s by %s", request.dag, "paused" if request.pause else "resumed", request.by
+            )
+            self._restart_triggers()
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await request.reply.send(served)
+
+    def _unpaused(self) -> list[DagSpec]:
+        return [dag for dag in self._catalog.dags() if dag.name not in self._paused]
+
+    def _restart_triggers(self) -> None:
+        """Stop the triggers of the DAGs changed or paused; start those of the DAGs served and
+        not paused that have none running."""
+        self._triggers.stop_changed(
+            lambda name: None if name in self._paused else self._catalog.dag(name)
+        )
+        self._triggers.start(self._unpaused(), self._workspace.runs_dir, first=False)
 
     # --- stopping and reloading ----------------------------------------------------------
 
@@ -246,7 +315,8 @@ class Supervisor:
             return
         self._workspace = workspace
         self._adopt(workspace, first=False)
-        self._services.start_soon(self._restart_triggers)
+        self._restart_triggers()
+        log.info("reloaded: %s", plural(len(self._catalog), "DAG"))
 
     def _adopt(self, workspace: Workspace, *, first: bool) -> None:
         adopted = self._catalog.adopt(workspace, first=first)
@@ -257,24 +327,30 @@ class Supervisor:
         tokens, unreadable = self._catalog.webhook_tokens(self.secrets)
         for why in unreadable:
             log.error("%s", why)
-        self._tokens.by_dag = tokens  # one new snapshot for the listener
+        api = api_tokens(workspace, self.secrets)
+        if api.unreadable:
+            log.error("the API answers 503 until its token can be read: %s", api.unreadable)
+        # One step, no checkpoint: a request sees all of this reload or none of it.
+        self._served.dags = {dag.name: dag for dag in self._catalog.dags()}
+        self._served.webhook_tokens = tokens
+        self._served.api = api
 
-    async def _restart_triggers(self) -> None:
-        self._triggers.stop_changed(self._catalog.dag)
-        self._triggers.start(self._catalog.dags(), self._workspace.runs_dir, first=False)
-        try:
-            await self._start_web_if_needed()
-        except PitError as exc:  # e.g. the port is taken now: the rest keeps serving
-            log.error("webhook listener not started: %s", exc)
-        log.info("reloaded: %s", plural(len(self._catalog), "DAG"))
+    # --- the web listener: webhooks and the API ------------------------------------------------
 
-    # --- the webhook listener --------------------------------------------------------------
-
-    async def _start_web_if_needed(self) -> None:
-        if self._web_port is not None or self.stopping:
+    async def _start_web(self) -> None:
+        if self.web is None:
             return
-        if self.web is None or not any(dag.webhook for dag in self._catalog.dags()):
-            return
-        handle = WebHandle(inbox=self._send.clone(), tokens=self._tokens, stopping=self._stopping)
+        handle = WebHandle(
+            inbox=self._send.clone(),
+            served=self._served,
+            stopping=self._stopping,
+            runs_dir=self._workspace.runs_dir,
+            store=store_path(self._workspace.root, self._workspace.config.metadata_db),
+            metrics=self._metrics,
+        )
         self._web_port = await self._services.start(self.web, handle, self._web_stop)
-        log.info("webhooks on port %d: POST /webhook/<dag>", self._web_port)
+        if self._served.api.local_only:
+            log.info("no api_token in pit_config.toml: the API answers this machine only")
+        log.info(
+            "listening on port %d: the API at /api, webhooks at /webhook/<dag>", self._web_port
+        )

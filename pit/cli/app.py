@@ -137,6 +137,39 @@ def status(
     _exit(status_command(_cli(ctx), as_json=as_json))
 
 
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run's id (see `pit logs <dag> --list`).")],
+) -> None:
+    """Cancel a run: a run of pit serve through its API, a foreground `pit run` by SIGTERM.
+    Running tasks get their stop grace; the run ends cancelled."""
+    from pit.cli.steer import cancel_command
+
+    _exit(cancel_command(_cli(ctx), run_id=run_id))
+
+
+@app.command("pause")
+def pause(
+    ctx: typer.Context, dag: Annotated[str, typer.Argument(help="The DAG to pause.")]
+) -> None:
+    """Pause a DAG: its schedule, FTP watch and webhook start nothing until `pit resume`;
+    runs asked for by hand still start. Kept across restarts of pit serve."""
+    from pit.cli.steer import pause_command
+
+    _exit(pause_command(_cli(ctx), dag=dag, pause=True))
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context, dag: Annotated[str, typer.Argument(help="The DAG to resume.")]
+) -> None:
+    """Resume a paused DAG: its triggers start runs again."""
+    from pit.cli.steer import pause_command
+
+    _exit(pause_command(_cli(ctx), dag=dag, pause=False))
+
+
 @app.command("init")
 def init(
     ctx: typer.Context,
@@ -154,9 +187,9 @@ def init(
 @app.command("serve")
 def serve(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Webhook listener port.")] = 9090,
+    port: Annotated[int, typer.Option("--port", help="Port of the webhooks and the API.")] = 9090,
     host: Annotated[
-        str, typer.Option("--host", help="Webhook listener address (0.0.0.0 for all).")
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0 for all).")
     ] = "127.0.0.1",
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every line of task output.")

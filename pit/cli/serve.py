@@ -53,7 +53,7 @@ def serve_command(
         clock=SystemClock(),
         env=dict(os.environ),
         executor=executor.COMMAND,
-        web=functools.partial(_serve_web, host=host, port=port),
+        web=functools.partial(_serve_web, root=workspace.root, host=host, port=port),
         stream_output=verbose or cli.verbose,
         shutdown_grace=config.shutdown_grace,
         max_active_runs=config.max_active_runs,
@@ -118,14 +118,33 @@ async def _serve_web(
     handle: WebHandle,
     shutdown: trio.Event,
     *,
+    root: Path,
     host: str,
     port: int,
     task_status: trio.TaskStatus[int],
 ) -> None:
-    """The webhook listener, wired here because the supervisor (actors) may not import web."""
-    from pit.web.app import create_app  # quart and hypercorn: only when a DAG needs them
+    """The web listener (webhooks, the API), wired here because the supervisor (actors) may
+    not import web. While it listens, `.pit/serve.json` says where, for `pit cancel`."""
+    import trio
+
+    from pit.store.serving import write_serve_address
+    from pit.web.app import create_app
     from pit.web.serve import serve_app
 
-    await serve_app(
-        create_app(handle), host=host, port=port, shutdown=shutdown, task_status=task_status
-    )
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(
+            functools.partial(
+                serve_app, create_app(handle), host=host, port=port, shutdown=shutdown
+            )
+        )
+        try:
+            written = write_serve_address(root, host, bound)
+        except OSError as exc:  # only `pit cancel` misses it: say so, serve on
+            logging.getLogger("pit.serve").warning("cannot write .pit/serve.json: %s", exc)
+            written = None
+        task_status.started(bound)
+        try:
+            await shutdown.wait()
+        finally:
+            if written is not None:
+                written.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from pit.clock import SystemClock, local_zone
 from pit.spec.durations import format_duration
 from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
 from pit.spec.states import RunState
+from pit.store.paused import read_paused
 from pit.store.runstore import DagFacts, RunRow, RunStore, rebuild, store_path
 
 WINDOW = 20
@@ -40,6 +41,10 @@ def status_command(cli: CliContext, *, as_json: bool) -> int:
         rows = [
             _row(dag, store.recent(dag.name, WINDOW), active.get(dag.name, 0), now) for dag in dags
         ]
+    paused = read_paused(workspace.root)
+    for row in rows:
+        pause = paused.get(row["dag"])
+        row["paused"] = None if pause is None else {"at": pause.at.isoformat(), "by": pause.by}
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
@@ -174,7 +179,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             [
                 row["dag"],
                 row["schedule_in_words"] or "-",
-                _local(row["next_run"], row["timezone"]),
+                "paused" if row["paused"] else _local(row["next_run"], row["timezone"]),
                 ",".join(row["triggers"]) or "manual",
                 f"{last['state']} {when:%Y-%m-%d %H:%M}" if when else last.get("state", "-"),
                 format_duration(took) if took is not None else "-",

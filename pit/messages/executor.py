@@ -47,6 +47,8 @@ class CancelExecution:
 
     run_id: str
     kill: bool = False
+    by: str | None = None
+    """Who cancels it (the API's caller), for the run's error; None: pit serve stopping."""
 
 
 ToExecutor = ExecutorSetup | Execute | CancelExecution

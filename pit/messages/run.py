@@ -126,6 +126,8 @@ class CancelRun:
 
     kill: bool = False
     """Kill running tasks at once instead of the SIGTERM-grace-SIGKILL escalation."""
+    by: str | None = None
+    """Who cancelled the run, named in its error ("cancelled by ..."); None: a signal."""
 
 
 @attrs.frozen(kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 
 import attrs
 import trio
@@ -17,7 +18,7 @@ from pit.messages.webhook import RunRequestAnswer
 class RunRequested:
     dag: str
     trigger: str
-    """"cron", "webhook", "ftp" (recorded on the run)."""
+    """"cron", "webhook", "ftp", "api" (recorded on the run)."""
     scheduled_time: dt.datetime | None = None
     """The cron fire time, given to tasks as PIT_SCHEDULED_TIME."""
     seed_files: tuple[Path, ...] = ()
@@ -41,7 +42,34 @@ class Stop:
     now: bool = False
 
 
-SupervisorInbox = RunRequested | RunEnded | Reload | Stop
+CancelAnswer = Literal["cancelling", "cancelled", "unknown"]
+"""`cancelling`: the run is active and is being stopped; `cancelled`: it was waiting for its
+turn and is recorded as cancelled now; `unknown`: this pit serve neither runs it nor holds it
+(ended, or never one of its runs)."""
+
+
+@attrs.frozen(kw_only=True)
+class CancelRequested:
+    """Cancel one run (the API's `POST /api/runs/{id}/cancel`); it ends `cancelled`, its
+    error saying `by` whom."""
+
+    run_id: str
+    by: str
+    reply: trio.MemorySendChannel[CancelAnswer]
+
+
+@attrs.frozen(kw_only=True)
+class PauseRequested:
+    """Pause a DAG (`pause`) or resume it: a paused DAG's schedule, FTP watch and webhook start
+    nothing, runs asked for by hand still start. Answered whether pit serve serves the DAG."""
+
+    dag: str
+    pause: bool
+    by: str
+    reply: trio.MemorySendChannel[bool]
+
+
+SupervisorInbox = RunRequested | CancelRequested | PauseRequested | RunEnded | Reload | Stop
 
 
 @attrs.frozen(kw_only=True)

@@ -14,7 +14,6 @@ CONFIG_FILE = "pit_config.toml"
 DEFAULT_SHUTDOWN_GRACE = 60.0
 DEFAULT_MAX_QUEUED_RUNS = 100
 NOT_YET_USED = (
-    "api_token",
     "age_identity",
     "secrets_recipients",
     "dbt_driver",
@@ -44,7 +43,10 @@ class WorkspaceConfig:
     """`pit serve`: accepted runs that may wait for their turn; past it a request is refused
     (a webhook's 503 with Retry-After)."""
     metadata_db: str | None = None
-    api_token: str | None = attrs.field(default=None, repr=False)
+    api_token: str | None = None
+    """`pit serve`'s API: the name of the secret holding its bearer token (reads and steers)."""
+    api_read_token: str | None = None
+    """The name of the secret holding a token that may only read the API."""
     age_identity: str | None = None
     secrets_recipients: str | None = None
 
@@ -83,6 +85,7 @@ def parse_workspace_config(
         max_queued_runs=queued_cap or defaults.max_queued_runs,
         metadata_db=later["metadata_db"],
         api_token=r.string("api_token"),
+        api_read_token=r.string("api_read_token"),
         age_identity=later["age_identity"],
         secrets_recipients=r.path_string("secrets_recipients"),
     )

@@ -240,8 +240,10 @@ class RunStore:
         state: RunState | None = None,
         before: str | None = None,
         limit: int = 50,
+        tasks: bool = True,
     ) -> list[RunRecord]:
-        """The newest runs first (of `dag`, in `state`, older than the run id `before`)."""
+        """The newest runs first (of `dag`, in `state`, older than the run id `before`), with
+        their tasks unless `tasks` is false."""
         where, params = [], list[object]()
         for clause, value in (
             ("dag = ?", dag),
@@ -254,15 +256,15 @@ class RunStore:
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return self._records(f"{sql} ORDER BY run_id DESC LIMIT ?", [*params, limit])
+        return self._records(f"{sql} ORDER BY run_id DESC LIMIT ?", [*params, limit], tasks)
 
-    def _records(self, sql: str, params: list[object]) -> list[RunRecord]:
-        """The runs a query of `runs` finds, in its order, each with its tasks."""
+    def _records(self, sql: str, params: list[object], with_tasks: bool = True) -> list[RunRecord]:
+        """The runs a query of `runs` finds, in its order, each with its tasks (or none)."""
         from pit.store.rundir import record_from_json
 
         runs = self._db.execute(sql, params).fetchall()
         tasks: dict[str, list[dict[str, object]]] = {run[0]: [] for run in runs}
-        if runs:
+        if runs and with_tasks:
             marks = ", ".join("?" * len(runs))
             for row in self._db.execute(
                 f"SELECT * FROM tasks WHERE run_id IN ({marks}) ORDER BY run_id, position",

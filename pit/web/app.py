@@ -25,10 +25,9 @@ connection hypercorn does close (a 413 past `DRAIN_LIMIT`, a 408) is really clos
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
-from typing import Any, assert_never
+from typing import assert_never
 
 import trio
 from quart import Response, g, request
@@ -36,10 +35,19 @@ from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from pit.messages.trigger import RunRequested, SupervisorInbox
 from pit.messages.web import WebHandle
-from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
+from pit.messages.webhook import RunAccepted, RunRejected
+from pit.web.api import add_api
 from pit.web.asgi import HTTPConnection
+from pit.web.responses import (
+    BUSY_RETRY_AFTER,
+    REJECTED_STATUS,
+    bearer_token,
+    error,
+    request_run,
+    same_token,
+    unauthorized,
+)
 
 log = logging.getLogger("pit.web")
 access_log = logging.getLogger("pit.web.access")
@@ -56,16 +64,6 @@ BODY_TIMEOUT = 30.0
 
 TOKEN_RETRY_AFTER = 60
 """Seconds a 503 for a token pit cannot read tells the caller to wait: a person must fix it."""
-
-BUSY_RETRY_AFTER = 1
-"""Seconds a 503 for a full request queue tells the caller to wait (`Retry-After`)."""
-
-_REJECTED_STATUS: dict[RejectReason, int] = {
-    "overlap": 409,
-    "busy": 503,
-    "stopping": 503,
-    "unknown": 404,
-}
 
 
 def create_app(handle: WebHandle) -> QuartTrio:
@@ -105,45 +103,47 @@ def create_app(handle: WebHandle) -> QuartTrio:
     @app.post("/webhook/<dag>")
     async def webhook(dag: str) -> ResponseReturnValue:
         if handle.stopping.is_set():
-            return _error(503, "pit is shutting down; it takes no new runs")
-        tokens = handle.tokens.by_dag
+            return error(503, "pit is shutting down; it takes no new runs")
+        tokens = handle.served.webhook_tokens
         if dag not in tokens:
-            return _error(404, f"no DAG {dag!r} with a webhook ([dag.webhook] in its pit.toml)")
+            return error(404, f"no DAG {dag!r} with a webhook ([dag.webhook] in its pit.toml)")
         token = tokens[dag]
         if token is None:
-            return _error(
+            return error(
                 503,
                 "webhook token not available: pit has no secrets file, or it lacks the "
                 "DAG's token_secret (see pit serve's log)",
                 {"Retry-After": str(TOKEN_RETRY_AFTER)},
             )
-        presented = _bearer_token(request.headers.get("Authorization"))
+        presented = bearer_token(request.headers.get("Authorization"))
         if presented is None:
-            return _unauthorized("send the DAG's token as 'Authorization: Bearer <token>'")
-        if not _same_token(presented, token):
+            return unauthorized("send the DAG's token as 'Authorization: Bearer <token>'")
+        if not same_token(presented, token):
             log.warning("webhook %s: wrong token from %s", dag, request.remote_addr)
-            return _unauthorized("wrong token")
-        answer = await request_run(handle.inbox, dag)
+            return unauthorized("wrong token")
+        answer = await request_run(handle.inbox, dag, trigger="webhook")
         match answer:
             case RunAccepted(run_id=run_id):
                 return {"run_id": run_id, "dag": dag}, 202
             case RunRejected(reason=reason, message=message):
                 headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
-                return _error(_REJECTED_STATUS[reason], message, headers)
+                return error(REJECTED_STATUS[reason], message, headers)
             case _:
                 assert_never(answer)
 
+    add_api(app, handle)
+
     @app.errorhandler(HTTPException)
-    async def http_error(error: HTTPException) -> ResponseReturnValue:
+    async def http_error(exc: HTTPException) -> ResponseReturnValue:
         headers = {}
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            headers["Allow"] = ", ".join(error.valid_methods)
-        return _error(error.code or 500, error.description or error.name, headers)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        return error(exc.code or 500, exc.description or exc.name, headers)
 
     @app.errorhandler(Exception)
-    async def unexpected(error: Exception) -> ResponseReturnValue:
-        log.error("%s %s failed", request.method, request.path, exc_info=error)
-        return _error(500, "internal error in pit; see its log")
+    async def unexpected(exc: Exception) -> ResponseReturnValue:
+        log.error("%s %s failed", request.method, request.path, exc_info=exc)
+        return error(500, "internal error in pit; see its log")
 
     return app
 
@@ -168,7 +168,7 @@ async def _read_body() -> ResponseReturnValue | None:
             if size <= MAX_BODY:
                 kept.append(chunk)
     if timer.cancelled_caught:
-        return _error(408, f"the body took over {BODY_TIMEOUT:.0f}s", {"Connection": "close"})
+        return error(408, f"the body took over {BODY_TIMEOUT:.0f}s", {"Connection": "close"})
     if size > MAX_BODY:
         return _too_large(close=False)
     body = request.body_class(None, None)
@@ -177,48 +177,6 @@ async def _read_body() -> ResponseReturnValue | None:
     return None
 
 
-async def request_run(inbox: trio.MemorySendChannel[SupervisorInbox], dag: str) -> RunRequestAnswer:
-    """Ask the supervisor for a run of `dag`, as a trigger does; it answers at once, without
-    waiting for the run to start. A full inbox is a busy answer, never a wait."""
-    reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
-    try:
-        inbox.send_nowait(RunRequested(dag=dag, trigger="webhook", reply=reply_send))
-    except trio.WouldBlock:
-        return RunRejected(reason="busy", message="too many requests waiting; try again")
-    async with reply:
-        return await reply.receive()
-
-
-def _bearer_token(header: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header (scheme in any case); None when
-    the header is missing, of another scheme, or has no token."""
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
-
-
-def _same_token(presented: str, expected: str) -> bool:
-    """Compare in constant time. Header values reach us decoded as latin-1 (the raw bytes), the
-    expected token is text: compare the bytes a client sends for it (UTF-8)."""
-    if not expected:
-        return False  # an empty token is a configuration slip, never a match
-    return hmac.compare_digest(presented.encode("latin-1"), expected.encode("utf-8"))
-
-
-def _error(
-    status: int, message: str, headers: dict[str, str] | None = None
-) -> tuple[dict[str, Any], int, dict[str, str]]:
-    return {"error": message}, status, headers or {}
-
-
-def _unauthorized(message: str) -> ResponseReturnValue:
-    return _error(401, message, {"WWW-Authenticate": 'Bearer realm="pit"'})
-
-
 def _too_large(*, close: bool) -> ResponseReturnValue:
     headers = {"Connection": "close"} if close else {}
-    return _error(413, f"the body is over {MAX_BODY // 1024} KiB", headers)
+    return error(413, f"the body is over {MAX_BODY // 1024} KiB", headers)

@@ -26,11 +26,12 @@ from pit.actors.supervisor import Supervisor
 from pit.cli import executor
 from pit.clock import SystemClock
 from pit.messages.run import RunEnded
-from pit.messages.trigger import Reload, RunRequested, Stop, SupervisorHandle
+from pit.messages.trigger import PauseRequested, Reload, RunRequested, Stop, SupervisorHandle
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.load import load_workspace
 from pit.spec.secrets import parse_secrets
 from pit.spec.states import RunState
+from pit.store.paused import read_paused
 from pit.store.rundir import read_manifest
 from tests.conftest import Workspace
 
@@ -95,15 +96,23 @@ class Served:
     stopped: trio.Event
     """Set when `Supervisor.run` has returned."""
 
-    async def ask(self, dag: str) -> Asked:
+    async def ask(self, dag: str, trigger: str = "webhook") -> Asked:
         # Buffered (1 each): a test reading the answer late must not hold the supervisor up.
         reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
         ended_send, ended = trio.open_memory_channel[RunEnded](1)
-        request = RunRequested(dag=dag, trigger="webhook", reply=reply_send, ended=ended_send)
+        request = RunRequested(dag=dag, trigger=trigger, reply=reply_send, ended=ended_send)
         await self.handle.inbox.send(request)
         with trio.fail_after(HANG_GUARD):
             answer = await reply.receive()
         return Asked(answer, ended)
+
+    async def pause(self, dag: str, *, pause: bool = True) -> bool:
+        reply_send, reply = trio.open_memory_channel[bool](1)
+        await self.handle.inbox.send(
+            PauseRequested(dag=dag, pause=pause, by="a test", reply=reply_send)
+        )
+        with trio.fail_after(HANG_GUARD):
+            return await reply.receive()
 
     async def send(self, message: Reload | Stop | RunRequested) -> None:
         await self.handle.inbox.send(message)
@@ -228,6 +237,27 @@ async def test_an_unknown_dag_is_rejected(workspace: Workspace) -> None:
     assert isinstance(asked.answer, RunRejected)
     assert "elt" in asked.answer.message
     assert workspace.run_dirs("elt") == []
+
+
+async def test_a_paused_dag_refuses_its_triggers_and_takes_runs_asked_by_hand(
+    workspace: Workspace,
+) -> None:
+    workspace.shell_project("etl", {"extract": ":\n"}, dag_keys='schedule = "0 6 * * *"')
+    async with serving(workspace.root) as served:
+        assert await served.pause("etl") is True
+        assert await served.pause("elt") is False  # no such DAG
+        refused = [await served.ask("etl", trigger) for trigger in ("cron", "ftp", "webhook")]
+        by_hand = await served.ask("etl", "api")
+        await by_hand.end()
+    assert all(rejected(asked, "paused") for asked in refused)
+    assert read_paused(workspace.root)["etl"].by == "a test"
+
+    async with serving(workspace.root) as served:  # the pause outlives pit serve
+        assert rejected(await served.ask("etl", "cron"), "paused")
+        assert await served.pause("etl", pause=False) is True
+        resumed = await served.ask("etl", "cron")
+        await resumed.end()
+    assert read_paused(workspace.root) == {}
 
 
 # --- overlap policies ------------------------------------------------------------------------

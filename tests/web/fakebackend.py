@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import tempfile
+from pathlib import Path
 
 import attrs
 import trio
 
 from pit.messages.trigger import RunRequested, SupervisorInbox
-from pit.messages.web import WebHandle, WebhookTokens
+from pit.messages.web import Served, WebHandle
 from pit.messages.webhook import RunAccepted, RunRejected
 
 TOKEN = "supersecret123"
@@ -39,10 +41,17 @@ class FakeBackend:
     _requests: trio.MemoryReceiveChannel[SupervisorInbox] = attrs.field(init=False)
     _run_numbers: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
 
+    runs_dir: Path = attrs.field(factory=lambda: Path(tempfile.mkdtemp(prefix="pit-web-")))
+    """Where the app looks for run folders and its store (`.pit/pit.db` beside them)."""
+
     def __attrs_post_init__(self) -> None:
         inbox, self._requests = trio.open_memory_channel[SupervisorInbox](64)
         self.handle = WebHandle(
-            inbox=inbox, tokens=WebhookTokens(by_dag=self.tokens), stopping=trio.Event()
+            inbox=inbox,
+            served=Served(webhook_tokens=self.tokens),
+            stopping=trio.Event(),
+            runs_dir=self.runs_dir,
+            store=self.runs_dir / ".pit" / "pit.db",
         )
 
     @property

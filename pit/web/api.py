@@ -1,0 +1,521 @@
+"""The REST API on pit serve's port: the original Pit's read-only paths, and steering.
+
+| path | answer |
+|---|---|
+| `GET /api/health` | `{"status": "ok"}`, without a token |
+| `GET /api/dags`, `/api/dags/{name}` | the DAGs served, each with its latest or recent runs |
+| `GET /api/runs` | `?dag=&state=&limit=&before=`, newest first; `next`: the next page's `before` |
+| `GET /api/runs/{id}` | one run with its tasks |
+| `GET /api/outputs` | `?dag=`: the outputs the DAGs declare |
+| `GET /api/runs/{id}/logs`, `/api/dags/{name}/logs` | Server-Sent Events: `log`, then `complete` |
+| `GET /api/runs/{id}/tasks/{task}/log` | the whole log as text; `Range: bytes=N-` for the rest |
+| WebSocket `/api/runs/{id}/stream` | JSON messages: `run` (the record), `log`, then `complete` |
+| `POST /api/dags/{name}/runs` | start a run now (as a webhook does): 202 `{run_id, dag}` |
+| `POST /api/runs/{id}/cancel` | cancel a run of this pit serve |
+| `POST /api/dags/{name}/pause`, `.../resume` | its triggers start nothing / start again |
+| `GET /metrics` | the Prometheus text format (`web/metrics.py`), behind the same tokens |
+
+The field names are the original Pit's (`../shared/spec/rest-api.md` in the repository's
+spec): a run is `{id, dag_name, status, started_at, ended_at, trigger, error}`, times RFC 3339
+in UTC. Runs are read from the run store, on connections of the API's own in worker threads,
+and one run from its run.json, which is written before the store is (a run just accepted has a
+folder and no record yet: it is `pending`).
+
+Auth: `api_token` in pit_config.toml names a secret whose value is the bearer token for every
+path but `/api/health`; `api_read_token` one that may only read (a `POST` with it is 403).
+Without either the API answers only clients on this machine (127.0.0.1, ::1), whatever address
+pit serve listens on for webhooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import trio
+from quart import Request, Response, Websocket, request, send_file, websocket
+from quart.typing import ResponseReturnValue
+from quart_trio import QuartTrio
+from werkzeug.exceptions import BadRequest
+
+from pit.messages.run import RunRecord, TaskRecord
+from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested
+from pit.messages.web import WebHandle
+from pit.messages.webhook import RunAccepted, RunRejected
+from pit.spec.dag import DagSpec
+from pit.spec.states import RunState
+from pit.store.rundir import RunPaths, dag_of
+from pit.store.runstore import RunStore, StoreError
+from pit.web.follow import FollowEvent, LogLine, follow_run, read_record, run_paths
+from pit.web.metrics import CONTENT_TYPE, render
+from pit.web.responses import (
+    BUSY_RETRY_AFTER,
+    REJECTED_STATUS,
+    bearer_token,
+    error,
+    request_run,
+    same_token,
+    unauthorized,
+)
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+RECENT_RUNS = 10
+"""Runs shown with a DAG (`/api/dags/{name}`)."""
+
+
+class StoreReader:
+    """Connections to the run store for the API's reads: each used by one worker thread at a
+    time, kept for the next read, closed with the app."""
+
+    def __init__(self, handle: WebHandle) -> None:
+        self._path = handle.store
+        self._idle: list[RunStore] = []
+
+    async def read(self, query: Callable[[RunStore], T]) -> T:
+        return await trio.to_thread.run_sync(self._read, query)
+
+    def _read(self, query: Callable[[RunStore], T]) -> T:
+        try:
+            store = self._idle.pop()  # list.pop and append are atomic: threads share the list
+        except IndexError:
+            store = RunStore.open(self._path)
+        try:
+            return query(store)
+        finally:
+            self._idle.append(store)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+def add_api(app: QuartTrio, handle: WebHandle) -> None:
+    """The API's routes on `app`, answering from `handle`."""
+    store = StoreReader(handle)
+    served = handle.served
+
+    @app.after_serving
+    async def close_store() -> None:
+        store.close()
+
+    @app.before_request
+    async def authorize_request() -> ResponseReturnValue | None:
+        return _authorize(request, reads=request.method in ("GET", "HEAD"))
+
+    @app.before_websocket
+    async def authorize_websocket() -> ResponseReturnValue | None:
+        return _authorize(websocket, reads=True)
+
+    def _authorize(asked: Request | Websocket, *, reads: bool) -> ResponseReturnValue | None:
+        """None when the request may go on; else the answer that refuses it."""
+        path = asked.path
+        if not (path.startswith("/api/") or path == "/metrics") or path == "/api/health":
+            return None
+        tokens = served.api
+        if tokens.unreadable is not None:
+            return error(503, f"the API's token cannot be read: {tokens.unreadable}")
+        if tokens.local_only:
+            if _is_loopback(asked.remote_addr):
+                return None
+            return error(
+                403,
+                "the API answers only on this machine while pit_config.toml sets no api_token "
+                "(the name of a secret holding its bearer token)",
+            )
+        presented = bearer_token(asked.headers.get("Authorization"))
+        if presented is not None:
+            if tokens.full is not None and same_token(presented, tokens.full):
+                return None
+            if tokens.read_only is not None and same_token(presented, tokens.read_only):
+                return None if reads else error(403, "the read-only token cannot change anything")
+        return unauthorized("unauthorized")
+
+    @app.errorhandler(StoreError)
+    async def store_failed(exc: StoreError) -> ResponseReturnValue:
+        return error(503, str(exc))
+
+    @app.get("/metrics")
+    async def metrics() -> ResponseReturnValue:
+        return Response(render(handle.metrics), mimetype=None, content_type=CONTENT_TYPE)
+
+    @app.get("/api/health")
+    async def health() -> ResponseReturnValue:
+        return {"status": "ok"}
+
+    @app.get("/api/dags")
+    async def dags() -> ResponseReturnValue:
+        specs = sorted(served.dags.values(), key=lambda dag: dag.name)
+
+        def latest(runs: RunStore) -> dict[str, RunRecord]:
+            found = ((d.name, runs.runs(dag=d.name, limit=1, tasks=False)) for d in specs)
+            return {name: records[0] for name, records in found if records}
+
+        latest_runs = await store.read(latest)
+        return {
+            "dags": [
+                {
+                    **_dag_summary(dag),
+                    "paused": dag.name in served.paused,
+                    "latest_run": _run(latest_runs[dag.name]) if dag.name in latest_runs else None,
+                }
+                for dag in specs
+            ]
+        }
+
+    @app.get("/api/dags/<name>")
+    async def dag(name: str) -> ResponseReturnValue:
+        spec = served.dags.get(name)
+        if spec is None:
+            return error(404, "dag not found")
+        recent = await store.read(lambda runs: runs.runs(dag=name, limit=RECENT_RUNS, tasks=False))
+        return {
+            **_dag_summary(spec),
+            "paused": name in served.paused,
+            "overlap": spec.overlap.value,
+            "timeout": _go_duration(spec.timeout),
+            "timeout_seconds": spec.timeout,
+            "tasks": [
+                {
+                    "name": task.name,
+                    "script": task.script,
+                    "depends_on": list(task.depends_on),
+                    "type": task.type.value,
+                    "timeout_seconds": task.timeout,
+                    "retries": task.retries,
+                }
+                for task in spec.tasks
+            ],
+            "recent_runs": [_run(record) for record in recent],
+        }
+
+    @app.get("/api/runs")
+    async def runs() -> ResponseReturnValue:
+        args = request.args
+        limit = min(_whole(args.get("limit"), DEFAULT_LIMIT, "limit"), MAX_LIMIT)
+        state = args.get("state") or None
+        if state is not None and state not in _STATES:
+            return error(400, f"state must be one of {', '.join(sorted(_STATES))}")
+        page = await store.read(
+            lambda runs: runs.runs(
+                dag=args.get("dag") or None,
+                state=RunState(state) if state else None,
+                before=args.get("before") or None,
+                limit=limit + 1,
+                tasks=False,
+            )
+        )
+        shown = page[:limit]
+        more = len(page) > len(shown)
+        return {
+            "runs": [_run(record) for record in shown],
+            "next": shown[-1].run_id if more else None,
+        }
+
+    @app.get("/api/runs/<run_id>")
+    async def run(run_id: str) -> ResponseReturnValue:
+        record = await _find_run(run_id)
+        if record is None:
+            return error(404, "run not found")
+        return {**_run(record), "tasks": [_task(task) for task in record.tasks]}
+
+    @app.get("/api/outputs")
+    async def outputs() -> ResponseReturnValue:
+        wanted = request.args.get("dag") or None
+        return {
+            "outputs": [
+                {"dag_name": dag.name, "name": out.name, "type": out.type, "location": out.location}
+                for dag in sorted(served.dags.values(), key=lambda dag: dag.name)
+                if wanted is None or dag.name == wanted
+                for out in dag.outputs
+            ]
+        }
+
+    @app.get("/api/runs/<run_id>/logs")
+    async def run_logs(run_id: str) -> ResponseReturnValue:
+        tail = _whole(request.args.get("lines"), 0, "lines")
+        record = await _find_run(run_id)
+        if record is None:
+            return error(404, "run not found")
+        return _event_stream(record.run_id, tail)
+
+    @app.get("/api/runs/<run_id>/tasks/<task>/log")
+    async def task_log(run_id: str, task: str) -> ResponseReturnValue:
+        paths = run_paths(handle.runs_dir, run_id)
+        if paths is None or not _plain_name(task):
+            return error(404, "task log not found")
+        path = paths.log(task)
+        if not await trio.Path(path).is_file():
+            return error(404, "task log not found")
+        # Range requests (`bytes=N-`) answer 206 with that part: a client follows a log by
+        # asking for what it has not seen.
+        response = await send_file(path, mimetype="text/plain", conditional=True)
+        response.timeout = None
+        return response
+
+    @app.websocket("/api/runs/<run_id>/stream")
+    async def stream(run_id: str) -> ResponseReturnValue | None:
+        record = await _find_run(run_id)
+        paths = run_paths(handle.runs_dir, run_id)
+        if record is None or paths is None:
+            return error(404, "run not found")
+        await websocket.accept()
+        dag, ended = record.dag, None
+        events = follow_run(paths, until=handle.stopping)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, LogLine):
+                    message = {"event": "log", "data": _log_json(run_id, dag, event)}
+                else:
+                    run = event.record
+                    ended = run.state if run.state.terminal else None
+                    data = {**_run(run), "tasks": [_task(task) for task in run.tasks]}
+                    message = {"event": "run", "data": data}
+                await websocket.send(json.dumps(message, separators=(",", ":")))
+        if ended is None:  # pit serve is stopping
+            await websocket.close(1001, "pit serve is stopping")
+        else:
+            await websocket.send(json.dumps({"event": "complete", "data": {"status": ended.value}}))
+            await websocket.close(1000)
+        return None
+
+    @app.get("/api/dags/<name>/logs")
+    async def dag_logs(name: str) -> ResponseReturnValue:
+        tail = _whole(request.args.get("lines"), 0, "lines")
+        if name not in served.dags:
+            return error(404, "dag not found")
+
+        def active_or_latest(runs: RunStore) -> list[RunRecord]:
+            active = runs.runs(dag=name, state=RunState.RUNNING, limit=1, tasks=False)
+            return active or runs.runs(dag=name, limit=1, tasks=False)
+
+        found = await store.read(active_or_latest)
+        if not found:
+            return error(404, "no runs found for dag")
+        return _event_stream(found[0].run_id, tail)
+
+    @app.post("/api/dags/<name>/runs")
+    async def trigger(name: str) -> ResponseReturnValue:
+        if handle.stopping.is_set():
+            return error(503, "pit is shutting down; it takes no new runs")
+        body = await request.get_data(as_text=True)
+        if body.strip():
+            try:
+                asked = json.loads(body)
+            except ValueError:
+                return error(400, "the body must be a JSON object (or empty)")
+            if not isinstance(asked, dict):
+                return error(400, "the body must be a JSON object (or empty)")
+            if asked.get("params"):
+                return error(400, "this pit has no run params yet; send {} or no body")
+        answer = await request_run(handle.inbox, name, trigger="api")
+        match answer:
+            case RunAccepted(run_id=run_id):
+                return {"run_id": run_id, "dag": name}, 202
+            case RunRejected(reason="unknown"):
+                return error(404, "dag not found")
+            case RunRejected(reason=reason, message=message):
+                headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
+                return error(REJECTED_STATUS[reason], message, headers)
+
+    @app.post("/api/dags/<name>/pause")
+    async def pause(name: str) -> ResponseReturnValue:
+        return await _pause(name, pause=True)
+
+    @app.post("/api/dags/<name>/resume")
+    async def resume(name: str) -> ResponseReturnValue:
+        return await _pause(name, pause=False)
+
+    async def _pause(name: str, *, pause: bool) -> ResponseReturnValue:
+        reply_send, reply = trio.open_memory_channel[bool](1)
+        asked = PauseRequested(dag=name, pause=pause, by=_caller(), reply=reply_send)
+        try:
+            handle.inbox.send_nowait(asked)
+        except trio.WouldBlock:
+            return error(503, "too many requests waiting; try again", {"Retry-After": "1"})
+        async with reply:
+            if not await reply.receive():
+                return error(404, "dag not found")
+        return {"dag": name, "paused": pause}
+
+    @app.post("/api/runs/<run_id>/cancel")
+    async def cancel(run_id: str) -> ResponseReturnValue:
+        reply_send, reply = trio.open_memory_channel[CancelAnswer](1)
+        asked = CancelRequested(run_id=run_id, by=_caller(), reply=reply_send)
+        try:
+            handle.inbox.send_nowait(asked)
+        except trio.WouldBlock:
+            return error(503, "too many requests waiting; try again", {"Retry-After": "1"})
+        async with reply:
+            answer = await reply.receive()
+        if answer == "cancelling":
+            return {"run_id": run_id, "status": "cancelling"}, 202
+        if answer == "cancelled":
+            return {"run_id": run_id, "status": "cancelled"}
+        record = await _find_run(run_id)
+        if record is None:
+            return error(404, "run not found")
+        if record.state.terminal:
+            return error(409, f"run {run_id} has ended ({record.state.value})")
+        return error(
+            409,
+            f"run {run_id} is not one of this pit serve's runs: cancel it where it runs "
+            "(`pit cancel` on its machine)",
+        )
+
+    def _caller() -> str:
+        return f"the API ({request.remote_addr})"
+
+    async def _find_run(run_id: str) -> RunRecord | None:
+        """The run as its run.json has it now, else as the store does (its folder gone)."""
+        paths = run_paths(handle.runs_dir, run_id)
+        if paths is None:
+            return None
+        on_disk = await trio.to_thread.run_sync(_on_disk, paths)
+        if on_disk is not None:
+            return on_disk
+        return await store.read(lambda runs: runs.get(run_id))
+
+    def _on_disk(paths: RunPaths) -> RunRecord | None:
+        record = read_record(paths)
+        if record is None and paths.root.is_dir():  # accepted, its record not written yet
+            return RunRecord(run_id=paths.run_id, dag=dag_of(paths.run_id), trigger="")
+        return record
+
+    def _event_stream(run_id: str, tail: int) -> Response:
+        paths = run_paths(handle.runs_dir, run_id)
+        assert paths is not None  # found by its id just now
+        events = _server_sent(
+            paths.run_id, follow_run(paths, tail=tail or None, until=handle.stopping)
+        )
+        response = Response(events, mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.timeout = None  # Quart's 60 s response timeout would cut a live stream
+        return response
+
+
+async def _server_sent(
+    run_id: str, events: AsyncGenerator[FollowEvent, None]
+) -> AsyncIterator[bytes]:
+    """The original Pit's log stream: an event `log` per line, `complete` once the run has
+    ended (then the stream ends)."""
+    dag = dag_of(run_id)
+    ended = None
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, LogLine):
+                yield _sse("log", _log_json(run_id, dag, event))
+            elif event.record.state.terminal:
+                ended = event.record.state  # the events end here, after the run's last lines
+    if ended is not None:  # else pit serve is stopping: the stream just ends
+        yield _sse("complete", {"status": ended.value})
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _log_json(run_id: str, dag: str, line: LogLine) -> dict[str, Any]:
+    return {
+        "timestamp": _rfc3339(line.at),
+        "run_id": run_id,
+        "dag_name": dag,
+        "task_name": line.task,
+        "level": line.level,
+        "message": line.message,
+        "attempt": line.attempt,
+        "duration": "",
+    }
+
+
+_STATES = {state.value for state in RunState}
+
+
+def _dag_summary(dag: DagSpec) -> dict[str, Any]:
+    return {
+        "name": dag.name,
+        "schedule": dag.schedule or "",
+        "timezone": dag.timezone,
+        "task_count": len(dag.tasks),
+        "triggers": [
+            kind
+            for kind, on in (
+                ("cron", dag.schedule),
+                ("ftp", dag.ftp_watch),
+                ("webhook", dag.webhook),
+            )
+            if on
+        ],
+    }
+
+
+def _run(record: RunRecord) -> dict[str, Any]:
+    return {
+        "id": record.run_id,
+        "dag_name": record.dag,
+        "status": record.state.value,
+        "started_at": _rfc3339(record.started_at) or "",
+        "ended_at": _rfc3339(record.ended_at),
+        "trigger": record.trigger,
+        "error": record.error,
+        "scheduled_time": _rfc3339(record.scheduled_time),
+    }
+
+
+def _task(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "status": task.state.value,
+        "started_at": _rfc3339(task.started_at),
+        "ended_at": _rfc3339(task.ended_at),
+        "attempts": task.attempts,
+        "exit_code": task.exit_code,
+        "error": task.error,
+    }
+
+
+def _rfc3339(at: dt.datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _go_duration(seconds: float | None) -> str:
+    """A duration as the original Pit (Go's `Duration.String`) wrote it: `1h30m0s`, `0s`."""
+    if not seconds:
+        return "0s"
+    whole, fraction = divmod(seconds, 1)
+    hours, rest = divmod(int(whole), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs + fraction:g}s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
+
+
+def _whole(text: str | None, default: int, name: str) -> int:
+    """A query parameter that must be a whole number of at least 1 (absent: `default`)."""
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) >= 1):
+        raise BadRequest(f"{name} must be a whole number from 1")
+    return int(text)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

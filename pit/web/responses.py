@@ -1,0 +1,67 @@
+"""What the webhook and the API answer alike: JSON errors, bearer tokens, run requests."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import trio
+from quart.typing import ResponseReturnValue
+
+from pit.messages.trigger import RunRequested, SupervisorInbox
+from pit.messages.webhook import RejectReason, RunRejected, RunRequestAnswer
+
+BUSY_RETRY_AFTER = 1
+"""Seconds a 503 for a full request queue tells the caller to wait (`Retry-After`)."""
+
+REJECTED_STATUS: dict[RejectReason, int] = {
+    "overlap": 409,
+    "busy": 503,
+    "stopping": 503,
+    "unknown": 404,
+    "paused": 409,
+}
+
+
+async def request_run(
+    inbox: trio.MemorySendChannel[SupervisorInbox], dag: str, *, trigger: str
+) -> RunRequestAnswer:
+    """Ask the supervisor for a run of `dag`, as a trigger does; it answers at once, without
+    waiting for the run to start. A full inbox is a busy answer, never a wait."""
+    reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
+    try:
+        inbox.send_nowait(RunRequested(dag=dag, trigger=trigger, reply=reply_send))
+    except trio.WouldBlock:
+        return RunRejected(reason="busy", message="too many requests waiting; try again")
+    async with reply:
+        return await reply.receive()
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case); None when
+    the header is missing, of another scheme, or has no token."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def same_token(presented: str, expected: str) -> bool:
+    """Compare in constant time. Header values reach us decoded as latin-1 (the raw bytes), the
+    expected token is text: compare the bytes a client sends for it (UTF-8)."""
+    if not expected:
+        return False  # an empty token is a configuration slip, never a match
+    return hmac.compare_digest(presented.encode("latin-1"), expected.encode("utf-8"))
+
+
+def error(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    return {"error": message}, status, headers or {}
+
+
+def unauthorized(message: str) -> ResponseReturnValue:
+    return error(401, message, {"WWW-Authenticate": 'Bearer realm="pit"'})

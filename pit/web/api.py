@@ -9,7 +9,7 @@
 | `GET /api/outputs` | `?dag=`: the outputs the DAGs declare |
 | `GET /api/runs/{id}/logs`, `/api/dags/{name}/logs` | Server-Sent Events: `log`, then `complete` |
 | `GET /api/runs/{id}/tasks/{task}/log` | the whole log as text; `Range: bytes=N-` for the rest |
-| WebSocket `/api/runs/{id}/stream` | JSON messages: `run` (the record), `log`, then `complete` |
+| WebSocket `/api/runs/{id}/stream` | JSON: `run` (its record, on change), `logs`, `complete` |
 | `POST /api/dags/{name}/runs` | start a run now (as a webhook does): 202 `{run_id, dag}` |
 | `POST /api/runs/{id}/cancel` | cancel a run of this pit serve |
 | `POST /api/dags/{name}/pause`, `.../resume` | its triggers start nothing / start again |
@@ -30,7 +30,6 @@ pit serve listens on for webhooks.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import ipaddress
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -42,7 +41,7 @@ from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 from werkzeug.exceptions import BadRequest
 
-from pit.messages.run import RunRecord, TaskRecord
+from pit.messages.run import RunRecord
 from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested
 from pit.messages.web import WebHandle
 from pit.messages.webhook import RunAccepted, RunRejected
@@ -50,7 +49,7 @@ from pit.spec.dag import DagSpec
 from pit.spec.states import RunState
 from pit.store.rundir import RunPaths, dag_of
 from pit.store.runstore import RunStore, StoreError
-from pit.web.follow import FollowEvent, LogLine, follow_run, read_record, run_paths
+from pit.web.follow import Batch, RunFeeds, read_record, run_paths
 from pit.web.metrics import CONTENT_TYPE, render
 from pit.web.responses import (
     BUSY_RETRY_AFTER,
@@ -61,6 +60,7 @@ from pit.web.responses import (
     same_token,
     unauthorized,
 )
+from pit.web.shapes import run_json, run_with_tasks
 
 T = TypeVar("T")
 
@@ -100,6 +100,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     """The API's routes on `app`, answering from `handle`."""
     store = StoreReader(handle)
     served = handle.served
+    feeds = RunFeeds(runs_dir=handle.runs_dir, until=handle.stopping, nursery=lambda: app.nursery)
 
     @app.after_serving
     async def close_store() -> None:
@@ -153,17 +154,17 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     async def dags() -> ResponseReturnValue:
         specs = sorted(served.dags.values(), key=lambda dag: dag.name)
 
-        def latest(runs: RunStore) -> dict[str, RunRecord]:
+        def latest_of(runs: RunStore) -> dict[str, RunRecord]:
             found = ((d.name, runs.runs(dag=d.name, limit=1, tasks=False)) for d in specs)
             return {name: records[0] for name, records in found if records}
 
-        latest_runs = await store.read(latest)
+        latest = await store.read(latest_of)
         return {
             "dags": [
                 {
                     **_dag_summary(dag),
                     "paused": dag.name in served.paused,
-                    "latest_run": _run(latest_runs[dag.name]) if dag.name in latest_runs else None,
+                    "latest_run": run_json(latest[dag.name]) if dag.name in latest else None,
                 }
                 for dag in specs
             ]
@@ -192,7 +193,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
                 }
                 for task in spec.tasks
             ],
-            "recent_runs": [_run(record) for record in recent],
+            "recent_runs": [run_json(record) for record in recent],
         }
 
     @app.get("/api/runs")
@@ -214,7 +215,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         shown = page[:limit]
         more = len(page) > len(shown)
         return {
-            "runs": [_run(record) for record in shown],
+            "runs": [run_json(record) for record in shown],
             "next": shown[-1].run_id if more else None,
         }
 
@@ -223,7 +224,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         record = await _find_run(run_id)
         if record is None:
             return error(404, "run not found")
-        return {**_run(record), "tasks": [_task(task) for task in record.tasks]}
+        return run_with_tasks(record)
 
     @app.get("/api/outputs")
     async def outputs() -> ResponseReturnValue:
@@ -266,20 +267,16 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         if record is None or paths is None:
             return error(404, "run not found")
         await websocket.accept()
-        dag, ended = record.dag, None
-        events = follow_run(paths, until=handle.stopping)
-        async with contextlib.aclosing(events):
-            async for event in events:
-                if isinstance(event, LogLine):
-                    message = {"event": "log", "data": _log_json(run_id, dag, event)}
-                else:
-                    run = event.record
-                    ended = run.state if run.state.terminal else None
-                    data = {**_run(run), "tasks": [_task(task) for task in run.tasks]}
-                    message = {"event": "run", "data": data}
-                await websocket.send(json.dumps(message, separators=(",", ":")))
-        if ended is None:  # pit serve is stopping
-            await websocket.close(1001, "pit serve is stopping")
+        ended = None
+        async with contextlib.aclosing(feeds.follow(paths)) as batches:
+            async for batch in batches:
+                for message in batch.websocket:
+                    await websocket.send(message)
+                if batch.ended:
+                    assert batch.record is not None
+                    ended = batch.record.state
+        if ended is None:  # pit serve is stopping, or this client fell too far behind
+            await websocket.close(1001, "the stream ended; follow again")
         else:
             await websocket.send(json.dumps({"event": "complete", "data": {"status": ended.value}}))
             await websocket.close(1000)
@@ -391,47 +388,30 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     def _event_stream(run_id: str, tail: int) -> Response:
         paths = run_paths(handle.runs_dir, run_id)
         assert paths is not None  # found by its id just now
-        events = _server_sent(
-            paths.run_id, follow_run(paths, tail=tail or None, until=handle.stopping)
-        )
+        events = _server_sent(feeds.follow(paths, tail=tail or None))
         response = Response(events, mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.timeout = None  # Quart's 60 s response timeout would cut a live stream
         return response
 
 
-async def _server_sent(
-    run_id: str, events: AsyncGenerator[FollowEvent, None]
-) -> AsyncIterator[bytes]:
+async def _server_sent(batches: AsyncGenerator[Batch, None]) -> AsyncIterator[bytes]:
     """The original Pit's log stream: an event `log` per line, `complete` once the run has
     ended (then the stream ends)."""
-    dag = dag_of(run_id)
     ended = None
-    async with contextlib.aclosing(events):
-        async for event in events:
-            if isinstance(event, LogLine):
-                yield _sse("log", _log_json(run_id, dag, event))
-            elif event.record.state.terminal:
-                ended = event.record.state  # the events end here, after the run's last lines
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            if batch.lines:
+                yield batch.server_sent
+            if batch.ended:
+                assert batch.record is not None
+                ended = batch.record.state
     if ended is not None:  # else pit serve is stopping: the stream just ends
         yield _sse("complete", {"status": ended.value})
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-def _log_json(run_id: str, dag: str, line: LogLine) -> dict[str, Any]:
-    return {
-        "timestamp": _rfc3339(line.at),
-        "run_id": run_id,
-        "dag_name": dag,
-        "task_name": line.task,
-        "level": line.level,
-        "message": line.message,
-        "attempt": line.attempt,
-        "duration": "",
-    }
 
 
 _STATES = {state.value for state in RunState}
@@ -453,37 +433,6 @@ def _dag_summary(dag: DagSpec) -> dict[str, Any]:
             if on
         ],
     }
-
-
-def _run(record: RunRecord) -> dict[str, Any]:
-    return {
-        "id": record.run_id,
-        "dag_name": record.dag,
-        "status": record.state.value,
-        "started_at": _rfc3339(record.started_at) or "",
-        "ended_at": _rfc3339(record.ended_at),
-        "trigger": record.trigger,
-        "error": record.error,
-        "scheduled_time": _rfc3339(record.scheduled_time),
-    }
-
-
-def _task(task: TaskRecord) -> dict[str, Any]:
-    return {
-        "name": task.name,
-        "status": task.state.value,
-        "started_at": _rfc3339(task.started_at),
-        "ended_at": _rfc3339(task.ended_at),
-        "attempts": task.attempts,
-        "exit_code": task.exit_code,
-        "error": task.error,
-    }
-
-
-def _rfc3339(at: dt.datetime | None) -> str | None:
-    if at is None:
-        return None
-    return at.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _go_duration(seconds: float | None) -> str:

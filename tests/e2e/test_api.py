@@ -43,6 +43,11 @@ def task_running(server: Serving, run_id: str) -> bool:
     return [t["status"] for t in get(server, f"/api/runs/{run_id}")["tasks"]] == ["running"]
 
 
+def texts(message: dict[str, Any]) -> list[str]:
+    """The lines of a WebSocket `logs` message."""
+    return [line["message"] for line in message["data"]]
+
+
 def events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """The (event, data) pairs of a Server-Sent Events stream whose events each have one
     `data` line (each is taken at its `data` line: a client may hold the blank line after it
@@ -397,7 +402,7 @@ async def test_the_websocket_streams_the_runs_records_and_lines(
                     except trio_websocket.ConnectionClosed:
                         break
                     messages.append(message)
-                    if message["data"].get("message") == "first":
+                    if message["event"] == "logs" and "first" in texts(message):
                         (workspace.root / GATE).touch()
                 closed = socket.closed
         assert closed is not None
@@ -411,7 +416,7 @@ async def test_the_websocket_streams_the_runs_records_and_lines(
     kinds = [m["event"] for m in messages]
     assert kinds[0] == "run"
     assert messages[0]["data"]["status"] == "running"
-    lines = [m["data"]["message"] for m in messages if m["event"] == "log"]
+    lines = [text for m in messages if m["event"] == "logs" for text in texts(m)]
     assert lines[1:] == ["first", "last"]
     final = [m for m in messages if m["event"] == "run"][-1]["data"]
     assert final["status"] == "success"

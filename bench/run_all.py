@@ -18,7 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCHMARKS = ("overhead", "startup", "logs", "rss", "store", "status", "broker", "load", "serve")
+BENCHMARKS = (
+    "overhead",
+    "startup",
+    "logs",
+    "rss",
+    "store",
+    "status",
+    "broker",
+    "load",
+    "serve",
+    "api",
+)
 HERE = Path(__file__).resolve().parent
 
 

@@ -44,8 +44,8 @@ class AcceptedRuns:
     admission: Admission
     executor: ExecutorProcess
     clock: Clock
-    plan: Callable[[RunRequested], RunPlan | None]
-    """The run's plan from the DAGs served now; None once its DAG is gone from them."""
+    plan: Callable[[RunRequested], RunPlan | str]
+    """The run's plan from the DAGs served now, or why it cannot start (its DAG gone...)."""
     nursery: trio.Nursery
     """Where the record of a run that will never start is written."""
     metrics: ServeMetrics = attrs.field(factory=ServeMetrics)
@@ -114,9 +114,8 @@ class AcceptedRuns:
     def _start(self, start: Start) -> None:
         accepted = self._accepted[start.run_id]
         plan = self.plan(accepted.request)
-        if plan is None:  # removed by a reload while it waited
-            why = "the DAG was removed from the workspace before the run started"
-            self.nursery.start_soon(self._never_started, start.run_id, why)
+        if isinstance(plan, str):  # e.g. its DAG was removed by a reload while it waited
+            self.nursery.start_soon(self._never_started, start.run_id, plan)
         else:
             self.executor.execute(plan, accepted.paths)
 
@@ -125,7 +124,7 @@ class AcceptedRuns:
         accepted = self._accepted.pop(run_id)
         request, paths = accepted.request, accepted.paths
         plan = self.plan(request)
-        tasks = tuple(t.name for t in plan.dag.tasks) if plan else ()
+        tasks = () if isinstance(plan, str) else tuple(t.name for t in plan.dag.tasks)
         log.info("%s %s: cancelled: %s", request.dag, run_id, why)
         record = never_started(paths, request.dag, request.trigger, tasks, why, self.clock.now())
         with contextlib.suppress(OSError):  # a full disk: the log line above is all there is

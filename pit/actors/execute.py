@@ -209,6 +209,8 @@ async def _run_in_folder(run: _Run, task_status: _Handing) -> RunRecord:
             grace=plan.grace,
             secret_values=frozenset(run.secrets.values()) if run.secrets else frozenset(),
             owner=this_process(),
+            rerun_of=plan.rerun_of,
+            reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(actor.run)

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import assert_never
 
@@ -88,6 +88,10 @@ class RunActor:
     """Masked in every task's output."""
     owner: RunOwner | None = None
     """This process, recorded on the run so that a dead owner's run can be told and settled."""
+    rerun_of: str | None = None
+    reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
+    """A re-run's tasks that succeeded in the run re-run: they start as its records say (with
+    `reused_from`), and count as done for the tasks that depend on them."""
 
     _run: RunRecord = attrs.field(init=False)
     """The run's own fields; its tasks live in `_tasks` (see `record`)."""
@@ -110,10 +114,12 @@ class RunActor:
             trigger=self.trigger,
             scheduled_time=self.scheduled_time,
             owner=self.owner,
+            rerun_of=self.rerun_of,
         )
         for task in self.dag.tasks:
-            self._tasks[task.name] = TaskRecord(name=task.name)
-            self._waiting_on[task.name] = len(task.depends_on)
+            reused = self.reused.get(task.name)
+            self._tasks[task.name] = reused or TaskRecord(name=task.name)
+            self._waiting_on[task.name] = sum(dep not in self.reused for dep in task.depends_on)
             self._edges[task.name] = task.depends_on
             self._dependants.setdefault(task.name, [])
             for dep in task.depends_on:
@@ -153,7 +159,11 @@ class RunActor:
                     await self._set_task(name, state=TaskState.SKIPPED)
             self._ready.append(self.only_task)
         else:
-            self._ready.extend(t.name for t in self.dag.tasks if not t.depends_on)
+            self._ready.extend(
+                name
+                for name, waiting in self._waiting_on.items()
+                if waiting == 0 and name not in self.reused
+            )
         async with trio.open_nursery() as tasks_nursery:
             if self.dag.timeout is not None:
                 tasks_nursery.start_soon(_deadline, self.dag.timeout, send.clone())

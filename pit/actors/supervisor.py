@@ -27,7 +27,7 @@ from pit.actors.accepted import AcceptedRuns
 from pit.actors.admission import Admission
 from pit.actors.catalog import Catalog, api_tokens
 from pit.actors.executor_process import ExecutorProcess
-from pit.actors.plans import plan_run
+from pit.actors.plans import plan_rerun_of, plan_run
 from pit.actors.reconcile import settle_dead_runs
 from pit.actors.triggers import Triggers
 from pit.clock import Clock
@@ -217,10 +217,13 @@ class Supervisor:
 
     async def _request(self, request: RunRequested) -> None:
         dag = self._catalog.dag(request.dag)
+        answer: RunRequestAnswer
         if request.trigger in TRIGGERS_PAUSED and request.dag in self._paused:
             message = f"{request.dag} is paused (`pit resume {request.dag}`)"
             log.info("%s: not started (%s trigger): paused", request.dag, request.trigger)
-            answer: RunRequestAnswer = RunRejected(reason="paused", message=message)
+            answer = RunRejected(reason="paused", message=message)
+        elif request.rerun is not None and isinstance(why := self._plan(request), str):
+            answer = RunRejected(reason="invalid", message=why)
         else:
             answer = self._runs.request(request, dag, self._workspace.runs_dir)
         if request.reply is not None:
@@ -228,11 +231,16 @@ class Supervisor:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await request.reply.send(answer)
 
-    def _plan(self, request: RunRequested) -> RunPlan | None:
-        """The plan of a requested run from the DAGs served now; None if its DAG is gone."""
+    def _plan(self, request: RunRequested) -> RunPlan | str:
+        """The plan of a requested run from the DAGs served now, or why it cannot start."""
         project = self._catalog.get(request.dag)
         if project is None or project.dag is None:
-            return None
+            return "the DAG was removed from the workspace before the run started"
+        if request.rerun is not None:
+            try:  # reads the run re-run's run.json and snapshot: a few small files
+                return plan_rerun_of(request.rerun, self._workspace, trigger=request.trigger)
+            except PitError as exc:  # no such run, no snapshot, nothing failed...
+                return str(exc)
         return plan_run(
             project,
             self._workspace,

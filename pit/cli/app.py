@@ -149,6 +149,44 @@ def cancel(
     _exit(cancel_command(_cli(ctx), run_id=run_id))
 
 
+@app.command("rerun")
+def rerun(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run to re-run.")],
+    from_failure: Annotated[
+        bool,
+        typer.Option("--from-failure", help="Run the tasks that did not succeed (the default)."),
+    ] = False,
+    tasks: Annotated[
+        str | None,
+        typer.Option("--tasks", help="Run these tasks (a,b) and every task downstream of them."),
+    ] = None,
+    latest_code: Annotated[
+        bool,
+        typer.Option("--latest-code", help="Use the project as it is now, not the run's snapshot."),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Stream task output.")] = False,
+    secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
+) -> None:
+    """Re-run a run: a new run, linked to it, from its snapshot; the tasks that succeeded are
+    reused (with their files in data/), the others run."""
+    from pit.cli.steer import rerun_command
+
+    if from_failure and tasks:
+        raise typer.BadParameter("--from-failure and --tasks exclude each other")
+    named = tuple(name.strip() for name in tasks.split(",") if name.strip()) if tasks else None
+    _exit(
+        rerun_command(
+            _cli(ctx),
+            run_id=run_id,
+            tasks=named,
+            latest_code=latest_code,
+            verbose=verbose,
+            secrets=secrets,
+        )
+    )
+
+
 @app.command("pause")
 def pause(
     ctx: typer.Context, dag: Annotated[str, typer.Argument(help="The DAG to pause.")]

@@ -12,6 +12,7 @@ from pit.messages.run import RunPlan
 from pit.spec.dag import RunnerKind
 from pit.spec.load import Workspace, load_secrets
 from pit.spec.problems import did_you_mean
+from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.runstore import store_path
 
@@ -31,11 +32,18 @@ def run_command(cli: CliContext, *, target: str, verbose: bool, secrets: Path | 
             "MODE, logged but not executed",
             file=sys.stderr,
         )
+    return run_plan(cli, workspace, request, loaded, verbose=verbose)
+
+
+def run_plan(
+    cli: CliContext, workspace: Workspace, plan: RunPlan, secrets: Secrets | None, *, verbose: bool
+) -> int:
+    """Run `plan` in the foreground: 0 on success, 1 on failure, 130 if interrupted."""
     # Imported here: trio and the actors are start-up cost that validate, logs and outputs skip.
     from pit.cli.foreground import run_in_foreground
 
     store = store_path(workspace.root, workspace.config.metadata_db)
-    record = run_in_foreground(request, loaded, stream_output=verbose or cli.verbose, store=store)
+    record = run_in_foreground(plan, secrets, stream_output=verbose or cli.verbose, store=store)
     if record.state is RunState.CANCELLED:
         return EXIT_INTERRUPTED
     return 0 if record.state is RunState.SUCCESS else 1

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from pit.cli.context import CliContext
@@ -38,11 +39,7 @@ FOREGROUND_WAIT = 60.0
 
 def cancel_command(cli: CliContext, *, run_id: str) -> int:
     workspace = cli.workspace(projects=False)
-    if not run_id or "/" in run_id or run_id.startswith("."):
-        raise SteerError(f"'{run_id}' is not a run id (see `pit logs <dag> --list`)")
-    paths = RunPaths(root=workspace.runs_dir / run_id)
-    if not paths.root.is_dir():
-        raise SteerError(f"no run {run_id} under {workspace.runs_dir}")
+    paths = _run_folder(workspace, run_id)
     record = _record(paths)
     if record is not None and record.state.terminal:
         print(f"{run_id} has ended ({record.state.value}); nothing to cancel")
@@ -96,12 +93,16 @@ def pause_command(cli: CliContext, *, dag: str, pause: bool) -> int:
     return 0
 
 
-def _post_to_serve(cli: CliContext, workspace: Workspace, path: str) -> dict[str, Any] | None:
+def _post_to_serve(
+    cli: CliContext, workspace: Workspace, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """POST to the workspace's pit serve; its JSON answer, or None when no pit serve runs."""
     address = read_serve_address(workspace.root)
     if address is None:
         return None
-    request = urllib.request.Request(f"{address.url}{path}", method="POST", data=b"")
+    data = b"" if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{address.url}{path}", method="POST", data=data)
+    request.add_header("Content-Type", "application/json")
     token = _api_token(cli, workspace)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
@@ -115,6 +116,49 @@ def _post_to_serve(cli: CliContext, workspace: Workspace, path: str) -> dict[str
     if not isinstance(answer, dict):
         raise SteerError(f"pit serve at {address.url} answered {answer!r}")
     return answer
+
+
+def rerun_command(
+    cli: CliContext,
+    *,
+    run_id: str,
+    tasks: tuple[str, ...] | None,
+    latest_code: bool,
+    verbose: bool,
+    secrets: Path | None,
+) -> int:
+    """`pit rerun`: a run of pit serve is re-run by pit serve (through its API) when one runs;
+    a foreground run's, or any when none runs, here in the foreground."""
+    workspace = cli.workspace()
+    paths = _run_folder(workspace, run_id)
+    record = _record(paths)
+    if record is None:
+        raise SteerError(f"{run_id} has no run.json: it never started, there is nothing to reuse")
+    if record.trigger != "manual" and read_serve_address(workspace.root) is not None:
+        body: dict[str, Any] = {"latest_code": latest_code}
+        body.update({"tasks": list(tasks)} if tasks else {"from": "failed"})
+        answer = _post_to_serve(cli, workspace, f"/api/runs/{run_id}/rerun", body)
+        assert answer is not None
+        print(f"pit serve re-runs {run_id} as {answer['run_id']} (`pit logs {record.dag} -f`)")
+        return 0
+    from pit.actors.plans import plan_rerun  # the actors: only for a run made here
+    from pit.cli.run import run_plan
+
+    plan = plan_rerun(record, paths, workspace, tasks=tasks, latest_code=latest_code)
+    reused = ", ".join(sorted(plan.reused)) or "none"
+    print(f"pit: re-running {run_id}; reusing {reused}", file=sys.stderr)
+    secrets_path = cli.secrets_path(workspace, secrets)
+    loaded = load_secrets(secrets_path) if secrets_path is not None else None
+    return run_plan(cli, workspace, plan, loaded, verbose=verbose)
+
+
+def _run_folder(workspace: Workspace, run_id: str) -> RunPaths:
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        raise SteerError(f"'{run_id}' is not a run id (see `pit logs <dag> --list`)")
+    paths = RunPaths(root=workspace.runs_dir / run_id)
+    if not paths.root.is_dir():
+        raise SteerError(f"no run {run_id} under {workspace.runs_dir}")
+    return paths
 
 
 def _api_token(cli: CliContext, workspace: Workspace) -> str | None:

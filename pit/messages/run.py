@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -29,6 +30,8 @@ class TaskRecord:
     error: str | None = None
     retry_in: float | None = None
     """Set while the task waits to retry: seconds from the failed attempt to the next one."""
+    reused_from: str | None = None
+    """A re-run's task that succeeded in the run re-run (its id): not run again."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +42,7 @@ class TaskRecord:
             "started_at": _iso(self.started_at),
             "ended_at": _iso(self.ended_at),
             "error": self.error,
+            "reused_from": self.reused_from,
         }
 
 
@@ -73,6 +77,8 @@ class RunRecord:
     tasks: tuple[TaskRecord, ...] = ()
     owner: RunOwner | None = None
     """The process executing the run; None in records written before owners were kept."""
+    rerun_of: str | None = None
+    """The run this one re-runs (`pit rerun`), whose succeeded tasks it reuses."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +93,7 @@ class RunRecord:
             "error": self.error,
             "tasks": [task.to_json() for task in self.tasks],
             "owner": self.owner.to_json() if self.owner else None,
+            "rerun_of": self.rerun_of,
         }
 
 
@@ -118,6 +125,10 @@ class RunPlan:
     max_active: int = DEFAULT_MAX_ACTIVE_TASKS
     grace: float = DEFAULT_STOP_GRACE
     """Seconds between SIGTERM and SIGKILL when a task is stopped."""
+    rerun_of: str | None = None
+    """A re-run: the run it re-runs (from that run's snapshot unless told otherwise)."""
+    reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
+    """A re-run's tasks that succeeded in the run re-run: recorded as such, not run again."""
 
 
 @attrs.frozen(kw_only=True)

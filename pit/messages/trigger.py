@@ -15,6 +15,17 @@ from pit.messages.webhook import RunRequestAnswer
 
 
 @attrs.frozen(kw_only=True)
+class Rerun:
+    """What a re-run re-runs (see `pit.actors.plans.plan_rerun`)."""
+
+    of: str
+    """The run re-run: its succeeded tasks are reused, its snapshot is the code."""
+    tasks: tuple[str, ...] | None = None
+    """Run these and their downstream tasks; None: the tasks that did not succeed."""
+    latest_code: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class RunRequested:
     dag: str
     trigger: str
@@ -23,6 +34,7 @@ class RunRequested:
     """The cron fire time, given to tasks as PIT_SCHEDULED_TIME."""
     seed_files: tuple[Path, ...] = ()
     """Files copied into the run's data/ before its first task (an FTP drop)."""
+    rerun: Rerun | None = None
     reply: trio.MemorySendChannel[RunRequestAnswer] | None = None
     ended: trio.MemorySendChannel[RunEnded] | None = None
     """Told when the run ends, if it was accepted. Buffered: the supervisor never waits on it

@@ -97,7 +97,7 @@ def _load_projects(root: Path) -> tuple[Project, ...]:
     """Every project, validated, each also against the others (two DAGs of one name)."""
     from pit.spec.validate import validate_dag_names
 
-    loaded = [_load_project(folder) for folder in project_folders(root)]
+    loaded = [load_project(folder) for folder in project_folders(root)]
     valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
     clashes = {problem.file: problem for problem in validate_dag_names(valid)}
     return tuple(
@@ -132,7 +132,7 @@ def project_folders(root: Path) -> list[Path]:
     )
 
 
-def _load_project(folder: Path) -> Project:
+def load_project(folder: Path) -> Project:
     file = f"{PROJECTS_DIR}/{folder.name}/{DAG_FILE}"
     try:
         data = _read(folder / DAG_FILE)

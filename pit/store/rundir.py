@@ -297,6 +297,7 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
         error=raw.get("error"),
         tasks=tuple(_task(t) for t in raw["tasks"]),
         owner=_owner(raw.get("owner")),
+        rerun_of=raw.get("rerun_of"),
     )
 
 
@@ -309,6 +310,7 @@ def _task(raw: dict[str, Any]) -> TaskRecord:
         started_at=_time(raw["started_at"]),
         ended_at=_time(raw["ended_at"]),
         error=raw["error"],
+        reused_from=raw.get("reused_from"),
     )
 
 
@@ -363,9 +365,13 @@ def apply_retention(paths: RunPaths, keep: tuple[str, ...]) -> None:
 
 
 def seed_data(paths: RunPaths, files: tuple[Path, ...]) -> None:
-    """Copy the files that started a run (an FTP drop) into its data/."""
+    """Copy the files that started a run (an FTP drop) into its data/, or the folders of a
+    re-run's data/ (what the run re-run left)."""
     try:
         for file in files:
-            shutil.copyfile(file, paths.data / file.name)
+            if file.is_dir():
+                shutil.copytree(file, paths.data / file.name, symlinks=True)
+            else:
+                shutil.copyfile(file, paths.data / file.name)
     except OSError as exc:
         raise RunError(f"cannot copy {file} into {paths.data}: {exc}") from exc

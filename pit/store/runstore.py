@@ -72,6 +72,11 @@ _MIGRATIONS = (
         triggers TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: re-runs: the run re-run, and the tasks reused from it.
+    """
+    ALTER TABLE runs ADD COLUMN rerun_of TEXT;
+    ALTER TABLE tasks ADD COLUMN reused_from TEXT;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT = 10.0
@@ -81,9 +86,12 @@ _OPEN = tuple(state.value for state in RunState if not state.terminal)
 _OPEN_MARKS = ", ".join("?" * len(_OPEN))
 _RUN_FIELDS = (
     *("run_id", "dag", "trigger", "scheduled_time", "state"),
-    *("started_at", "ended_at", "error", "owner"),
+    *("started_at", "ended_at", "error", "owner", "rerun_of"),
 )
-_TASK_FIELDS = ("name", "state", "attempts", "exit_code", "started_at", "ended_at", "error")
+_TASK_FIELDS = (
+    *("name", "state", "attempts", "exit_code", "started_at", "ended_at", "error"),
+    "reused_from",
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -178,11 +186,11 @@ class RunStore:
         owner = json.dumps(run["owner"]) if run["owner"] else None
         self._db.execute(
             # An upsert: a REPLACE would delete the row, and its tasks with it (ON DELETE CASCADE).
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE "
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE "
             "SET dag = excluded.dag, trigger = excluded.trigger, "
             "scheduled_time = excluded.scheduled_time, state = excluded.state, "
             "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-            "error = excluded.error, owner = excluded.owner",
+            "error = excluded.error, owner = excluded.owner, rerun_of = excluded.rerun_of",
             (
                 record.run_id,
                 record.dag,
@@ -193,6 +201,7 @@ class RunStore:
                 run["ended_at"],
                 record.error,
                 owner,
+                record.rerun_of,
             ),
         )
 
@@ -211,10 +220,11 @@ class RunStore:
                     task["started_at"],
                     task["ended_at"],
                     task["error"],
+                    task["reused_from"],
                 )
             )
         self._db.executemany(
-            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
 
     @contextlib.contextmanager

@@ -12,6 +12,7 @@
 | WebSocket `/api/runs/{id}/stream` | JSON: `run` (its record, on change), `logs`, `complete` |
 | `POST /api/dags/{name}/runs` | start a run now (as a webhook does): 202 `{run_id, dag}` |
 | `POST /api/runs/{id}/cancel` | cancel a run of this pit serve |
+| `POST /api/runs/{id}/rerun` | `{"from": "failed"}` or `{"tasks": [...]}`: a new run reusing it |
 | `POST /api/dags/{name}/pause`, `.../resume` | its triggers start nothing / start again |
 | `GET /metrics` | the Prometheus text format (`web/metrics.py`), behind the same tokens |
 
@@ -42,9 +43,9 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import BadRequest
 
 from pit.messages.run import RunRecord
-from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested
+from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested, Rerun
 from pit.messages.web import WebHandle
-from pit.messages.webhook import RunAccepted, RunRejected
+from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.states import RunState
 from pit.store.rundir import RunPaths, dag_of
@@ -301,25 +302,57 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     async def trigger(name: str) -> ResponseReturnValue:
         if handle.stopping.is_set():
             return error(503, "pit is shutting down; it takes no new runs")
+        asked = await _json_body()
+        if asked.get("params"):
+            return error(400, "this pit has no run params yet; send {} or no body")
+        return _run_answer(name, await request_run(handle.inbox, name, trigger="api"))
+
+    async def _json_body() -> dict[str, Any]:
+        """The request's JSON object (an empty body is `{}`); anything else is a 400."""
         body = await request.get_data(as_text=True)
-        if body.strip():
-            try:
-                asked = json.loads(body)
-            except ValueError:
-                return error(400, "the body must be a JSON object (or empty)")
-            if not isinstance(asked, dict):
-                return error(400, "the body must be a JSON object (or empty)")
-            if asked.get("params"):
-                return error(400, "this pit has no run params yet; send {} or no body")
-        answer = await request_run(handle.inbox, name, trigger="api")
+        if not body.strip():
+            return {}
+        try:
+            asked = json.loads(body)
+        except ValueError:
+            asked = None
+        if not isinstance(asked, dict):
+            raise BadRequest("the body must be a JSON object (or empty)")
+        return asked
+
+    def _run_answer(dag: str, answer: RunRequestAnswer) -> ResponseReturnValue:
         match answer:
             case RunAccepted(run_id=run_id):
-                return {"run_id": run_id, "dag": name}, 202
+                return {"run_id": run_id, "dag": dag}, 202
             case RunRejected(reason="unknown"):
                 return error(404, "dag not found")
             case RunRejected(reason=reason, message=message):
                 headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
                 return error(REJECTED_STATUS[reason], message, headers)
+
+    @app.post("/api/runs/<run_id>/rerun")
+    async def rerun(run_id: str) -> ResponseReturnValue:
+        if handle.stopping.is_set():
+            return error(503, "pit is shutting down; it takes no new runs")
+        asked = await _json_body()
+        tasks = asked.get("tasks")
+        if tasks is not None and not (
+            isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
+        ):
+            return error(400, '"tasks" must be a list of task names')
+        if tasks is None and asked.get("from", "failed") != "failed":
+            return error(400, 'send {"from": "failed"} or {"tasks": [...]}')
+        old = await _find_run(run_id)
+        if old is None:
+            return error(404, "run not found")
+        again = Rerun(
+            of=run_id,
+            tasks=tuple(tasks) if tasks else None,
+            latest_code=asked.get("latest_code") is True,
+        )
+        return _run_answer(
+            old.dag, await request_run(handle.inbox, old.dag, trigger="api", rerun=again)
+        )
 
     @app.post("/api/dags/<name>/pause")
     async def pause(name: str) -> ResponseReturnValue:

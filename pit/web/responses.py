@@ -8,7 +8,7 @@ from typing import Any
 import trio
 from quart.typing import ResponseReturnValue
 
-from pit.messages.trigger import RunRequested, SupervisorInbox
+from pit.messages.trigger import Rerun, RunRequested, SupervisorInbox
 from pit.messages.webhook import RejectReason, RunRejected, RunRequestAnswer
 
 BUSY_RETRY_AFTER = 1
@@ -20,17 +20,22 @@ REJECTED_STATUS: dict[RejectReason, int] = {
     "stopping": 503,
     "unknown": 404,
     "paused": 409,
+    "invalid": 409,
 }
 
 
 async def request_run(
-    inbox: trio.MemorySendChannel[SupervisorInbox], dag: str, *, trigger: str
+    inbox: trio.MemorySendChannel[SupervisorInbox],
+    dag: str,
+    *,
+    trigger: str,
+    rerun: Rerun | None = None,
 ) -> RunRequestAnswer:
     """Ask the supervisor for a run of `dag`, as a trigger does; it answers at once, without
     waiting for the run to start. A full inbox is a busy answer, never a wait."""
     reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
     try:
-        inbox.send_nowait(RunRequested(dag=dag, trigger=trigger, reply=reply_send))
+        inbox.send_nowait(RunRequested(dag=dag, trigger=trigger, rerun=rerun, reply=reply_send))
     except trio.WouldBlock:
         return RunRejected(reason="busy", message="too many requests waiting; try again")
     async with reply:

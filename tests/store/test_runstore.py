@@ -14,6 +14,7 @@ from pit.messages.run import RunOwner, RunRecord, TaskRecord
 from pit.spec.states import RunState, TaskState
 from pit.store.rundir import RunPaths, write_manifest
 from pit.store.runstore import (
+    _MIGRATIONS,
     SCHEMA_VERSION,
     Changes,
     RunStore,
@@ -57,6 +58,14 @@ def test_a_record_put_is_read_back_whole(store: RunStore) -> None:
     assert store.get("20261201_060000.000_nope") is None
 
 
+def test_a_re_runs_links_are_kept(store: RunStore) -> None:
+    old, new = "20261201_060000.000_etl", "20261201_070000.000_etl"
+    reused = TaskRecord(name="extract", state=TaskState.SUCCESS, attempts=1, reused_from=old)
+    rerun = record(new, rerun_of=old, tasks=(reused,))
+    store.put([rerun])
+    assert store.get(new) == rerun
+
+
 def test_a_runs_latest_record_replaces_the_earlier_one_and_its_tasks(store: RunStore) -> None:
     run_id = "20261201_060000.000_etl"
     store.put([record(run_id, RunState.RUNNING, ended_at=None)])
@@ -65,7 +74,7 @@ def test_a_runs_latest_record_replaces_the_earlier_one_and_its_tasks(store: RunS
     (found,) = store.runs()
     assert (found.state, [t.name for t in found.tasks]) == (RunState.SUCCESS, ["only"])
     assert [row for row in store.dump() if row[0] == "tasks"] == [
-        ("tasks", run_id, 0, "only", "pending", 0, None, None, None, None)
+        ("tasks", run_id, 0, "only", "pending", 0, None, None, None, None, None)
     ]
 
 
@@ -105,7 +114,8 @@ def test_a_store_of_a_newer_pit_is_refused_with_what_to_do(tmp_path: Path) -> No
     with sqlite3.connect(path) as connection:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(StoreError, match=r"newer pit \(schema 3; this pit knows 2\).*rebuild"):
+    newer = rf"newer pit \(schema {SCHEMA_VERSION + 1}; this pit knows {SCHEMA_VERSION}\)"
+    with pytest.raises(StoreError, match=rf"{newer}.*rebuild"):
         RunStore.open(path)
 
 
@@ -193,10 +203,12 @@ def test_catch_up_takes_the_run_json_of_runs_held_as_not_ended(tmp_path: Path) -
 
 def test_a_store_of_an_older_pit_is_brought_up_to_date_with_its_runs(tmp_path: Path) -> None:
     path = tmp_path / "pit.db"
-    with RunStore.open(path) as store:
-        store.put([record("20261201_060000.000_etl")])
-    with sqlite3.connect(path) as connection:  # as schema 1 left it
-        connection.execute("DROP TABLE dag_files")
+    with sqlite3.connect(path) as connection:  # a store as the first schema made it
+        connection.executescript(_MIGRATIONS[0])
+        connection.execute(
+            "INSERT INTO runs (run_id, dag, trigger, state) VALUES (?, 'etl', 'cron', 'success')",
+            ("20261201_060000.000_etl",),
+        )
         connection.execute("PRAGMA user_version = 1")
 
     with RunStore.open(path) as store:

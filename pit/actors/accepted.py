@@ -20,12 +20,13 @@ from pit.actors.admission import Admission, Refuse, Start
 from pit.actors.executor_process import ExecutorProcess
 from pit.clock import Clock
 from pit.errors import RunError
-from pit.messages.run import RunEnded, RunPlan
+from pit.messages.run import RunEnded, RunPlan, RunRecord, TaskRecord
 from pit.messages.trigger import CancelAnswer, RunRequested
 from pit.messages.web import ServeMetrics
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.states import CANCELLED
+from pit.store.owner import this_process
 from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
 
 log = logging.getLogger("pit.serve")
@@ -49,6 +50,8 @@ class AcceptedRuns:
     nursery: trio.Nursery
     """Where the record of a run that will never start is written."""
     metrics: ServeMetrics = attrs.field(factory=ServeMetrics)
+    index: Callable[[RunRecord], None] = lambda record: None
+    """Hands a record written here to the run store (pit serve's own `StoreWriter`)."""
     _accepted: dict[str, _Accepted] = attrs.field(init=False, factory=dict)
     """Run id -> its request and folder, for every run the admission holds."""
 
@@ -66,6 +69,7 @@ class AcceptedRuns:
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
         self._accepted[paths.run_id] = _Accepted(request=request, paths=paths)
+        self._record_pending(request, dag, paths)
         self.metrics.started(dag.name)
         if request.scheduled_time is not None:
             lag = (self.clock.now() - request.scheduled_time).total_seconds()
@@ -79,6 +83,7 @@ class AcceptedRuns:
 
     def ended(self, ended: RunEnded) -> None:
         self.metrics.ended(ended.record)
+        self.index(ended.record)  # the executor's own index may have lost it with a crash
         accepted = self._accepted.pop(ended.run_id, None)
         if accepted is not None:
             _tell_ended(accepted.request, ended)
@@ -111,6 +116,26 @@ class AcceptedRuns:
             return "cancelled"
         return "unknown"
 
+    def _record_pending(self, request: RunRequested, dag: DagSpec, paths: RunPaths) -> None:
+        """The accepted run's first record, `pending`, owned by this process: if pit serve
+        dies before the run has ended, the next one finds it and settles it. On the event
+        loop: one small file, written before the executor can write the run's next record."""
+        record = RunRecord(
+            run_id=paths.run_id,
+            dag=dag.name,
+            trigger=request.trigger,
+            scheduled_time=request.scheduled_time,
+            tasks=tuple(TaskRecord(name=task.name) for task in dag.tasks),
+            owner=this_process(),
+            rerun_of=request.rerun.of if request.rerun else None,
+        )
+        try:
+            write_manifest(paths, record)
+        except OSError as exc:  # a full disk: the run goes on; its own writer says more
+            log.warning("%s: cannot write its first record: %s", paths.run_id, exc)
+            return
+        self.index(record)
+
     def _start(self, start: Start) -> None:
         accepted = self._accepted[start.run_id]
         plan = self.plan(accepted.request)
@@ -129,6 +154,7 @@ class AcceptedRuns:
         record = never_started(paths, request.dag, request.trigger, tasks, why, self.clock.now())
         with contextlib.suppress(OSError):  # a full disk: the log line above is all there is
             await trio.to_thread.run_sync(write_manifest, paths, record)
+        self.index(record)
         self.metrics.ended(record)
         _tell_ended(request, RunEnded(record=record))
         for start in self.admission.ended(run_id):

@@ -15,6 +15,7 @@ recorded as cancelled, and gives active runs `shutdown_grace`.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,12 +29,13 @@ from pit.actors.admission import Admission
 from pit.actors.catalog import Catalog, api_tokens
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.plans import plan_rerun_of, plan_run
-from pit.actors.reconcile import settle_dead_runs
+from pit.actors.reconcile import recover_runs, settle_dead_runs
+from pit.actors.store import StoreWriter
 from pit.actors.triggers import Triggers
 from pit.clock import Clock
 from pit.errors import PitError
 from pit.messages.executor import ExecutorSetup
-from pit.messages.run import RunEnded, RunPlan
+from pit.messages.run import RunEnded, RunPlan, RunRecord
 from pit.messages.trigger import (
     CancelRequested,
     PauseRequested,
@@ -51,7 +53,7 @@ from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
 from pit.store.paused import Pause, read_paused, set_paused
-from pit.store.runstore import store_path
+from pit.store.runstore import RunStore, store_path
 
 log = logging.getLogger("pit.serve")
 
@@ -100,6 +102,9 @@ class Supervisor:
     _grace_timer: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _web_port: int | None = attrs.field(init=False, default=None)
     _metrics: ServeMetrics = attrs.field(init=False, factory=ServeMetrics)
+    _index: StoreWriter = attrs.field(init=False)
+    """This process's writer of the run store: the records the supervisor writes (an
+    accepted run's first, one that never starts, the end of every run)."""
     _paused: dict[str, Pause] = attrs.field(init=False, factory=dict)
     """The DAGs paused: their triggers do not run (`.pit/paused.json`, kept across restarts)."""
     _served: Served = attrs.field(init=False, factory=Served)
@@ -125,57 +130,73 @@ class Supervisor:
         self._send = send
         self._workspace = load_workspace(self.root)
         self._adopt(self._workspace, first=True)
+        store = store_path(self._workspace.root, self._workspace.config.metadata_db)
         for record in await trio.to_thread.run_sync(
-            settle_dead_runs, self._workspace.runs_dir, self.clock.now()
+            _recover, self._workspace.runs_dir, store, self.clock.now()
         ):
             log.warning("%s: %s; recorded as failed", record.run_id, record.error)
+        self._index = StoreWriter(path=store, runs_dir=self._workspace.runs_dir)
         self._executor = ExecutorProcess(
             command=self.executor,
             setup=ExecutorSetup(
                 env=self.env,
                 secrets=self.secrets,
                 stream_output=self.stream_output,
-                store=store_path(self._workspace.root, self._workspace.config.metadata_db),
+                store=store,
                 runs_dir=self._workspace.runs_dir,
             ),
             supervisor=send.clone(),
             clock=self.clock,
         )
         async with trio.open_nursery() as executor:
-            await executor.start(self._executor.run)
-            async with trio.open_nursery() as services:
-                self._services = services
-                self._runs = AcceptedRuns(
-                    admission=self._admission,
-                    executor=self._executor,
-                    clock=self.clock,
-                    plan=self._plan,
-                    nursery=services,
-                    metrics=self._metrics,
-                )
-                self._triggers = Triggers(
-                    root=self.root,
-                    secrets=self.secrets,
-                    clock=self.clock,
-                    supervisor=send,
-                    nursery=services,
-                )
-                self._paused = await trio.to_thread.run_sync(read_paused, self.root)
-                self._served.paused = frozenset(self._paused)
-                self._triggers.start(self._unpaused(), self._workspace.runs_dir, first=True)
-                await self._start_web()
-                task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
-                log.info("serving %s from %s", plural(len(self._catalog), "DAG"), self.root)
-                async with inbox:
-                    while not (self.stopping and self._admission.idle):
-                        await self._handle(await inbox.receive())
-                # The runs are over: the listener shuts down (it answered 503 until now), the
-                # rest of the services are cancelled.
-                self._web_stop.set()
-                self._grace_timer.cancel()
-                services.cancel_scope.deadline = trio.current_time() + WEB_SHUTDOWN
-            self._executor.close()
+            await executor.start(self._index.run)
+            try:
+                await executor.start(self._executor.run)
+                await self._serve(send, inbox, task_status)
+                self._executor.close()
+            finally:
+                self._index.close()  # it writes shielded: it ends once closed, whatever happened
         log.info("stopped")
+
+    async def _serve(
+        self,
+        send: trio.MemorySendChannel[SupervisorInbox],
+        inbox: trio.MemoryReceiveChannel[SupervisorInbox],
+        task_status: trio.TaskStatus[SupervisorHandle],
+    ) -> None:
+        """The services (triggers, the web) and the inbox, until stopped with no run active."""
+        async with trio.open_nursery() as services:
+            self._services = services
+            self._runs = AcceptedRuns(
+                admission=self._admission,
+                executor=self._executor,
+                clock=self.clock,
+                plan=self._plan,
+                nursery=services,
+                metrics=self._metrics,
+                index=self._index.record,
+            )
+            self._triggers = Triggers(
+                root=self.root,
+                secrets=self.secrets,
+                clock=self.clock,
+                supervisor=send,
+                nursery=services,
+            )
+            self._paused = await trio.to_thread.run_sync(read_paused, self.root)
+            self._served.paused = frozenset(self._paused)
+            self._triggers.start(self._unpaused(), self._workspace.runs_dir, first=True)
+            await self._start_web()
+            task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
+            log.info("serving %s from %s", plural(len(self._catalog), "DAG"), self.root)
+            async with inbox:
+                while not (self.stopping and self._admission.idle):
+                    await self._handle(await inbox.receive())
+            # The runs are over: the listener shuts down (it answered 503 until now), the
+            # rest of the services are cancelled.
+            self._web_stop.set()
+            self._grace_timer.cancel()
+            services.cancel_scope.deadline = trio.current_time() + WEB_SHUTDOWN
 
     async def _handle(self, message: SupervisorInbox) -> None:
         """One message; a pit bug in handling it is logged and ends nothing else."""
@@ -353,7 +374,7 @@ class Supervisor:
             served=self._served,
             stopping=self._stopping,
             runs_dir=self._workspace.runs_dir,
-            store=store_path(self._workspace.root, self._workspace.config.metadata_db),
+            store=self._index.path,
             metrics=self._metrics,
         )
         self._web_port = await self._services.start(self.web, handle, self._web_stop)
@@ -362,3 +383,14 @@ class Supervisor:
         log.info(
             "listening on port %d: the API at /api, webhooks at /webhook/<dag>", self._web_port
         )
+
+
+def _recover(runs_dir: Path, store: Path, at: dt.datetime) -> list[RunRecord]:
+    """The runs a dead pit left, settled (`recover_runs`); with a store that cannot be opened
+    (a newer pit's, a damaged one), by reading every run folder instead."""
+    try:
+        with RunStore.open(store) as runs:
+            return recover_runs(runs_dir, runs, at)
+    except Exception as exc:  # StoreError, or sqlite3's (a full disk): the folders still tell
+        log.warning("%s; settling the runs of a dead pit from the run folders", exc)
+        return settle_dead_runs(runs_dir, at)

@@ -39,8 +39,9 @@ def owner_alive(owner: RunOwner) -> bool | None:
 
 
 def describe_death(owner: RunOwner) -> str:
-    """What a run's error says when its owner died under it."""
-    return f"pit (pid {owner.pid} on {owner.host}) died while the run was going"
+    """What a run's error says when its owner died under it (`pit status`, the API)."""
+    who = f"pit (pid {owner.pid} on {owner.host})"
+    return f"interrupted by a crash: {who} died while the run was going"
 
 
 def _boot_id() -> str:

@@ -170,9 +170,14 @@ class RunStore:
 
     def put(self, records: Iterable[RunRecord | Changes]) -> None:
         """Index these records, in one transaction: a whole record replaces what was held of
-        its run; `Changes` update the run and only the tasks named."""
+        its run; `Changes` update the run and only the tasks named. A record behind the one
+        held (pending after running, running after the end: two writers, pit serve's and its
+        executor's, may commit in either order) changes nothing."""
         with self._transaction():
             for item in records:
+                record = item.record if isinstance(item, Changes) else item
+                if self._behind(record):
+                    continue
                 if isinstance(item, Changes):
                     self._put_run(item.record)
                     self._put_tasks(item.record, item.tasks)
@@ -180,6 +185,12 @@ class RunStore:
                     self._put_run(item)
                     self._db.execute("DELETE FROM tasks WHERE run_id = ?", (item.run_id,))
                     self._put_tasks(item, range(len(item.tasks)))
+
+    def _behind(self, record: RunRecord) -> bool:
+        held = self._db.execute(
+            "SELECT state FROM runs WHERE run_id = ?", (record.run_id,)
+        ).fetchone()
+        return held is not None and _progress(RunState(held[0])) > _progress(record.state)
 
     def _put_run(self, record: RunRecord) -> None:
         run = record.to_json()
@@ -316,6 +327,10 @@ class RunStore:
         )
         return dict(rows.fetchall())
 
+    def run_ids(self) -> set[str]:
+        """The id of every run held."""
+        return {run_id for (run_id,) in self._db.execute("SELECT run_id FROM runs")}
+
     def open_runs(self) -> list[str]:
         """The ids of the runs not ended (by the state index: a handful among many)."""
         rows = self._db.execute(f"SELECT run_id FROM runs WHERE state IN ({_OPEN_MARKS})", _OPEN)
@@ -392,6 +407,13 @@ class RunStore:
     def checkpoint(self) -> None:
         """Move the write-ahead log into the store file, and empty it."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _progress(state: RunState) -> int:
+    """How far along a run in `state` is: pending, running, ended."""
+    if state.terminal:
+        return 2
+    return 1 if state is RunState.RUNNING else 0
 
 
 def store_path(workspace: Path, configured: str | None) -> Path:

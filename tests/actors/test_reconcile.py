@@ -77,7 +77,8 @@ def test_a_run_of_a_dead_owner_is_settled_and_its_task_killed(
     assert orphan_task.wait(timeout=5) == -9
     assert settled == read_manifest(paths.manifest)
     assert settled.state is RunState.FAILED
-    assert settled.error == f"pit (pid {owner.pid} on {owner.host}) died while the run was going"
+    who = f"pit (pid {owner.pid} on {owner.host})"
+    assert settled.error == f"interrupted by a crash: {who} died while the run was going"
     assert {t.name: t.state for t in settled.tasks} == {
         "extract": TaskState.FAILED,
         "load": TaskState.SKIPPED,

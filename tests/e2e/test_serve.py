@@ -56,6 +56,13 @@ class Serving:
                 f"pit serve exited ({self.process.process.returncode}) before listening:\n"
                 f"{self.process.stdout()}{self.process.stderr()}"
             )
+        # A plain connect first: httpx's own failed connects leave sockets for the garbage
+        # collector (a ResourceWarning in whichever test runs then).
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                pass
+        except OSError:
+            return False
         try:
             self.post("__probe__")
         except httpx.TransportError:

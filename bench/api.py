@@ -264,8 +264,10 @@ LINE = re.compile(rb'"message":\s*"L (\d{7} \d+\.\d{6}) ')
 """A line of the chatty task in the JSON of a log line: its number (7 digits) and the time it
 was written. Found in the raw bytes of an SSE read or a WebSocket message, whichever form
 carries the lines (`log` events, a `log` message per line, a `logs` message with a list)."""
-STAMPED = re.compile(rb'"timestamp":\s*"([^"]+)"[^{}]*?"message":\s*"L \d{7} (\d+\.\d{6}) ')
-"""pit's `timestamp` of a line (when pit read it from the log file) and the line's own time."""
+STAMP = re.compile(rb'"timestamp":\s*"([^"]+)"')
+"""pit's `timestamp` of a line: when its poll of the log file read the line."""
+SHORT = 512
+"""WebSocket messages shorter than this are decoded as they come (`complete` is one)."""
 
 
 def numbers(lines: int) -> bytes:
@@ -275,22 +277,27 @@ def numbers(lines: int) -> bytes:
 
 @dataclass
 class Follower:
-    """What one client received. The lines are picked out of the raw bytes with `LINE` (in C)
-    rather than decoded as JSON line by line: 50 clients receive 500,000 lines a second, which
-    a client parsing each line in Python cannot keep up with on this machine, and its own delay
-    would be counted as pit's."""
+    """What one client received.
+
+    50 clients receive 500,000 lines a second: a client decoding each line's JSON in Python as
+    it comes cannot keep up with that on this machine, and its own delay would count as pit's
+    (all clients share one trio thread: each read waits for the others' work). So a client
+    only notes each raw read (an SSE chunk, a WebSocket message) with the time it read it;
+    `finish`, after the round, picks the lines out of them with `LINE` (in C) and checks their
+    numbers in bulk.
+    """
 
     kind: str
     expected: int
     in_order: bytes
     """`numbers(expected)`: what the numbers of the lines received are when all is well."""
-    reads: list[tuple[float, array.array[float]]] = field(default_factory=list)
-    """Per read (an SSE chunk, a WebSocket message): when it was read, and the time of each new
-    line in it."""
+    raw: list[tuple[float, bytes]] = field(default_factory=list)
+    """Each read as it came, with the wall time the client read it."""
     latency: array.array[float] = field(default_factory=lambda: array.array("d"))
-    seen_by_pit: array.array[float] = field(default_factory=lambda: array.array("d"))
-    """Seconds from a line's time to pit's `timestamp` of it, one sample (the first line) per
-    read."""
+    """Seconds from each line's time to the client reading it."""
+    to_pit: array.array[float] = field(default_factory=lambda: array.array("d"))
+    """Seconds from a line's time to pit's `timestamp` of it, for the lines of reads whose
+    lines all have the same `timestamp` (one poll of pit's), most of them."""
     received: bytearray = field(default_factory=bytearray)
     next_line: int = 0
     duplicates: int = 0
@@ -302,11 +309,27 @@ class Follower:
     def __post_init__(self) -> None:
         self.received = bytearray(self.expected)
 
-    def feed(self, data: bytes, now: float) -> int:
-        """Take the lines in `data` (whole JSON objects), read at `now`; how many were found."""
+    def finish(self) -> None:
+        """Take the lines out of the reads noted (once the round is over)."""
+        if self.kind == "ws":  # every message is whole
+            for now, data in self.raw:
+                self._feed(data, now)
+        else:  # events may span reads: an event counts as read with its end
+            buffer = b""
+            for now, chunk in self.raw:
+                buffer += chunk
+                cut = buffer.rfind(b"\n\n")
+                if cut >= 0:
+                    events, buffer = buffer[:cut], buffer[cut + 2 :]
+                    self._feed(events, now)
+                    if b"event: complete\n" in events:
+                        self.completed, self.failure = True, ""
+        self.raw.clear()
+
+    def _feed(self, data: bytes, now: float) -> None:
         found = LINE.findall(data)
         if not found:
-            return 0
+            return
         first = int(found[0][:7])
         start = first * 7
         in_order = b"".join([line[:7] for line in found])
@@ -314,34 +337,22 @@ class Follower:
             # The rule: the lines that follow, in order, none missing (checked in C, whole).
             self.received[first : first + len(found)] = b"\x01" * len(found)
             times = array.array("d", map(float, [line[8:] for line in found]))
-            self.reads.append((now, times))
             self.next_line = first + len(found)
-            self._sample(data)
-            return len(found)
-        fresh = array.array("d")
-        for line in found:
-            number = int(line[:7])
-            if number >= self.expected or self.received[number]:
-                self.duplicates += 1
-                continue
-            self.received[number] = 1
-            fresh.append(float(line[8:]))
-            self.next_line = max(self.next_line, number + 1)
-        self.reads.append((now, fresh))
-        self._sample(data)
-        return len(found)
-
-    def _sample(self, data: bytes) -> None:
-        if (sample := STAMPED.search(data)) is not None:
-            self.seen_by_pit.append(_epoch(sample[1].decode()) - float(sample[2]))
-
-    def latencies(self) -> array.array[float]:
-        """Seconds from each line's time to the client reading it (once the round is over)."""
-        if self.reads:
-            for now, times in self.reads:
-                self.latency.extend(now - written for written in times)
-            self.reads.clear()
-        return self.latency
+        else:
+            times = array.array("d")
+            for line in found:
+                number = int(line[:7])
+                if number >= self.expected or self.received[number]:
+                    self.duplicates += 1
+                    continue
+                self.received[number] = 1
+                times.append(float(line[8:]))
+                self.next_line = max(self.next_line, number + 1)
+        self.latency.extend(now - written for written in times)
+        stamps = STAMP.findall(data)
+        if stamps and stamps[0] == stamps[-1]:  # one poll's lines (a header line has null)
+            seen = _epoch(stamps[0].decode())
+            self.to_pit.extend(seen - written for written in times)
 
     @property
     def unique(self) -> int:
@@ -364,19 +375,9 @@ async def follow_sse(
                 return
             follower.connected = True
             ready()
-            buffer = b""
-            async for chunk in response.aiter_raw():
-                now = time.time()
-                buffer += chunk
-                cut = buffer.rfind(b"\n\n")
-                if cut < 0:
-                    continue
-                events, buffer = buffer[:cut], buffer[cut + 2 :]
-                follower.feed(events, now)
-                if events.startswith(b"event: complete\n") or b"\n\nevent: complete\n" in events:
-                    follower.completed = True
-                    return
-            follower.failure = "SSE stream ended without complete"
+            async for chunk in response.aiter_raw():  # the stream ends after `complete`
+                follower.raw.append((time.time(), chunk))
+            follower.failure = "the SSE stream ended without `complete`"  # unless it has one
     except httpx.HTTPError as failed:
         follower.failure = f"SSE: {type(failed).__name__}: {failed}"
     finally:
@@ -392,13 +393,12 @@ async def follow_ws(port: int, run_id: str, follower: Follower, ready: Callable[
             follower.connected = True
             ready()
             while True:
-                text = await ws.get_message()
+                message = await ws.get_message()
                 now = time.time()
-                data = text.encode() if isinstance(text, str) else text
-                if follower.feed(data, now):
-                    continue  # a `log` message (one line) or a `logs` message (a list)
-                event = json.loads(data).get("event")  # `run`, `complete`, or the header line
-                if event == "complete":
+                data = message.encode() if isinstance(message, str) else message
+                # `run`, `log` (one line), `logs` (a list of lines), `complete`
+                follower.raw.append((now, data))
+                if len(data) < SHORT and json.loads(data).get("event") == "complete":
                     follower.completed = True
                     return
     except trio_websocket.ConnectionClosed as closed:
@@ -476,7 +476,9 @@ class ChattyRuns:
 
             ended = dt.datetime.fromisoformat(task["ended_at"]).timestamp()
             after_gate = ended - result["opened"]
-        values = sorted(v for f in followers for v in f.latencies())
+        for follower in followers:
+            follower.finish()
+        values = sorted(v for f in followers for v in f.latency)
         done = Round(
             clients=clients,
             writing=result["writing"],
@@ -593,8 +595,8 @@ def measure_logs(
 
     alone, followed = samples[0], samples[clients]
     followers = [f for r in followed for f in r.followers]
-    latencies = sorted(value for f in followers for value in f.latencies())
-    seen = sorted(value for f in followers for value in f.seen_by_pit)
+    latencies = sorted(value for f in followers for value in f.latency)
+    seen = sorted(value for f in followers for value in f.to_pit)
     expected = sum(r.lines * r.clients for r in followed)
     received = sum(f.unique for f in followers)
     lost = expected - received
@@ -637,7 +639,7 @@ def measure_logs(
         mine = [f for f in followers if f.kind == kind]
         if not mine:
             continue
-        values = sorted(value for f in mine for value in f.latencies())
+        values = sorted(value for f in mine for value in f.latency)
         by_kind.append(
             [
                 f"{kind.upper()} x {len(mine) // len(followed)}",
@@ -652,9 +654,9 @@ def measure_logs(
 
     client_share = median(r.client_cpu / r.wall for r in followed) * 100
     report.info.append(
-        f"logs: written -> pit's timestamp of the line (its poll of the log file, ms steps) "
-        f"median {ms(seen, 50)}, p99 {ms(seen, 99)}; the rest is pit sending and the client "
-        f"reading"
+        f"logs: of the latency, written -> pit's `timestamp` of the line (its poll of the log "
+        f"file; ms steps; {len(seen):,} lines) median {ms(seen, 50)}, p99 {ms(seen, 99)}; the "
+        f"rest is pit handing the line out and the client reading it"
     )
     report.info.append(
         f"logs: with {clients} clients pit serve + executor used "

@@ -1,12 +1,14 @@
-"""One whole run: prepare its folder and snapshot, run the DAG, record it, apply retention.
+"""One whole run: prepare its folder and snapshot, run the DAG, record it, apply retention
+(its own artifacts, and then the DAG's older runs).
 
-Used by `pit run` and, later, by the scheduler for every triggered run.
+Used by `pit run` and by pit serve's executor for every triggered run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import math
 import traceback
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,7 @@ from pit.spec.defaults import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process
+from pit.store.retention import apply_retention_policy
 from pit.store.rundir import (
     CRASH_LOG,
     RunPaths,
@@ -44,6 +47,8 @@ from pit.store.rundir import (
     settle_abandoned,
     write_manifest,
 )
+
+log = logging.getLogger("pit.run")
 
 
 @attrs.frozen(kw_only=True)
@@ -163,7 +168,24 @@ async def _prepare_and_run(
     release_reserve(paths)  # one local unlink: cheaper than a thread hop
     if not set(ARTIFACTS) <= set(plan.keep_artifacts):
         await trio.to_thread.run_sync(apply_retention, paths, plan.keep_artifacts)
+    if plan.retention.active:
+        await _prune_older_runs(run)
     return record
+
+
+async def _prune_older_runs(run: _Run) -> None:
+    """The DAG's retention, now that one more of its runs has ended; a failure to remove an
+    old run is logged and changes nothing for this one."""
+    plan = run.plan
+    try:
+        pruned = await trio.to_thread.run_sync(
+            apply_retention_policy, plan.runs_dir, plan.dag.name, plan.retention, run.clock.now()
+        )
+    except OSError as exc:
+        log.warning("%s: retention of its older runs failed: %s", plan.dag.name, exc)
+        return
+    if run.store is not None:
+        run.store.forget(pruned.removed)
 
 
 async def _run_in_folder(run: _Run, task_status: _Handing) -> RunRecord:

@@ -14,6 +14,7 @@ from pit.messages.run import RunPlan, RunRecord
 from pit.messages.trigger import Rerun
 from pit.spec.graph import downstream
 from pit.spec.load import Project, Workspace, load_project
+from pit.spec.retention import Retention
 from pit.spec.states import TaskState
 from pit.store.rundir import RunPaths, read_manifest
 
@@ -32,6 +33,11 @@ def plan_run(project: Project, workspace: Workspace, **given: Any) -> RunPlan:
         keep_artifacts=config.keep_artifacts if dag.keep_artifacts is None else dag.keep_artifacts,
         max_active=min(dag.max_active_tasks, config.max_active_tasks or dag.max_active_tasks),
         grace=config.stop_grace,
+        retention=Retention(
+            keep_runs=dag.keep_runs or config.keep_runs,
+            keep_days=dag.keep_days or config.keep_days,
+            archive_logs_after=config.archive_logs_after,
+        ),
         **given,
     )
 

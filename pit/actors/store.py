@@ -33,8 +33,8 @@ class StoreWriter:
     runs_dir: Path
     """The runs the store indexes (their run.json are read to catch up, `RunStore.catch_up`)."""
     batch_wait: float = BATCH_WAIT
-    _send: trio.MemorySendChannel[RunRecord] = attrs.field(init=False)
-    _receive: trio.MemoryReceiveChannel[RunRecord] = attrs.field(init=False)
+    _send: trio.MemorySendChannel[RunRecord | Forget] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[RunRecord | Forget] = attrs.field(init=False)
     _warned: bool = attrs.field(init=False, default=False)
     _written: dict[str, tuple[TaskRecord, ...]] = attrs.field(init=False, factory=dict)
     """Run id -> its tasks as last written, for the runs not ended: the next write of the run
@@ -43,9 +43,9 @@ class StoreWriter:
     def __attrs_post_init__(self) -> None:
         # Unbounded: a run's manifest writer must never wait on the index; what queues is
         # folded to one record per run at the next write.
-        self._send, self._receive = trio.open_memory_channel[RunRecord](math.inf)
+        self._send, self._receive = trio.open_memory_channel[RunRecord | Forget](math.inf)
 
-    def inbox(self) -> trio.MemorySendChannel[RunRecord]:
+    def inbox(self) -> trio.MemorySendChannel[RunRecord | Forget]:
         """A channel for one user (a run's manifest writer), to close when it is done."""
         return self._send.clone()
 
@@ -54,6 +54,12 @@ class StoreWriter:
         before it started, one a pit bug ended)."""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             self._send.send_nowait(record)
+
+    def forget(self, run_ids: tuple[str, ...]) -> None:
+        """Drop runs whose folders retention removed."""
+        if run_ids:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                self._send.send_nowait(Forget(run_ids=run_ids))
 
     def close(self) -> None:
         """No more runs: the writer writes what it holds and ends once every inbox is closed."""
@@ -85,18 +91,21 @@ class StoreWriter:
     async def _write_until_closed(self, store: RunStore | None) -> None:
         async with self._receive:
             async for first in self._receive:
-                batch = {first.run_id: first}
+                batch: dict[str, RunRecord] = {}
+                forgotten: set[str] = set()
+                _fold(first, batch, forgotten)
                 with trio.move_on_after(self.batch_wait):
-                    async for record in self._receive:
-                        batch[record.run_id] = record
+                    async for item in self._receive:
+                        _fold(item, batch, forgotten)
                 while True:
                     try:
-                        record = self._receive.receive_nowait()
+                        item = self._receive.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                    batch[record.run_id] = record
+                    _fold(item, batch, forgotten)
                 if store is not None:
-                    await self._write(store, [self._changes(r) for r in batch.values()])
+                    changes = [self._changes(r) for r in batch.values()]
+                    await self._write(store, changes, forgotten)
 
     def _changes(self, record: RunRecord) -> RunRecord | Changes:
         """What to write of `record`: the tasks changed since its last write, or all of it."""
@@ -108,10 +117,18 @@ class StoreWriter:
         ]
         return Changes(record, frozenset(changed))
 
-    async def _write(self, store: RunStore, items: list[RunRecord | Changes]) -> None:
+    async def _write(
+        self, store: RunStore, items: list[RunRecord | Changes], forgotten: set[str]
+    ) -> None:
         records = [item.record if isinstance(item, Changes) else item for item in items]
+
+        def write() -> None:
+            store.put(items)
+            if forgotten:
+                store.forget(forgotten)
+
         try:
-            await trio.to_thread.run_sync(store.put, items)
+            await trio.to_thread.run_sync(write)
         except Exception as exc:  # sqlite3's errors, a full disk: the runs go on
             self._warn(f"cannot write the run store {self.path}: {exc}")
             for record in records:  # rolled back: the next write of each run is whole
@@ -128,3 +145,21 @@ class StoreWriter:
         if not self._warned:
             log.warning("%s; runs go on, recorded in their run.json (`pit store rebuild`)", why)
         self._warned = True
+
+
+@attrs.frozen(kw_only=True)
+class Forget:
+    """Runs to drop from the store: retention removed their folders."""
+
+    run_ids: tuple[str, ...]
+
+
+def _fold(item: RunRecord | Forget, batch: dict[str, RunRecord], forgotten: set[str]) -> None:
+    """Add `item` to the batch being gathered: a run's latest record replaces the earlier."""
+    if isinstance(item, Forget):
+        forgotten.update(item.run_ids)
+        for run_id in item.run_ids:
+            batch.pop(run_id, None)
+    else:
+        batch[item.run_id] = item
+        forgotten.discard(item.run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import time
@@ -14,6 +15,7 @@ from pit.clock import SystemClock
 from pit.errors import LogsError
 from pit.messages.run import RunRecord
 from pit.spec.durations import format_duration
+from pit.store.retention import log_exists, open_log
 from pit.store.rundir import RunPaths, list_run_folders, read_manifest
 
 _FOLLOW_POLL = 0.25
@@ -102,8 +104,8 @@ def _print_logs(paths: RunPaths, record: RunRecord, tasks: list[str]) -> None:
         if len(tasks) > 1:
             out.write(f"==> {name} ({states[name].state.value}) <==\n".encode())
         log = paths.log(name)
-        if log.is_file():
-            with log.open("rb") as file:
+        if log_exists(log):
+            with open_log(log) as file:  # plain, or archived (compressed) by retention
                 _copy(file, out)
         elif len(tasks) > 1:
             out.write(b"(no output: the task did not start)\n")
@@ -112,7 +114,7 @@ def _print_logs(paths: RunPaths, record: RunRecord, tasks: list[str]) -> None:
     out.flush()
 
 
-def _copy(source: BinaryIO, out: BinaryIO) -> None:
+def _copy(source: BinaryIO | gzip.GzipFile, out: BinaryIO) -> None:
     while chunk := source.read(1 << 20):
         out.write(chunk)
 

@@ -11,6 +11,7 @@ import attrs
 
 from pit.messages.task import TaskEvent
 from pit.spec.defaults import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS, DEFAULT_STOP_GRACE
+from pit.spec.retention import Retention
 from pit.spec.states import RunState, TaskState
 
 if TYPE_CHECKING:  # reading a run record (`pit logs`) need not import the spec parsers
@@ -125,6 +126,8 @@ class RunPlan:
     max_active: int = DEFAULT_MAX_ACTIVE_TASKS
     grace: float = DEFAULT_STOP_GRACE
     """Seconds between SIGTERM and SIGKILL when a task is stopped."""
+    retention: Retention = attrs.field(factory=Retention)
+    """How long the DAG's runs are kept: applied to its older runs once this one has ended."""
     rerun_of: str | None = None
     """A re-run: the run it re-runs (from that run's snapshot unless told otherwise)."""
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)

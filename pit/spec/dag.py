@@ -30,7 +30,7 @@ from pit.spec.tables import (
 )
 from pit.spec.tables import FtpWatchSpec as FtpWatchSpec  # re-exported for the FTP watch actor
 from pit.spec.toml import parse_toml as parse_toml  # re-exported: secrets and workspace use it
-from pit.spec.workspace import read_artifacts
+from pit.spec.workspace import read_artifacts, read_keep_days, read_keep_runs
 
 
 class Overlap(enum.StrEnum):
@@ -168,6 +168,8 @@ class DagSpec:
     overlap: Overlap = Overlap.SKIP
     timeout: float | None = None
     keep_artifacts: tuple[str, ...] | None = None
+    keep_runs: int | None = None
+    keep_days: int | None = None
     """None means: use the workspace setting."""
     max_active_tasks: int = DEFAULT_MAX_ACTIVE_TASKS
     git_url: str | None = None
@@ -299,6 +301,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     )
     timeout = r.duration("timeout", positive=True)
     keep = read_artifacts(r)
+    keep_runs, keep_days = read_keep_runs(r), read_keep_days(r)
     max_active = r.integer(
         "max_active_tasks",
         default=DEFAULT_MAX_ACTIVE_TASKS,
@@ -326,6 +329,8 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "overlap": overlap,
         "timeout": timeout,
         "keep_artifacts": keep,
+        "keep_runs": keep_runs,
+        "keep_days": keep_days,
         "max_active_tasks": max_active,
         "git_url": git_url,
         "git_ref": git_ref,

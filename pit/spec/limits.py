@@ -14,6 +14,10 @@ MAX_DURATION = 7 * 24 * 3600.0
 MAX_DURATION_TEXT = "7d"
 MAX_AGE = 366 * 24 * 3600.0
 """Seconds: the longest `max_age` of a required DAG (366 days)."""
+MAX_AGE_TEXT = "366d"
+MAX_KEEP_RUNS = 1_000_000
+MAX_KEEP_DAYS = 36_600
+"""A hundred years: `keep_days` beyond it keeps everything anyway."""
 MAX_RETRIES = 100
 MAX_BACKOFF = 10.0
 MAX_ACTIVE = 1000

@@ -188,7 +188,9 @@ def _read_require(requires: TableReader, name: str) -> RequireSpec | None:
     entry = requires.table(name)
     if entry is None or not _dag_name(requires, name, name):
         return None
-    max_age = entry.duration("max_age", positive=True, maximum=limits.MAX_AGE, maximum_text="366d")
+    max_age = entry.duration(
+        "max_age", positive=True, maximum=limits.MAX_AGE, maximum_text=limits.MAX_AGE_TEXT
+    )
     entry.finish()
     return RequireSpec(dag=name, max_age=max_age)
 

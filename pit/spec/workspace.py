@@ -31,6 +31,12 @@ class WorkspaceConfig:
     repo_cache_dir: str = "repo_cache"
     dbt_driver: str = "ODBC Driver 17 for SQL Server"
     keep_artifacts: tuple[str, ...] = ARTIFACTS
+    keep_runs: int | None = None
+    """Runs of each DAG kept (its newest ended ones); a DAG's own setting wins."""
+    keep_days: int | None = None
+    """Days a DAG's ended runs are kept; a DAG's own setting wins."""
+    archive_logs_after: float | None = None
+    """Seconds after a run's end when its task logs are compressed in place."""
     max_active_tasks: int | None = None
     """A cap on concurrently running tasks of any one run, over the DAG's own setting."""
     stop_grace: float = DEFAULT_STOP_GRACE
@@ -78,6 +84,14 @@ def parse_workspace_config(
         repo_cache_dir=r.path_string("repo_cache_dir") or defaults.repo_cache_dir,
         dbt_driver=r.string("dbt_driver") or defaults.dbt_driver,
         keep_artifacts=defaults.keep_artifacts if keep is None else keep,
+        keep_runs=read_keep_runs(r),
+        keep_days=read_keep_days(r),
+        archive_logs_after=r.duration(
+            "archive_logs_after",
+            positive=True,
+            maximum=limits.MAX_AGE,
+            maximum_text=limits.MAX_AGE_TEXT,
+        ),
         max_active_tasks=cap or None,
         stop_grace=defaults.stop_grace if grace is None else grace,
         max_active_runs=runs_cap or None,
@@ -91,6 +105,16 @@ def parse_workspace_config(
     )
     r.finish(severity=Severity.ERROR if strict else Severity.WARNING)
     return config, problems
+
+
+def read_keep_runs(r: TableReader) -> int | None:
+    """`keep_runs`, in `[dag]` or `pit_config.toml`: None when absent."""
+    return r.integer("keep_runs", default=0, minimum=1, maximum=limits.MAX_KEEP_RUNS) or None
+
+
+def read_keep_days(r: TableReader) -> int | None:
+    """`keep_days`, in `[dag]` or `pit_config.toml`: None when absent."""
+    return r.integer("keep_days", default=0, minimum=1, maximum=limits.MAX_KEEP_DAYS) or None
 
 
 def read_artifacts(r: TableReader) -> tuple[str, ...] | None:

@@ -15,28 +15,16 @@ import gzip
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 
 from pit.messages.run import RunRecord
+from pit.spec.retention import Retention
 from pit.store.rundir import RunPaths, list_run_folders
 
 ARCHIVED = ".gz"
 """The suffix of a compressed task log (`<task>.log.gz`)."""
-
-
-@attrs.frozen(kw_only=True)
-class Retention:
-    keep_runs: int | None = None
-    """Keep this many of a DAG's newest ended runs; None: all."""
-    keep_days: int | None = None
-    """Keep the runs that ended within this many days; None: all."""
-    archive_logs_after: float | None = None
-    """Seconds after a run's end when its task logs are compressed; None: never."""
-
-    @property
-    def active(self) -> bool:
-        return any(v is not None for v in (self.keep_runs, self.keep_days, self.archive_logs_after))
 
 
 @attrs.frozen(kw_only=True)
@@ -47,9 +35,7 @@ class Pruned:
     """Task logs compressed."""
 
 
-def apply_retention_policy(
-    runs_dir: Path, dag: str, policy: Retention, now: dt.datetime
-) -> Pruned:
+def apply_retention_policy(runs_dir: Path, dag: str, policy: Retention, now: dt.datetime) -> Pruned:
     """Apply `policy` to the runs of `dag` under `runs_dir`."""
     if not policy.active:
         return Pruned()
@@ -104,10 +90,20 @@ def archive_logs(paths: RunPaths) -> int:
     return len(logs)
 
 
-def read_log(path: Path) -> bytes:
-    """A task log as written, whether it is still plain (`<task>.log`) or archived
-    (`<task>.log.gz`). Raises FileNotFoundError when it is neither."""
+def open_log(path: Path) -> BinaryIO | gzip.GzipFile:
+    """A task log opened for reading, whether it is still plain (`<task>.log`) or archived
+    (`<task>.log.gz`, read as it was written). Raises FileNotFoundError when it is neither."""
     try:
-        return path.read_bytes()
+        return open(path, "rb")
     except FileNotFoundError:
-        return gzip.decompress(path.with_name(path.name + ARCHIVED).read_bytes())
+        return gzip.open(path.with_name(path.name + ARCHIVED), "rb")
+
+
+def log_exists(path: Path) -> bool:
+    return path.is_file() or path.with_name(path.name + ARCHIVED).is_file()
+
+
+def read_log(path: Path) -> bytes:
+    """The whole of a task log, plain or archived (see `open_log`)."""
+    with open_log(path) as log:
+        return log.read()

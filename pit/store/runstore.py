@@ -186,6 +186,11 @@ class RunStore:
                     self._db.execute("DELETE FROM tasks WHERE run_id = ?", (item.run_id,))
                     self._put_tasks(item, range(len(item.tasks)))
 
+    def forget(self, run_ids: Iterable[str]) -> None:
+        """Drop these runs (their folders are gone: retention)."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in run_ids])
+
     def _behind(self, record: RunRecord) -> bool:
         held = self._db.execute(
             "SELECT state FROM runs WHERE run_id = ?", (record.run_id,)

@@ -48,6 +48,7 @@ from pit.messages.web import WebHandle
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.states import RunState
+from pit.store.retention import read_log
 from pit.store.rundir import RunPaths, dag_of
 from pit.store.runstore import RunStore, StoreError
 from pit.web.follow import Batch, RunFeeds, read_record, run_paths
@@ -253,11 +254,16 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         if paths is None or not _plain_name(task):
             return error(404, "task log not found")
         path = paths.log(task)
-        if not await trio.Path(path).is_file():
-            return error(404, "task log not found")
-        # Range requests (`bytes=N-`) answer 206 with that part: a client follows a log by
-        # asking for what it has not seen.
-        response = await send_file(path, mimetype="text/plain", conditional=True)
+        if await trio.Path(path).is_file():
+            # Range requests (`bytes=N-`) answer 206 with that part: a client follows a log by
+            # asking for what it has not seen.
+            response = await send_file(path, mimetype="text/plain", conditional=True)
+        else:
+            try:  # archived by retention: served whole, as it was written
+                whole = await trio.to_thread.run_sync(read_log, path)
+            except FileNotFoundError:
+                return error(404, "task log not found")
+            response = Response(whole, mimetype="text/plain")
         response.timeout = None
         return response
 

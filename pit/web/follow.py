@@ -29,6 +29,7 @@ import trio
 
 from pit.clock import SystemClock
 from pit.messages.run import RunRecord
+from pit.store.retention import open_log
 from pit.store.rundir import RunPaths, dag_of, read_manifest
 from pit.web.shapes import log_json, run_with_tasks
 
@@ -139,18 +140,19 @@ class _Reader:
 
 
 def _tasks(paths: RunPaths) -> list[str]:
+    """The tasks with a log (plain, or archived by retention), by name."""
     try:
         names = os.listdir(paths.logs)
     except OSError:  # not made yet, or the run folder gone
         return []
-    return sorted(name[: -len(".log")] for name in names if name.endswith(".log"))
+    return sorted({name.split(".log")[0] for name in names if name.endswith((".log", ".log.gz"))})
 
 
 def _read_lines(
     path: Path, task: str, log: _TaskLog, at: dt.datetime | None, *, limit: int
 ) -> list[LogLine]:
     try:
-        with open(path, "rb") as file:
+        with open_log(path) as file:  # an ended run's may be archived (compressed)
             file.seek(log.offset)
             data = file.read(limit)
     except OSError:

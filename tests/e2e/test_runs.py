@@ -126,3 +126,31 @@ def test_custom_runner_that_does_not_exist_fails_the_task(workspace, pit):
     task = workspace.task(workspace.only_run("custom"), "hello")
     assert task["state"] == "failed"
     assert "no-such-interpreter-for-pit" in task["error"]
+
+
+def test_retention_removes_old_runs_and_compresses_old_logs(workspace, pit):
+    """keep_runs keeps the newest runs of a DAG (folders and store rows alike); the logs of
+    runs ended longer ago than archive_logs_after are compressed, and `pit logs` reads them."""
+    import time
+
+    from pit.store.runstore import RunStore
+
+    workspace.config('keep_runs = 2\narchive_logs_after = "1s"\n')
+    workspace.shell_project("etl", {"work": "echo hello from $PIT_RUN_ID\n"})
+    for _ in range(2):
+        assert pit("run", "etl").returncode == 0
+        time.sleep(1.1)
+    first, second = workspace.run_dirs("etl")
+    assert (first / "logs" / "work.log.gz").is_file()  # archived when the second ended
+    assert not (first / "logs" / "work.log").exists()
+    shown = pit("logs", "etl", "--run-id", first.name)
+    assert shown.returncode == 0, shown.stderr
+    assert f"hello from {first.name}" in shown.stdout
+
+    assert pit("run", "etl").returncode == 0
+    kept = workspace.run_dirs("etl")
+    assert [run.name for run in kept][:1] == [second.name]
+    assert len(kept) == 2
+    assert not first.exists()
+    with RunStore.open(workspace.root / ".pit" / "pit.db") as store:
+        assert sorted(r.run_id for r in store.runs()) == [run.name for run in kept]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pit.messages.run import RunRecord
+from pit.spec.retention import Retention
 from pit.spec.states import RunState
-from pit.store.retention import Retention, apply_retention_policy, read_log
+from pit.store.retention import apply_retention_policy, read_log
 from pit.store.rundir import RunPaths, format_run_id, make_run_folders, write_manifest
 
 NOW = dt.datetime(2026, 12, 10, 12, tzinfo=dt.UTC)
@@ -64,9 +65,7 @@ def test_keep_days_keeps_the_runs_that_ended_within_them(runs: dict[str, RunPath
 
 def test_old_logs_are_compressed_in_place_and_still_read(runs: dict[str, RunPaths]) -> None:
     runs_dir = runs["old"].root.parent
-    pruned = apply_retention_policy(
-        runs_dir, "etl", Retention(archive_logs_after=7 * 86400.0), NOW
-    )
+    pruned = apply_retention_policy(runs_dir, "etl", Retention(archive_logs_after=7 * 86400.0), NOW)
     assert pruned.archived == 3  # old, month, week; not today's, not the run still going
     week = runs["week"].log("work")
     assert not week.exists()

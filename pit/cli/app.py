@@ -96,6 +96,14 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --list: JSON output.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="A remote pit serve's URL: TARGET is a run id or a DAG there (token: "
+            "PIT_API_TOKEN).",
+        ),
+    ] = None,
 ) -> None:
     """Show task logs of a DAG's latest run (or of --run-id), or list its runs."""
     from pit.cli.logs import logs_command
@@ -103,7 +111,13 @@ def logs(
     cli = _cli(ctx)
     _exit(
         logs_command(
-            cli, target=target, list_runs=list_runs, run_id=run_id, follow=follow, as_json=as_json
+            cli,
+            target=target,
+            list_runs=list_runs,
+            run_id=run_id,
+            follow=follow,
+            as_json=as_json,
+            server=server,
         )
     )
 

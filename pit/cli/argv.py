@@ -109,6 +109,7 @@ COMMANDS = {
             "--follow": Option("follow"),
             "-f": Option("follow"),
             "--json": Option("as_json"),
+            "--server": Option("server", str),
         },
         call=_logs,
     ),

@@ -29,8 +29,16 @@ def logs_command(
     run_id: str | None,
     follow: bool,
     as_json: bool,
+    server: str | None = None,
 ) -> int:
-    """`pit logs`: a run's task logs (the latest, or `run_id`), or the list of the DAG's runs."""
+    """`pit logs`: a run's task logs (the latest, or `run_id`), or the list of the DAG's runs;
+    with `server`, those of a remote pit serve (`cli/remote.py`)."""
+    if server is not None:
+        if list_runs or run_id:
+            raise LogsError("with --server, name the run (or the DAG) itself: no --list, --run-id")
+        from pit.cli.remote import remote_logs
+
+        return remote_logs(server, target, follow=follow)
     runs_dir = cli.workspace(projects=False).runs_dir
     dag, _, task = target.partition("/")
     if not dag or (not task and target.endswith("/")):

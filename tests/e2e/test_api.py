@@ -435,3 +435,34 @@ async def test_the_websocket_streams_the_runs_records_and_lines(
     assert final["status"] == "success"
     assert final["tasks"][0]["status"] == "success"
     assert messages[-1] == {"event": "complete", "data": {"status": "success"}}
+
+
+def test_pit_logs_follows_a_run_of_a_remote_pit_serve(workspace: Workspace, pit: Pit) -> None:
+    workspace.shell_project(
+        "slow",
+        {"first": "echo one\n", "second": f"{wait_for_gate(workspace)}echo two\n"},
+        depends_on={"second": ["first"]},
+        dag_keys='[dag.webhook]\ntoken_secret = "hook_token"',
+    )
+    workspace.config('api_token = "api"\n')
+    with serve(pit, workspace, secrets_text=API_SECRETS) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        token = {"Authorization": "Bearer full-token"}
+        run_id = server.client.post("/api/dags/slow/runs", headers=token).json()["run_id"]
+        refused = pit("logs", "--server", url, run_id)
+        assert refused.returncode == 2
+        assert "answered 401" in refused.stderr
+        assert "PIT_API_TOKEN" in refused.stderr
+
+        following = pit.start(
+            "logs", "--server", url, "-f", "slow", env={"PIT_API_TOKEN": "full-token"}
+        )
+        wait_until(lambda: "first | one" in following.stdout(), what="the live line")
+        (workspace.root / GATE).touch()
+        assert following.wait() == 0, following.stderr()
+        assert following.stdout().splitlines()[-1] == "second | two"
+
+        whole = pit("logs", "--server", url, run_id, env={"PIT_API_TOKEN": "full-token"})
+        assert whole.returncode == 0, whole.stderr
+        assert "==> second (success) <==" in whole.stdout
+        assert whole.stdout.rstrip().endswith("two")

@@ -50,7 +50,6 @@ from pit.store.rundir import CRASH_LOG
 if TYPE_CHECKING:
     from pit.connectors.ftp import FtpClient
 
-AUDIT_FILE = "secret_access.jsonl"
 DEFAULT_READ_TIMEOUT = 5.0
 _PEERCRED = struct.Struct("3i")
 _RECEIVE_SIZE = 65536

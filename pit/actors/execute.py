@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from pit.actors.broker import AUDIT_FILE, Broker, SocketFolder
+from pit.actors.broker import Broker, SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.manifest import ManifestWriter
 from pit.actors.run import RunActor, RunHandle
@@ -34,6 +34,7 @@ from pit.spec.states import RunState
 from pit.store.owner import this_process
 from pit.store.retention import apply_retention_policy
 from pit.store.rundir import (
+    AUDIT_FILE,
     CRASH_LOG,
     RunPaths,
     apply_retention,

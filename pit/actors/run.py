@@ -23,6 +23,7 @@ from pit.actors.masking import Masker
 from pit.actors.task import TaskActor, TaskHandle
 from pit.clock import Clock
 from pit.messages.run import (
+    Attempt,
     CancelRun,
     RunDeadlinePassed,
     RunEnded,
@@ -103,6 +104,8 @@ class RunActor:
     _edges: dict[str, tuple[str, ...]] = attrs.field(init=False, factory=dict)
     _masker: Masker = attrs.field(init=False)
     """Every error the run records passes it: a driver's message may quote a secret."""
+    _attempt_started: dict[str, dt.datetime] = attrs.field(init=False, factory=dict)
+    """When each running task's current attempt started."""
     _stopping: str | None = attrs.field(init=False, default=None)
     """Why the run is being stopped (timeout, cancel); no task starts once it is set."""
 
@@ -178,6 +181,10 @@ class RunActor:
         match message:
             case AttemptStarted(task=name, attempt=attempt, at=at):
                 record = self._tasks[name]
+                self._attempt_started[name] = at
+                history = record.history
+                if attempt > 1:  # tried again: the new attempt opens in the history
+                    history = (*history, Attempt(number=attempt, started_at=at))
                 await self._set_task(
                     name,
                     state=TaskState.RUNNING,
@@ -185,15 +192,38 @@ class RunActor:
                     started_at=record.started_at or at,
                     error=None,
                     retry_in=None,
+                    history=history,
                 )
-            case AttemptFailed(task=name, exit_code=code, error=error, retry_in=retry_in):
+            case AttemptFailed(
+                task=name, attempt=attempt, exit_code=code, error=error, retry_in=retry_in, at=at
+            ):
+                history = self._tasks[name].history or (
+                    Attempt(number=attempt, started_at=self._attempt_started.get(name)),
+                )
+                ended = attrs.evolve(
+                    history[-1], ended_at=at, exit_code=code, error=self._masker.mask(error)
+                )
                 await self._set_task(
-                    name, state=TaskState.RUNNING, exit_code=code, error=error, retry_in=retry_in
+                    name,
+                    state=TaskState.RUNNING,
+                    exit_code=code,
+                    error=error,
+                    retry_in=retry_in,
+                    history=(*history[:-1], ended),
                 )
             case TaskFinished(
                 task=name, state=state, attempts=attempts, exit_code=code, error=error, at=at
             ):
                 del self._running[name]
+                history = self._tasks[name].history
+                if history:  # the last attempt closes in the history too
+                    last = attrs.evolve(
+                        history[-1],
+                        ended_at=at,
+                        exit_code=code,
+                        error=None if error is None else self._masker.mask(error),
+                    )
+                    history = (*history[:-1], last)
                 await self._set_task(
                     name,
                     state=state,
@@ -202,6 +232,7 @@ class RunActor:
                     error=error,
                     ended_at=at,
                     retry_in=None,
+                    history=history,
                 )
                 if state is TaskState.SUCCESS:
                     self._release_dependants(name)

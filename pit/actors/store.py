@@ -124,6 +124,8 @@ class StoreWriter:
 
         def write() -> None:
             store.put(items)
+            # An ended run's secret accesses: its audit file is complete now.
+            store.index_audits(self.runs_dir, [r.run_id for r in records if r.state.terminal])
             if forgotten:
                 store.forget(forgotten)
 

@@ -151,6 +151,7 @@ class TaskActor:
                     exit_code=outcome.exit_code,
                     error=outcome.error or "",
                     retry_in=retry_in,
+                    at=self.clock.now(),
                 )
             )
             with control.interruptible_scope():

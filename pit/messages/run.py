@@ -21,6 +21,26 @@ if TYPE_CHECKING:  # reading a run record (`pit logs`) need not import the spec 
 
 
 @attrs.frozen(kw_only=True)
+class Attempt:
+    """One attempt of a task that was tried more than once."""
+
+    number: int
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "exit_code": self.exit_code,
+            "error": self.error,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class TaskRecord:
     name: str
     state: TaskState = TaskState.PENDING
@@ -33,6 +53,9 @@ class TaskRecord:
     """Set while the task waits to retry: seconds from the failed attempt to the next one."""
     reused_from: str | None = None
     """A re-run's task that succeeded in the run re-run (its id): not run again."""
+    history: tuple[Attempt, ...] = ()
+    """Each attempt, once the task has been tried again (the last one open while it runs);
+    empty for a task tried once, whose one attempt the fields above describe."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +67,9 @@ class TaskRecord:
             "ended_at": _iso(self.ended_at),
             "error": self.error,
             "reused_from": self.reused_from,
+            **(
+                {"history": [attempt.to_json() for attempt in self.history]} if self.history else {}
+            ),
         }
 
 

@@ -45,6 +45,8 @@ class AttemptFailed:
     exit_code: int | None
     error: str
     retry_in: float
+    at: dt.datetime
+    """When the attempt ended."""
 
 
 @attrs.frozen(kw_only=True)

@@ -16,11 +16,13 @@ from typing import Any
 import attrs
 
 from pit.errors import RunError
-from pit.messages.run import RunOwner, RunPlan, RunRecord, TaskRecord
+from pit.messages.run import Attempt, RunOwner, RunPlan, RunRecord, TaskRecord
 from pit.spec.states import RunState, TaskState, cut_short
 from pit.store.files import write_atomically
 
 MANIFEST = "run.json"
+AUDIT_FILE = "secret_access.jsonl"
+"""In a run's folder: one line per secret its tasks asked for (`pit.actors.broker`)."""
 CRASH_LOG = "pit.log"
 """In a run's folder: the tracebacks of pit bugs met by the run (the console never shows them)."""
 RESERVE = ".reserve"
@@ -311,6 +313,16 @@ def _task(raw: dict[str, Any]) -> TaskRecord:
         ended_at=_time(raw["ended_at"]),
         error=raw["error"],
         reused_from=raw.get("reused_from"),
+        history=tuple(
+            Attempt(
+                number=attempt["number"],
+                started_at=_time(attempt["started_at"]),
+                ended_at=_time(attempt["ended_at"]),
+                exit_code=attempt["exit_code"],
+                error=attempt["error"],
+            )
+            for attempt in raw.get("history", ())
+        ),
     )
 
 
@@ -375,3 +387,21 @@ def seed_data(paths: RunPaths, files: tuple[Path, ...]) -> None:
                 shutil.copyfile(file, paths.data / file.name)
     except OSError as exc:
         raise RunError(f"cannot copy {file} into {paths.data}: {exc}") from exc
+
+
+def read_audit(paths: RunPaths) -> list[dict[str, Any]]:
+    """The run's secret accesses, as its audit file holds them (a damaged line is skipped);
+    none when it asked for no secret."""
+    try:
+        text = (paths.root / AUDIT_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from pit.errors import PitError
-from pit.spec.states import RunState
+from pit.spec.states import RunState, TaskState
 
 if TYPE_CHECKING:  # the run records: imported where records are read, not by `pit status`
-    from pit.messages.run import RunRecord
+    from pit.messages.run import RunRecord, TaskRecord
 
 STORE_FILE = ".pit/pit.db"
 """Where the store is, under the workspace, unless `metadata_db` says otherwise."""
@@ -76,6 +76,33 @@ _MIGRATIONS = (
     """
     ALTER TABLE runs ADD COLUMN rerun_of TEXT;
     ALTER TABLE tasks ADD COLUMN reused_from TEXT;
+    """,
+    # 4: every attempt of every task, and the secret accesses of the runs (their audit file).
+    """
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        task TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        exit_code INTEGER,
+        started_at TEXT,
+        ended_at TEXT,
+        error TEXT,
+        PRIMARY KEY (run_id, task, number)
+    ) WITHOUT ROWID;
+    CREATE INDEX attempts_in_state ON attempts (state, started_at);
+    CREATE TABLE secret_access (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        line INTEGER NOT NULL,
+        at TEXT,
+        task TEXT,
+        verified INTEGER,
+        method TEXT,
+        secret TEXT,
+        claimed_task TEXT,
+        PRIMARY KEY (run_id, line)
+    ) WITHOUT ROWID;
+    CREATE INDEX secret_access_by_secret ON secret_access (secret, at);
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -184,6 +211,7 @@ class RunStore:
                 else:
                     self._put_run(item)
                     self._db.execute("DELETE FROM tasks WHERE run_id = ?", (item.run_id,))
+                    self._db.execute("DELETE FROM attempts WHERE run_id = ?", (item.run_id,))
                     self._put_tasks(item, range(len(item.tasks)))
 
     def forget(self, run_ids: Iterable[str]) -> None:
@@ -221,7 +249,8 @@ class RunStore:
             ),
         )
 
-    def _put_tasks(self, record: RunRecord, positions: Iterable[int]) -> None:
+    def _put_tasks(self, record: RunRecord, changed_positions: Iterable[int]) -> None:
+        positions = list(changed_positions)
         rows = []
         for position in positions:
             task = record.tasks[position].to_json()
@@ -242,6 +271,37 @@ class RunStore:
         self._db.executemany(
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
+        for position in positions:
+            changed = record.tasks[position]
+            self._db.execute(
+                "DELETE FROM attempts WHERE run_id = ? AND task = ?", (record.run_id, changed.name)
+            )
+            self._db.executemany(
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(record.run_id, changed.name, *row) for row in _attempt_rows(changed)],
+            )
+
+    def put_audit(self, run_id: str, entries: Iterable[dict[str, object]]) -> None:
+        """The secret accesses of a run, as its audit file holds them (replacing any held)."""
+        with self._transaction():
+            if self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                self._db.execute("DELETE FROM secret_access WHERE run_id = ?", (run_id,))
+                self._db.executemany(
+                    "INSERT INTO secret_access VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            run_id,
+                            line,
+                            entry.get("at"),
+                            entry.get("task"),
+                            entry.get("verified"),
+                            entry.get("method"),
+                            entry.get("secret"),
+                            entry.get("claimed_task"),
+                        )
+                        for line, entry in enumerate(entries)
+                    ],
+                )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -297,6 +357,7 @@ class RunStore:
                 [run[0] for run in runs],
             ):
                 tasks[row[0]].append(dict(zip(_TASK_FIELDS, row[2:], strict=True)))
+            self._attach_histories(tasks, marks, [run[0] for run in runs])
         return [
             record_from_json(
                 {
@@ -307,6 +368,38 @@ class RunStore:
             )
             for run in runs
         ]
+
+    def _attach_histories(
+        self, tasks: dict[str, list[dict[str, object]]], marks: str, run_ids: list[str]
+    ) -> None:
+        """The attempts of the tasks tried more than once, as their `history` (a task with
+        one row of attempts has none: that row is the task itself)."""
+        retried = {
+            (run_id, str(task["name"])): task
+            for run_id, run_tasks in tasks.items()
+            for task in run_tasks
+            if isinstance(task["attempts"], int) and task["attempts"] > 1
+        }
+        if not retried:
+            return
+        found: dict[tuple[str, str], list[dict[str, object]]] = {}
+        for run_id, name, number, _, exit_code, started, ended, error in self._db.execute(
+            f"SELECT * FROM attempts WHERE run_id IN ({marks}) ORDER BY run_id, task, number",
+            run_ids,
+        ):
+            if (run_id, name) in retried:
+                found.setdefault((run_id, name), []).append(
+                    {
+                        "number": number,
+                        "started_at": started,
+                        "ended_at": ended,
+                        "exit_code": exit_code,
+                        "error": error,
+                    }
+                )
+        for key, history in found.items():
+            if len(history) > 1:
+                retried[key]["history"] = history
 
     def recent(self, dag: str, limit: int) -> list[RunRow]:
         """The DAG's last `limit` runs, newest first, without their tasks (one indexed read)."""
@@ -398,13 +491,22 @@ class RunStore:
         with self._transaction():
             self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in gone])
         self.put(changed)
+        self.index_audits(runs_dir, [r.run_id for r in changed if r.state.terminal])
         return len(changed) + len(gone)
+
+    def index_audits(self, runs_dir: Path, run_ids: Iterable[str]) -> None:
+        """Take the secret accesses of these ended runs from their audit files."""
+        from pit.store.rundir import RunPaths, read_audit
+
+        for run_id in run_ids:
+            if audit := read_audit(RunPaths(root=runs_dir / run_id)):
+                self.put_audit(run_id, audit)
 
     def dump(self) -> list[tuple[object, ...]]:
         """Every row of every table, in order: two stores hold the same when their dumps are
         equal (`pit store rebuild` against the live store)."""
         rows: list[tuple[object, ...]] = []
-        for table in ("runs", "tasks"):
+        for table in ("runs", "tasks", "attempts", "secret_access"):
             found = self._db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
             rows += [(table, *row) for row in found]
         return rows
@@ -412,6 +514,40 @@ class RunStore:
     def checkpoint(self) -> None:
         """Move the write-ahead log into the store file, and empty it."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _attempt_rows(task: TaskRecord) -> list[tuple[object, ...]]:
+    """The attempts of a task as rows (number, state, exit code, times, error): its history
+    when it was tried again, else its one attempt (none if it never started)."""
+    if task.history:
+        last = len(task.history) - 1
+        return [
+            (
+                attempt.number,
+                task.state.value if i == last else TaskState.FAILED.value,
+                attempt.exit_code,
+                _iso(attempt.started_at),
+                _iso(attempt.ended_at),
+                attempt.error,
+            )
+            for i, attempt in enumerate(task.history)
+        ]
+    if task.attempts == 0 or task.reused_from is not None:
+        return []
+    return [
+        (
+            task.attempts,
+            task.state.value,
+            task.exit_code,
+            _iso(task.started_at),
+            _iso(task.ended_at),
+            task.error,
+        )
+    ]
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return at.isoformat(timespec="milliseconds") if at else None
 
 
 def _progress(state: RunState) -> int:
@@ -433,7 +569,7 @@ def rebuild(path: Path, runs_dir: Path) -> int:
     store or the new one, and a store of a newer pit or a damaged one is replaced too. Meant
     for when no pit is running: a writer still open keeps writing to the store replaced."""
     fresh = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
-    from pit.store.rundir import list_run_folders
+    from pit.store.rundir import RunPaths, list_run_folders, read_audit
 
     records = [record for _, record in list_run_folders(runs_dir) if record is not None]
     try:
@@ -441,6 +577,9 @@ def rebuild(path: Path, runs_dir: Path) -> int:
         _remove_with_log(fresh)
         with RunStore.open(fresh) as store:
             store.put(records)
+            for record in records:
+                if audit := read_audit(RunPaths(root=runs_dir / record.run_id)):
+                    store.put_audit(record.run_id, audit)
             store.checkpoint()
         _remove_with_log(path, keep_main=True)
         os.replace(fresh, path)

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import trio
 
-from pit.actors.broker import AUDIT_FILE, Broker, BrokerHandle
+from pit.actors.broker import Broker, BrokerHandle
 from pit.clock import SystemClock
 from pit.connectors import sql
 from pit.spec.secrets import parse_secrets
-from pit.store.rundir import CRASH_LOG
+from pit.store.rundir import AUDIT_FILE, CRASH_LOG
 
 SECRETS = """
 [global]

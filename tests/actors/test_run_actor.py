@@ -302,6 +302,23 @@ async def test_retries_wait_retry_delay_times_backoff_to_the_power_of_the_retry(
     assert final.retry_in is None
 
 
+async def test_each_attempt_of_a_retried_task_is_kept_in_its_history(
+    autojump_clock: trio.abc.Clock, tmp_path: Path
+) -> None:
+    script = Script({"a": [Step(1, exit_code=3), Step(2)], "b": [Step(1)]})
+
+    run = await run_dag(dag(task("a", retries=1, retry_delay=10), task("b")), script, tmp_path)
+
+    history = run.task("a").history
+    assert [(h.number, h.exit_code, h.error) for h in history] == [
+        (1, 3, "exit code 3"),
+        (2, 0, None),
+    ]
+    # The wall clock is fixed here: each attempt has its start and its end, nothing more.
+    assert all(h.started_at == T0 and h.ended_at == T0 for h in history)
+    assert run.task("b").history == ()  # tried once: the task itself is its attempt
+
+
 async def test_without_backoff_every_retry_waits_the_same_delay(
     autojump_clock: trio.abc.Clock, tmp_path: Path
 ) -> None:

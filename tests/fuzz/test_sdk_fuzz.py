@@ -35,10 +35,11 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pit.actors.broker import AUDIT_FILE, Broker
+from pit.actors.broker import Broker
 from pit.actors.masking import MIN_LENGTH, Masker
 from pit.clock import SystemClock
 from pit.spec.secrets import Secrets, parse_secrets
+from pit.store.rundir import AUDIT_FILE
 
 pytestmark = pytest.mark.slow  # a real socket, real read timeouts
 

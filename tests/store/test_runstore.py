@@ -247,3 +247,52 @@ def test_writers_opening_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             versions = [f.result() for f in [pool.submit(open_and_write) for _ in range(4)]]
         assert versions == [SCHEMA_VERSION] * 4
+
+
+def test_every_attempt_of_a_task_is_a_row_and_a_history_round_trips(store: RunStore) -> None:
+    from pit.messages.run import Attempt
+
+    tried = TaskRecord(
+        name="load",
+        state=TaskState.SUCCESS,
+        attempts=2,
+        exit_code=0,
+        started_at=T0,
+        ended_at=T0 + dt.timedelta(seconds=9),
+        history=(
+            Attempt(number=1, started_at=T0, ended_at=T0 + dt.timedelta(seconds=1), exit_code=3),
+            Attempt(number=2, started_at=T0 + dt.timedelta(seconds=5), exit_code=0),
+        ),
+    )
+    once = TaskRecord(name="extract", state=TaskState.SUCCESS, attempts=1, exit_code=0)
+    kept = record("20261201_060000.000_etl", tasks=(once, tried))
+    store.put([kept])
+
+    assert store.get(kept.run_id) == kept
+    rows = [row[2:5] for row in store.dump() if row[0] == "attempts"]
+    assert rows == [("extract", 1, "success"), ("load", 1, "failed"), ("load", 2, "success")]
+
+
+def test_the_secret_accesses_of_a_run_are_indexed_from_its_audit_file(tmp_path: Path) -> None:
+    import json
+
+    runs_dir = tmp_path / "runs"
+    run = record("20261201_060000.000_etl")
+    paths = RunPaths(root=runs_dir / run.run_id)
+    paths.root.mkdir(parents=True)
+    write_manifest(paths, run)
+    access = {"run_id": run.run_id, "task": "load", "verified": True, "method": "get_secret"}
+    lines = [json.dumps({**access, "secret": name, "at": "t"}) for name in ("db", "api")]
+    (paths.root / "secret_access.jsonl").write_text("\n".join([*lines, "{damaged"]) + "\n")
+
+    with RunStore.open(tmp_path / "pit.db") as store:
+        store.put([run])
+        store.index_audits(runs_dir, [run.run_id])
+        held = [row[1:] for row in store.dump() if row[0] == "secret_access"]
+    assert [(row[0], row[1], row[6]) for row in held] == [
+        (run.run_id, 0, "db"),
+        (run.run_id, 1, "api"),
+    ]
+    rebuild(tmp_path / "rebuilt.db", runs_dir)
+    with RunStore.open(tmp_path / "rebuilt.db") as rebuilt:
+        assert [row[1:] for row in rebuilt.dump() if row[0] == "secret_access"] == held

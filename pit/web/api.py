@@ -34,7 +34,7 @@ import contextlib
 import ipaddress
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import trio
 from quart import Request, Response, Websocket, request, send_file, websocket
@@ -53,6 +53,7 @@ from pit.store.rundir import RunPaths, dag_of
 from pit.store.runstore import RunStore, StoreError
 from pit.web.follow import Batch, RunFeeds, read_record, run_paths
 from pit.web.metrics import CONTENT_TYPE, render
+from pit.web.openapi import Routes
 from pit.web.responses import (
     BUSY_RETRY_AFTER,
     REJECTED_STATUS,
@@ -62,9 +63,30 @@ from pit.web.responses import (
     same_token,
     unauthorized,
 )
-from pit.web.shapes import run_json, run_with_tasks
+from pit.web.shapes import (
+    RERUN_REQUEST,
+    RUN_REQUEST,
+    CancelJson,
+    DagDetailJson,
+    DagsJson,
+    ErrorJson,
+    HealthJson,
+    OutputsJson,
+    PausedJson,
+    RunDetailJson,
+    RunsPageJson,
+    RunStartedJson,
+    run_json,
+    run_with_tasks,
+)
 
 T = TypeVar("T")
+
+LINES = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
+"""`?lines=`: a whole number from 1."""
+
+VERSION = "1"
+"""The API's version in its OpenAPI document."""
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -102,6 +124,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     """The API's routes on `app`, answering from `handle`."""
     store = StoreReader(handle)
     served = handle.served
+    routes = Routes(app)
     feeds = RunFeeds(runs_dir=handle.runs_dir, until=handle.stopping, nursery=lambda: app.nursery)
 
     @app.after_serving
@@ -144,15 +167,20 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     async def store_failed(exc: StoreError) -> ResponseReturnValue:
         return error(503, str(exc))
 
-    @app.get("/metrics")
+    @routes.get(
+        "/metrics",
+        "Prometheus metrics (text format 0.0.4)",
+        {200: str},
+        media="text/plain",
+    )
     async def metrics() -> ResponseReturnValue:
         return Response(render(handle.metrics), mimetype=None, content_type=CONTENT_TYPE)
 
-    @app.get("/api/health")
+    @routes.get("/api/health", "Whether pit serve answers (no token needed)", {200: HealthJson})
     async def health() -> ResponseReturnValue:
         return {"status": "ok"}
 
-    @app.get("/api/dags")
+    @routes.get("/api/dags", "The DAGs served, each with its latest run", {200: DagsJson})
     async def dags() -> ResponseReturnValue:
         specs = sorted(served.dags.values(), key=lambda dag: dag.name)
 
@@ -172,7 +200,11 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             ]
         }
 
-    @app.get("/api/dags/<name>")
+    @routes.get(
+        "/api/dags/<name>",
+        "A DAG: its settings, tasks and recent runs",
+        {200: DagDetailJson, 404: ErrorJson},
+    )
     async def dag(name: str) -> ResponseReturnValue:
         spec = served.dags.get(name)
         if spec is None:
@@ -198,7 +230,23 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             "recent_runs": [run_json(record) for record in recent],
         }
 
-    @app.get("/api/runs")
+    @routes.get(
+        "/api/runs",
+        "Runs, newest first",
+        {200: RunsPageJson, 400: ErrorJson},
+        query={
+            "dag": (str, "only this DAG's runs"),
+            "state": (
+                Literal["pending", "running", "success", "failed", "cancelled"],
+                "only runs in this state",
+            ),
+            "limit": (
+                {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+                f"at most this many (default {DEFAULT_LIMIT}, capped at {MAX_LIMIT})",
+            ),
+            "before": (str, "runs older than this run id: the `next` of the page before"),
+        },
+    )
     async def runs() -> ResponseReturnValue:
         args = request.args
         limit = min(_whole(args.get("limit"), DEFAULT_LIMIT, "limit"), MAX_LIMIT)
@@ -221,14 +269,19 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             "next": shown[-1].run_id if more else None,
         }
 
-    @app.get("/api/runs/<run_id>")
+    @routes.get("/api/runs/<run_id>", "A run and its tasks", {200: RunDetailJson, 404: ErrorJson})
     async def run(run_id: str) -> ResponseReturnValue:
         record = await _find_run(run_id)
         if record is None:
             return error(404, "run not found")
         return run_with_tasks(record)
 
-    @app.get("/api/outputs")
+    @routes.get(
+        "/api/outputs",
+        "The outputs the DAGs declare",
+        {200: OutputsJson},
+        query={"dag": (str, "only this DAG's")},
+    )
     async def outputs() -> ResponseReturnValue:
         wanted = request.args.get("dag") or None
         return {
@@ -240,7 +293,13 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             ]
         }
 
-    @app.get("/api/runs/<run_id>/logs")
+    @routes.get(
+        "/api/runs/<run_id>/logs",
+        "The run's logs as Server-Sent Events: `log` per line, then `complete`",
+        {200: str, 400: ErrorJson, 404: ErrorJson},
+        query={"lines": (LINES, "replay only the last N lines of each task's log")},
+        media="text/event-stream",
+    )
     async def run_logs(run_id: str) -> ResponseReturnValue:
         tail = _whole(request.args.get("lines"), 0, "lines")
         record = await _find_run(run_id)
@@ -248,7 +307,12 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             return error(404, "run not found")
         return _event_stream(record.run_id, tail)
 
-    @app.get("/api/runs/<run_id>/tasks/<task>/log")
+    @routes.get(
+        "/api/runs/<run_id>/tasks/<task>/log",
+        "A task's whole log (Range: bytes=N- for what follows byte N)",
+        {200: str, 206: str, 404: ErrorJson},
+        media="text/plain",
+    )
     async def task_log(run_id: str, task: str) -> ResponseReturnValue:
         paths = run_paths(handle.runs_dir, run_id)
         if paths is None or not _plain_name(task):
@@ -289,7 +353,13 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             await websocket.close(1000)
         return None
 
-    @app.get("/api/dags/<name>/logs")
+    @routes.get(
+        "/api/dags/<name>/logs",
+        "The logs of the DAG's active run, else its latest, as Server-Sent Events",
+        {200: str, 400: ErrorJson, 404: ErrorJson},
+        query={"lines": (LINES, "replay only the last N lines of each task's log")},
+        media="text/event-stream",
+    )
     async def dag_logs(name: str) -> ResponseReturnValue:
         tail = _whole(request.args.get("lines"), 0, "lines")
         if name not in served.dags:
@@ -304,26 +374,36 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             return error(404, "no runs found for dag")
         return _event_stream(found[0].run_id, tail)
 
-    @app.post("/api/dags/<name>/runs")
+    @routes.post(
+        "/api/dags/<name>/runs",
+        "Start a run of the DAG now (admitted as a webhook's)",
+        {202: RunStartedJson, 400: ErrorJson, 404: ErrorJson, 409: ErrorJson},
+        body=RUN_REQUEST,
+    )
     async def trigger(name: str) -> ResponseReturnValue:
         if handle.stopping.is_set():
             return error(503, "pit is shutting down; it takes no new runs")
-        asked = await _json_body()
-        if asked.get("params"):
+        asked = await _json_body(frozenset({"params"}))
+        if asked.get("params", {}) != {}:
             return error(400, "this pit has no run params yet; send {} or no body")
         return _run_answer(name, await request_run(handle.inbox, name, trigger="api"))
 
-    async def _json_body() -> dict[str, Any]:
-        """The request's JSON object (an empty body is `{}`); anything else is a 400."""
-        body = await request.get_data(as_text=True)
+    async def _json_body(allowed: frozenset[str]) -> dict[str, Any]:
+        """The request's JSON object, with no key but `allowed` (an empty body is `{}`);
+        anything else is a 400."""
+        body = await request.get_data()
         if not body.strip():
             return {}
         try:
             asked = json.loads(body)
-        except ValueError:
+        except ValueError:  # not JSON, or not UTF-8
             asked = None
         if not isinstance(asked, dict):
             raise BadRequest("the body must be a JSON object (or empty)")
+        if unknown := sorted(set(asked) - allowed):
+            raise BadRequest(
+                f"unknown key {unknown[0]!r}; the body takes {', '.join(sorted(allowed))}"
+            )
         return asked
 
     def _run_answer(dag: str, answer: RunRequestAnswer) -> ResponseReturnValue:
@@ -336,35 +416,50 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
                 headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
                 return error(REJECTED_STATUS[reason], message, headers)
 
-    @app.post("/api/runs/<run_id>/rerun")
+    @routes.post(
+        "/api/runs/<run_id>/rerun",
+        "Re-run a run: from its failure, or the tasks named and what depends on them",
+        {202: RunStartedJson, 400: ErrorJson, 404: ErrorJson, 409: ErrorJson},
+        body=RERUN_REQUEST,
+    )
     async def rerun(run_id: str) -> ResponseReturnValue:
         if handle.stopping.is_set():
             return error(503, "pit is shutting down; it takes no new runs")
-        asked = await _json_body()
+        asked = await _json_body(frozenset({"from", "tasks", "latest_code"}))
         tasks = asked.get("tasks")
         if tasks is not None and not (
             isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
         ):
             return error(400, '"tasks" must be a list of task names')
-        if tasks is None and asked.get("from", "failed") != "failed":
+        if asked.get("from", "failed") != "failed":
             return error(400, 'send {"from": "failed"} or {"tasks": [...]}')
+        if not isinstance(asked.get("latest_code", False), bool):
+            return error(400, '"latest_code" must be true or false')
         old = await _find_run(run_id)
         if old is None:
             return error(404, "run not found")
         again = Rerun(
             of=run_id,
             tasks=tuple(tasks) if tasks else None,
-            latest_code=asked.get("latest_code") is True,
+            latest_code=asked.get("latest_code", False),
         )
         return _run_answer(
             old.dag, await request_run(handle.inbox, old.dag, trigger="api", rerun=again)
         )
 
-    @app.post("/api/dags/<name>/pause")
+    @routes.post(
+        "/api/dags/<name>/pause",
+        "Pause the DAG: its triggers start nothing",
+        {200: PausedJson, 404: ErrorJson},
+    )
     async def pause(name: str) -> ResponseReturnValue:
         return await _pause(name, pause=True)
 
-    @app.post("/api/dags/<name>/resume")
+    @routes.post(
+        "/api/dags/<name>/resume",
+        "Resume the DAG's triggers",
+        {200: PausedJson, 404: ErrorJson},
+    )
     async def resume(name: str) -> ResponseReturnValue:
         return await _pause(name, pause=False)
 
@@ -380,7 +475,11 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
                 return error(404, "dag not found")
         return {"dag": name, "paused": pause}
 
-    @app.post("/api/runs/<run_id>/cancel")
+    @routes.post(
+        "/api/runs/<run_id>/cancel",
+        "Cancel a run of this pit serve",
+        {200: CancelJson, 202: CancelJson, 404: ErrorJson, 409: ErrorJson},
+    )
     async def cancel(run_id: str) -> ResponseReturnValue:
         reply_send, reply = trio.open_memory_channel[CancelAnswer](1)
         asked = CancelRequested(run_id=run_id, by=_caller(), reply=reply_send)
@@ -403,6 +502,14 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             409,
             f"run {run_id} is not one of this pit serve's runs: cancel it where it runs "
             "(`pit cancel` on its machine)",
+        )
+
+    @app.get("/api/openapi.json")
+    async def openapi() -> ResponseReturnValue:
+        return routes.document(
+            title="pit serve",
+            version=VERSION,
+            errors={401: ErrorJson, 403: ErrorJson, 503: ErrorJson},
         )
 
     def _caller() -> str:

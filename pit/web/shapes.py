@@ -3,12 +3,132 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from pit.messages.run import RunRecord, TaskRecord
 
 
-def run_json(record: RunRecord) -> dict[str, Any]:
+class ErrorJson(TypedDict):
+    error: str
+
+
+class HealthJson(TypedDict):
+    status: str
+
+
+class RunJson(TypedDict):
+    id: str
+    dag_name: str
+    status: str
+    started_at: str
+    """RFC 3339 UTC; "" before the run started (as the original Pit wrote it)."""
+    ended_at: str | None
+    trigger: str
+    error: str | None
+    scheduled_time: str | None
+
+
+class TaskJson(TypedDict):
+    name: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    attempts: int
+    exit_code: int | None
+    error: str | None
+
+
+class RunDetailJson(RunJson):
+    tasks: list[TaskJson]
+
+
+class RunsPageJson(TypedDict):
+    runs: list[RunJson]
+    next: str | None
+    """The `before` of the next page; None on the last."""
+
+
+class DagJson(TypedDict):
+    name: str
+    schedule: str
+    timezone: str | None
+    task_count: int
+    triggers: list[str]
+    paused: bool
+
+
+class DagSummaryJson(DagJson):
+    latest_run: RunJson | None
+
+
+class DagsJson(TypedDict):
+    dags: list[DagSummaryJson]
+
+
+class DagTaskJson(TypedDict):
+    name: str
+    script: str
+    depends_on: list[str]
+    type: str
+    timeout_seconds: float | None
+    retries: int
+
+
+class DagDetailJson(DagJson):
+    overlap: str
+    timeout: str
+    timeout_seconds: float | None
+    tasks: list[DagTaskJson]
+    recent_runs: list[RunJson]
+
+
+class OutputJson(TypedDict):
+    dag_name: str
+    name: str
+    type: str
+    location: str
+
+
+class OutputsJson(TypedDict):
+    outputs: list[OutputJson]
+
+
+class RunStartedJson(TypedDict):
+    run_id: str
+    dag: str
+
+
+class CancelJson(TypedDict):
+    run_id: str
+    status: Literal["cancelling", "cancelled"]
+
+
+class PausedJson(TypedDict):
+    dag: str
+    paused: bool
+
+
+RUN_REQUEST = {
+    "type": "object",
+    "properties": {"params": {"type": "object", "maxProperties": 0}},
+    "additionalProperties": False,
+}
+"""The body of `POST /api/dags/{name}/runs`: none, `{}`, or empty params (none are supported
+yet)."""
+
+RERUN_REQUEST = {
+    "type": "object",
+    "properties": {
+        "from": {"enum": ["failed"]},
+        "tasks": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "latest_code": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+"""The body of `POST /api/runs/{id}/rerun`: from the failure (the default), or these tasks."""
+
+
+def run_json(record: RunRecord) -> RunJson:
     """A run as the original Pit's API shows one."""
     return {
         "id": record.run_id,
@@ -22,11 +142,11 @@ def run_json(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def run_with_tasks(record: RunRecord) -> dict[str, Any]:
+def run_with_tasks(record: RunRecord) -> RunDetailJson:
     return {**run_json(record), "tasks": [task_json(task) for task in record.tasks]}
 
 
-def task_json(task: TaskRecord) -> dict[str, Any]:
+def task_json(task: TaskRecord) -> TaskJson:
     return {
         "name": task.name,
         "status": task.state.value,

@@ -23,6 +23,7 @@ from pit.errors import single_pit_error
 from pit.messages.run import CancelRun, RunEvent, RunInbox, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
 from pit.spec.secrets import Secrets
+from pit.store.rundir import RunPaths, cancel_note
 
 _VIEW_BUFFER = 256
 """Events a view may fall behind by before the run waits for it (bounds memory on chatty tasks)."""
@@ -88,7 +89,9 @@ async def _run(
 
                         started = await run_nursery.start(run_to_end)
                         run_nursery.start_soon(
-                            functools.partial(_forward_signals, signals, started.handle.inbox, view)
+                            functools.partial(
+                                _forward_signals, signals, started.handle.inbox, view, started.paths
+                            )
                         )
             finally:
                 store.close()  # it writes what it holds, then ends
@@ -98,7 +101,10 @@ async def _run(
 
 
 async def _forward_signals(
-    signals: AsyncIterator[int], inbox: trio.MemorySendChannel[RunInbox], view: View
+    signals: AsyncIterator[int],
+    inbox: trio.MemorySendChannel[RunInbox],
+    view: View,
+    paths: RunPaths,
 ) -> None:
     async def stop(now: bool) -> None:
         view.notice(
@@ -107,7 +113,8 @@ async def _forward_signals(
             else "stopping: tasks get SIGTERM, then SIGKILL after the grace period "
             "(Ctrl-C again to kill now)"
         )
-        await inbox.send(CancelRun(kill=now))
+        # `pit cancel` leaves a note of who asked before it signals; Ctrl-C leaves none.
+        await inbox.send(CancelRun(kill=now, by=cancel_note(paths)))
 
     async with inbox:
         await forward_signals(signals, stop=stop)

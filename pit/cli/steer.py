@@ -10,6 +10,7 @@ next pit serve reads.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -29,7 +30,7 @@ from pit.spec.load import Workspace, load_secrets
 from pit.spec.secrets import GLOBAL
 from pit.store.owner import owner_alive
 from pit.store.paused import PAUSED_FILE, Pause, set_paused
-from pit.store.rundir import RunPaths, read_manifest
+from pit.store.rundir import CANCEL_NOTE, RunPaths, read_manifest
 from pit.store.serving import read_serve_address
 
 REQUEST_TIMEOUT = 10.0
@@ -185,6 +186,8 @@ def _foreground(paths: RunPaths, record: RunRecord) -> int:
         raise SteerError(f"{paths.run_id} runs on another machine or cannot be told apart")
     if not alive:
         raise SteerError(f"{paths.run_id} is not running: its pit run (pid {owner.pid}) is gone")
+    with contextlib.suppress(OSError):  # without it the run is cancelled all the same
+        (paths.root / CANCEL_NOTE).write_text(f"pit cancel ({getpass.getuser()})")
     os.kill(owner.pid, signal.SIGTERM)
     print(f"{paths.run_id}: sent SIGTERM to its pit run (pid {owner.pid})", file=sys.stderr)
     deadline = time.monotonic() + FOREGROUND_WAIT

@@ -23,6 +23,9 @@ from pit.store.files import write_atomically
 MANIFEST = "run.json"
 AUDIT_FILE = "secret_access.jsonl"
 """In a run's folder: one line per secret its tasks asked for (`pit.actors.broker`)."""
+CANCEL_NOTE = ".cancelled-by"
+"""In a run's folder: who asked for it to be cancelled (`pit cancel` writes it, then signals the
+run's `pit run`, which names them in the run's error)."""
 CRASH_LOG = "pit.log"
 """In a run's folder: the tracebacks of pit bugs met by the run (the console never shows them)."""
 RESERVE = ".reserve"
@@ -405,3 +408,11 @@ def read_audit(paths: RunPaths) -> list[dict[str, Any]]:
         if isinstance(entry, dict):
             entries.append(entry)
     return entries
+
+
+def cancel_note(paths: RunPaths) -> str | None:
+    """Who `pit cancel` said is cancelling the run, if it did."""
+    try:
+        return (paths.root / CANCEL_NOTE).read_text(encoding="utf-8", errors="replace")[:200]
+    except OSError:
+        return None

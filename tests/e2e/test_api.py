@@ -7,6 +7,7 @@ talks to its port with httpx. Runs that must stay active wait on a gate file.
 
 from __future__ import annotations
 
+import getpass
 import json
 import signal
 from collections.abc import Iterator
@@ -310,7 +311,9 @@ def test_pit_cancel_stops_a_foreground_run(workspace: Workspace, pit: Pit) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{run_id} ended cancelled" in done.stdout
     assert running.wait() == 130
-    assert workspace.manifest(workspace.only_run("slow"))["state"] == "cancelled"
+    record = workspace.manifest(workspace.only_run("slow"))
+    assert record["state"] == "cancelled"
+    assert record["error"] == f"cancelled by pit cancel ({getpass.getuser()})"
 
 
 def test_pit_cancel_without_a_pit_serve_or_run_says_so(workspace: Workspace, pit: Pit) -> None:

@@ -45,7 +45,6 @@ from werkzeug.exceptions import BadRequest
 from pit.messages.run import RunRecord
 from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested, Rerun
 from pit.messages.web import WebHandle
-from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
 from pit.spec.states import RunState
 from pit.store.retention import read_log
@@ -55,11 +54,10 @@ from pit.web.follow import Batch, RunFeeds, read_record, run_paths
 from pit.web.metrics import CONTENT_TYPE, render
 from pit.web.openapi import Routes
 from pit.web.responses import (
-    BUSY_RETRY_AFTER,
-    REJECTED_STATUS,
     bearer_token,
     error,
     request_run,
+    run_answer,
     same_token,
     unauthorized,
 )
@@ -82,8 +80,12 @@ from pit.web.shapes import (
 
 T = TypeVar("T")
 
-LINES = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
-"""`?lines=`: a whole number from 1."""
+LINES_QUERY = {
+    "lines": (
+        {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+        "replay only the last N lines of each task's log",
+    )
+}
 
 VERSION = "1"
 """The API's version in its OpenAPI document."""
@@ -297,7 +299,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         "/api/runs/<run_id>/logs",
         "The run's logs as Server-Sent Events: `log` per line, then `complete`",
         {200: str, 400: ErrorJson, 404: ErrorJson},
-        query={"lines": (LINES, "replay only the last N lines of each task's log")},
+        query=LINES_QUERY,
         media="text/event-stream",
     )
     async def run_logs(run_id: str) -> ResponseReturnValue:
@@ -357,7 +359,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         "/api/dags/<name>/logs",
         "The logs of the DAG's active run, else its latest, as Server-Sent Events",
         {200: str, 400: ErrorJson, 404: ErrorJson},
-        query={"lines": (LINES, "replay only the last N lines of each task's log")},
+        query=LINES_QUERY,
         media="text/event-stream",
     )
     async def dag_logs(name: str) -> ResponseReturnValue:
@@ -386,7 +388,8 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
         asked = await _json_body(frozenset({"params"}))
         if asked.get("params", {}) != {}:
             return error(400, "this pit has no run params yet; send {} or no body")
-        return _run_answer(name, await request_run(handle.inbox, name, trigger="api"))
+        answer = await request_run(handle.inbox, name, trigger="api")
+        return run_answer(name, answer, unknown="dag not found")
 
     async def _json_body(allowed: frozenset[str]) -> dict[str, Any]:
         """The request's JSON object, with no key but `allowed` (an empty body is `{}`);
@@ -405,16 +408,6 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
                 f"unknown key {unknown[0]!r}; the body takes {', '.join(sorted(allowed))}"
             )
         return asked
-
-    def _run_answer(dag: str, answer: RunRequestAnswer) -> ResponseReturnValue:
-        match answer:
-            case RunAccepted(run_id=run_id):
-                return {"run_id": run_id, "dag": dag}, 202
-            case RunRejected(reason="unknown"):
-                return error(404, "dag not found")
-            case RunRejected(reason=reason, message=message):
-                headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
-                return error(REJECTED_STATUS[reason], message, headers)
 
     @routes.post(
         "/api/runs/<run_id>/rerun",
@@ -443,9 +436,8 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             tasks=tuple(tasks) if tasks else None,
             latest_code=asked.get("latest_code", False),
         )
-        return _run_answer(
-            old.dag, await request_run(handle.inbox, old.dag, trigger="api", rerun=again)
-        )
+        answer = await request_run(handle.inbox, old.dag, trigger="api", rerun=again)
+        return run_answer(old.dag, answer, unknown="dag not found")
 
     @routes.post(
         "/api/dags/<name>/pause",

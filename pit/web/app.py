@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import assert_never
 
 import trio
 from quart import Response, g, request
@@ -36,15 +35,13 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from pit.messages.web import WebHandle
-from pit.messages.webhook import RunAccepted, RunRejected
 from pit.web.api import add_api
 from pit.web.asgi import HTTPConnection
 from pit.web.responses import (
-    BUSY_RETRY_AFTER,
-    REJECTED_STATUS,
     bearer_token,
     error,
     request_run,
+    run_answer,
     same_token,
     unauthorized,
 )
@@ -122,14 +119,7 @@ def create_app(handle: WebHandle) -> QuartTrio:
             log.warning("webhook %s: wrong token from %s", dag, request.remote_addr)
             return unauthorized("wrong token")
         answer = await request_run(handle.inbox, dag, trigger="webhook")
-        match answer:
-            case RunAccepted(run_id=run_id):
-                return {"run_id": run_id, "dag": dag}, 202
-            case RunRejected(reason=reason, message=message):
-                headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
-                return error(REJECTED_STATUS[reason], message, headers)
-            case _:
-                assert_never(answer)
+        return run_answer(dag, answer)
 
     add_api(app, handle)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, assert_never
 
 import trio
 from quart.typing import ResponseReturnValue
 
 from pit.messages.trigger import Rerun, RunRequested, SupervisorInbox
-from pit.messages.webhook import RejectReason, RunRejected, RunRequestAnswer
+from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 
 BUSY_RETRY_AFTER = 1
 """Seconds a 503 for a full request queue tells the caller to wait (`Retry-After`)."""
@@ -70,3 +70,20 @@ def error(
 
 def unauthorized(message: str) -> ResponseReturnValue:
     return error(401, message, {"WWW-Authenticate": 'Bearer realm="pit"'})
+
+
+def run_answer(
+    dag: str, answer: RunRequestAnswer, *, unknown: str | None = None
+) -> ResponseReturnValue:
+    """The HTTP answer to a run requested of the supervisor (a webhook, the API): 202 with the
+    run's id, or the refusal's status and message (`unknown`, when given, for an unknown DAG)."""
+    match answer:
+        case RunAccepted(run_id=run_id):
+            return {"run_id": run_id, "dag": dag}, 202
+        case RunRejected(reason=reason, message=message):
+            if reason == "unknown" and unknown is not None:
+                message = unknown
+            headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if reason == "busy" else {}
+            return error(REJECTED_STATUS[reason], message, headers)
+        case _:
+            assert_never(answer)

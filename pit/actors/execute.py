@@ -38,6 +38,7 @@ from pit.store.rundir import (
     CRASH_LOG,
     RunPaths,
     apply_retention,
+    code_version,
     copy_small_project,
     create_run_dir,
     list_small_project,
@@ -134,11 +135,14 @@ async def _prepare_and_run(
     plan, paths = run.plan, run.paths
     try:
         small = None if plan.seed_files else list_small_project(plan.source_dir)
-        if small is not None:  # under a millisecond
+        if small is not None:  # under a millisecond, its digest too (at most 1 MiB)
             make_run_folders(paths)
             copy_small_project(plan.source_dir, small, paths)
+            version = code_version(paths.project)
         else:
-            await trio.to_thread.run_sync(prepare_run, plan.source_dir, paths, plan.seed_files)
+            version = await trio.to_thread.run_sync(
+                prepare_run, plan.source_dir, paths, plan.seed_files
+            )
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -157,7 +161,7 @@ async def _prepare_and_run(
     crashed: list[Exception] = []
     handed_over: list[StartedRun] = []
     try:
-        record = await _run_in_folder(run, _Handing(task_status, handed_over))
+        record = await _run_in_folder(run, _Handing(task_status, handed_over), version)
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
         crashed.extend(leaves(group))
     if crashed:
@@ -189,7 +193,7 @@ async def _prune_older_runs(run: _Run) -> None:
         run.store.forget(pruned.removed)
 
 
-async def _run_in_folder(run: _Run, task_status: _Handing) -> RunRecord:
+async def _run_in_folder(run: _Run, task_status: _Handing, version: str) -> RunRecord:
     plan, paths = run.plan, run.paths
     async with trio.open_nursery() as services:
         broker = Broker(
@@ -233,6 +237,7 @@ async def _run_in_folder(run: _Run, task_status: _Handing) -> RunRecord:
             secret_values=frozenset(run.secrets.values()) if run.secrets else frozenset(),
             owner=this_process(),
             rerun_of=plan.rerun_of,
+            code_version=version,
             reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:

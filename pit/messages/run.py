@@ -106,6 +106,8 @@ class RunRecord:
     """The process executing the run; None in records written before owners were kept."""
     rerun_of: str | None = None
     """The run this one re-runs (`pit rerun`), whose succeeded tasks it reuses."""
+    code_version: str | None = None
+    """What code ran: a digest of the run's snapshot (`pit.store.rundir.code_version`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +123,7 @@ class RunRecord:
             "tasks": [task.to_json() for task in self.tasks],
             "owner": self.owner.to_json() if self.owner else None,
             "rerun_of": self.rerun_of,
+            "code_version": self.code_version,
         }
 
 

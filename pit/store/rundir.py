@@ -6,6 +6,7 @@ Plain blocking file operations; actors call them through `trio.to_thread`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -106,12 +107,31 @@ def make_run_folders(paths: RunPaths) -> None:
         raise RunError(f"cannot create the folders of run {paths.root}: {exc}") from exc
 
 
-def prepare_run(source: Path, paths: RunPaths, seed_files: tuple[Path, ...]) -> None:
+def prepare_run(source: Path, paths: RunPaths, seed_files: tuple[Path, ...]) -> str:
     """Everything a run needs on disk before its first task: its folders, the snapshot, the
-    seed files."""
+    seed files. Returns the snapshot's `code_version`."""
     make_run_folders(paths)
     snapshot_project(source, paths)
     seed_data(paths, seed_files)
+    return code_version(paths.project)
+
+
+def code_version(project: Path) -> str:
+    """What code a run ran: a digest of its snapshot (every file's path and bytes, every
+    link's target), the same for the same files wherever and whenever they are copied."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(project):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, project).encode(errors="surrogateescape") + b"\0")
+            if os.path.islink(path):
+                digest.update(b"->" + os.readlink(path).encode(errors="surrogateescape"))
+            else:
+                with open(path, "rb") as file:
+                    digest.update(hashlib.file_digest(file, "sha256").digest())
+            digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def list_small_project(source: Path) -> list[os.DirEntry[str]] | None:
@@ -303,6 +323,7 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
         tasks=tuple(_task(t) for t in raw["tasks"]),
         owner=_owner(raw.get("owner")),
         rerun_of=raw.get("rerun_of"),
+        code_version=raw.get("code_version"),
     )
 
 

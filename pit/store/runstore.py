@@ -104,6 +104,10 @@ _MIGRATIONS = (
     ) WITHOUT ROWID;
     CREATE INDEX secret_access_by_secret ON secret_access (secret, at);
     """,
+    # 5: what code each run ran (a digest of its snapshot).
+    """
+    ALTER TABLE runs ADD COLUMN code_version TEXT;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT = 10.0
@@ -113,7 +117,7 @@ _OPEN = tuple(state.value for state in RunState if not state.terminal)
 _OPEN_MARKS = ", ".join("?" * len(_OPEN))
 _RUN_FIELDS = (
     *("run_id", "dag", "trigger", "scheduled_time", "state"),
-    *("started_at", "ended_at", "error", "owner", "rerun_of"),
+    *("started_at", "ended_at", "error", "owner", "rerun_of", "code_version"),
 )
 _TASK_FIELDS = (
     *("name", "state", "attempts", "exit_code", "started_at", "ended_at", "error"),
@@ -230,11 +234,12 @@ class RunStore:
         owner = json.dumps(run["owner"]) if run["owner"] else None
         self._db.execute(
             # An upsert: a REPLACE would delete the row, and its tasks with it (ON DELETE CASCADE).
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE "
-            "SET dag = excluded.dag, trigger = excluded.trigger, "
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET dag = excluded.dag, trigger = excluded.trigger, "
             "scheduled_time = excluded.scheduled_time, state = excluded.state, "
             "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-            "error = excluded.error, owner = excluded.owner, rerun_of = excluded.rerun_of",
+            "error = excluded.error, owner = excluded.owner, rerun_of = excluded.rerun_of, "
+            "code_version = excluded.code_version",
             (
                 record.run_id,
                 record.dag,
@@ -246,6 +251,7 @@ class RunStore:
                 record.error,
                 owner,
                 record.rerun_of,
+                record.code_version,
             ),
         )
 

@@ -26,6 +26,9 @@ class RunJson(TypedDict):
     trigger: str
     error: str | None
     scheduled_time: str | None
+    code_version: str | None
+    """A digest of the code the run ran (its snapshot)."""
+    rerun_of: str | None
 
 
 class TaskJson(TypedDict):
@@ -139,6 +142,8 @@ def run_json(record: RunRecord) -> RunJson:
         "trigger": record.trigger,
         "error": record.error,
         "scheduled_time": rfc3339(record.scheduled_time),
+        "code_version": record.code_version,
+        "rerun_of": record.rerun_of,
     }
 
 

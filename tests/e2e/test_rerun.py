@@ -54,6 +54,9 @@ def test_a_failed_run_is_re_run_from_its_failure_reusing_what_succeeded(
     record = workspace.manifest(again)
     assert record["rerun_of"] == failed.name
     assert record["state"] == "success"
+    # The same code as the run that failed (its snapshot), whatever the project holds now.
+    assert record["code_version"] == workspace.manifest(failed)["code_version"]
+    assert record["code_version"].startswith("sha256:")
     assert tasks_of(record) == {
         "a": ("success", failed.name),
         "b": ("success", None),
@@ -66,6 +69,7 @@ def test_a_failed_run_is_re_run_from_its_failure_reusing_what_succeeded(
     latest = pit("rerun", again.name, "--tasks", "c", "--latest-code")
     assert latest.returncode == 1  # c as it is now: exit 7
     record = workspace.manifest(workspace.run_dirs("abc")[-1])
+    assert record["code_version"] != workspace.manifest(failed)["code_version"]
     assert tasks_of(record) == {
         "a": ("success", again.name),
         "b": ("success", again.name),

@@ -31,5 +31,8 @@ async def test_every_api_route_is_in_the_document(
     assert document["openapi"].startswith("3.")
     run = document["components"]["schemas"]["RunJson"]
     assert run["required"] == sorted(
-        ["id", "dag_name", "status", "started_at", "ended_at", "trigger", "error", "scheduled_time"]
+        [
+            *("id", "dag_name", "status", "started_at", "ended_at", "trigger", "error"),
+            *("scheduled_time", "code_version", "rerun_of"),
+        ]
     )

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from pit.messages.run import RunRecord
-from pit.store.owner import describe_death, owner_alive
+from pit.store.owner import INTERRUPTED, describe_death, owner_alive
 from pit.store.rundir import RunPaths, list_runs, read_manifest, settle_dead_owner
 from pit.store.runstore import RunStore
 
@@ -64,7 +64,7 @@ def recover_runs(runs_dir: Path, store: RunStore, at: dt.datetime) -> list[RunRe
             if not _unrecorded_and_old(paths, at):
                 continue
             found = settle_dead_owner(
-                paths, "interrupted: its pit died before its first record", at
+                paths, f"{INTERRUPTED}: its pit died before its first record", at
             )
             if found is not None:
                 settled.append(found)

@@ -59,10 +59,14 @@ def _clean_up(owner_pid: int, run_dirs: list[str]) -> None:
     from pathlib import Path
 
     from pit.clock import SystemClock
+    from pit.store.owner import INTERRUPTED
     from pit.store.rundir import RunPaths, settle_dead_owner
 
     at = SystemClock().now()
-    error = f"pit (pid {owner_pid}) died while the run was going; the guard stopped its tasks"
+    error = (
+        f"{INTERRUPTED} by a crash: pit (pid {owner_pid}) died while the run was going; "
+        "the guard stopped its tasks"
+    )
     for run_dir in run_dirs:
         try:
             settle_dead_owner(RunPaths(root=Path(run_dir)), error, at)

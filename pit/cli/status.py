@@ -19,6 +19,7 @@ from pit.clock import SystemClock, local_zone
 from pit.spec.durations import format_duration
 from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
 from pit.spec.states import RunState
+from pit.store.owner import INTERRUPTED
 from pit.store.paused import read_paused
 from pit.store.runstore import DagFacts, RunRow, RunStore, rebuild, store_path
 
@@ -147,6 +148,8 @@ def _row(dag: DagFacts, recent: list[RunRow], active: int, now: dt.datetime) -> 
             "state": last.state.value,
             "started_at": last.started_at.isoformat() if last.started_at else None,
             "duration_seconds": took,
+            "error": last.error,
+            "interrupted": bool(last.error and last.error.startswith(INTERRUPTED)),
         }
         ended = [r for r in recent if r.state.terminal]
         if ended:
@@ -181,7 +184,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 row["schedule_in_words"] or "-",
                 "paused" if row["paused"] else _local(row["next_run"], row["timezone"]),
                 ",".join(row["triggers"]) or "manual",
-                f"{last['state']} {when:%Y-%m-%d %H:%M}" if when else last.get("state", "-"),
+                _last_state(last, when),
                 format_duration(took) if took is not None else "-",
                 f"{rate:.0%} of {row['runs_counted']}" if rate is not None else "-",
                 str(row["active_runs"]),
@@ -192,6 +195,14 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         )
+
+
+def _last_state(last: dict[str, Any], when: dt.datetime | None) -> str:
+    """`failed 2026-12-03 06:00`, and `(interrupted)` for a run a crash cut short."""
+    state = str(last.get("state", "-"))
+    if last.get("interrupted"):
+        state += " (interrupted)"
+    return f"{state} {when:%Y-%m-%d %H:%M}" if when else state
 
 
 def _local(iso: str | None, zone: str | None) -> str:

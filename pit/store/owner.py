@@ -38,10 +38,14 @@ def owner_alive(owner: RunOwner) -> bool | None:
     return _started(owner.pid) == owner.started
 
 
+INTERRUPTED = "interrupted"
+"""How the error of a run cut short by its pit's death begins (`pit status` marks such runs)."""
+
+
 def describe_death(owner: RunOwner) -> str:
     """What a run's error says when its owner died under it (`pit status`, the API)."""
     who = f"pit (pid {owner.pid} on {owner.host})"
-    return f"interrupted by a crash: {who} died while the run was going"
+    return f"{INTERRUPTED} by a crash: {who} died while the run was going"
 
 
 def _boot_id() -> str:

@@ -133,6 +133,7 @@ class RunRow:
     state: RunState
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
+    error: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -410,7 +411,7 @@ class RunStore:
     def recent(self, dag: str, limit: int) -> list[RunRow]:
         """The DAG's last `limit` runs, newest first, without their tasks (one indexed read)."""
         rows = self._db.execute(
-            "SELECT run_id, state, started_at, ended_at FROM runs WHERE dag = ? "
+            "SELECT run_id, state, started_at, ended_at, error FROM runs WHERE dag = ? "
             "ORDER BY run_id DESC LIMIT ?",
             (dag, limit),
         )
@@ -420,8 +421,9 @@ class RunStore:
                 state=RunState(state),
                 started_at=dt.datetime.fromisoformat(started) if started else None,
                 ended_at=dt.datetime.fromisoformat(ended) if ended else None,
+                error=error,
             )
-            for run_id, state, started, ended in rows
+            for run_id, state, started, ended, error in rows
         ]
 
     def active(self) -> dict[str, int]:

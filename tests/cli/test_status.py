@@ -74,7 +74,11 @@ def test_a_run_going_on_is_active_and_one_whose_pit_died_is_not(
         what="the run to be settled",
     )
     assert during[0]["active_runs"] == 1
-    assert json.loads(pit("status", "--json").stdout)[0]["last_run"]["state"] == "failed"
+    last = json.loads(pit("status", "--json").stdout)[0]["last_run"]
+    assert last["state"] == "failed"
+    assert last["interrupted"] is True
+    assert last["error"].startswith("interrupted by a crash: pit (pid ")
+    assert "failed (interrupted)" in pit("status").stdout
 
 
 def test_status_indexes_the_runs_of_a_workspace_without_a_store(

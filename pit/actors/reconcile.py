@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pit.messages.run import RunRecord
 from pit.store.owner import INTERRUPTED, describe_death, owner_alive
 from pit.store.rundir import RunPaths, list_runs, read_manifest, settle_dead_owner
-from pit.store.runstore import RunStore
+
+if TYPE_CHECKING:  # `pit logs` settles runs through this module: it need not load SQLite
+    from pit.store.runstore import RunStore
 
 
 def settle_if_owner_died(paths: RunPaths, record: RunRecord, at: dt.datetime) -> RunRecord:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pit.actors.reconcile import settle_if_owner_died
 from pit.cli.context import CliContext
@@ -17,6 +16,9 @@ from pit.messages.run import RunRecord
 from pit.spec.durations import format_duration
 from pit.store.retention import log_exists, open_log
 from pit.store.rundir import RunPaths, list_run_folders, read_manifest
+
+if TYPE_CHECKING:
+    import gzip
 
 _FOLLOW_POLL = 0.25
 

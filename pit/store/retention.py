@@ -11,16 +11,18 @@ thread.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
 
 from pit.messages.run import RunRecord
 from pit.spec.retention import Retention
+
+if TYPE_CHECKING:  # gzip is loaded by what compresses or reads an archived log only
+    import gzip
 from pit.store.rundir import RunPaths, list_run_folders
 
 ARCHIVED = ".gz"
@@ -80,6 +82,8 @@ def archive_logs(paths: RunPaths) -> int:
         plain = Path(entry.path)
         packed = plain.with_name(plain.name + ARCHIVED)
         partial = plain.with_name(f".{packed.name}.partial")
+        import gzip
+
         try:
             with open(plain, "rb") as source, gzip.open(partial, "wb", compresslevel=6) as sink:
                 shutil.copyfileobj(source, sink, 1 << 20)  # a log may be large: streamed
@@ -96,6 +100,8 @@ def open_log(path: Path) -> BinaryIO | gzip.GzipFile:
     try:
         return open(path, "rb")
     except FileNotFoundError:
+        import gzip
+
         return gzip.open(path.with_name(path.name + ARCHIVED), "rb")
 
 

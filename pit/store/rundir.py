@@ -6,7 +6,6 @@ Plain blocking file operations; actors call them through `trio.to_thread`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -119,6 +118,8 @@ def prepare_run(source: Path, paths: RunPaths, seed_files: tuple[Path, ...]) -> 
 def code_version(project: Path) -> str:
     """What code a run ran: a digest of its snapshot (every file's path and bytes, every
     link's target), the same for the same files wherever and whenever they are copied."""
+    import hashlib  # only where a run starts: `pit logs` and `pit status` read run folders too
+
     digest = hashlib.sha256()
     for folder, dirs, files in os.walk(project):
         dirs.sort()

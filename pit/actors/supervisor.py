@@ -52,7 +52,7 @@ from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
-from pit.store.paused import Pause, read_paused, set_paused
+from pit.store.paused import Pause, read_paused_or_warn, set_paused
 from pit.store.runstore import RunStore, store_path
 
 log = logging.getLogger("pit.serve")
@@ -183,7 +183,7 @@ class Supervisor:
                 supervisor=send,
                 nursery=services,
             )
-            self._paused = await trio.to_thread.run_sync(read_paused, self.root)
+            self._paused = await trio.to_thread.run_sync(read_paused_or_warn, self.root, log.error)
             self._served.paused = frozenset(self._paused)
             self._triggers.start(self._unpaused(), self._workspace.runs_dir, first=True)
             await self._start_web()

@@ -20,7 +20,7 @@ from pit.spec.durations import format_duration
 from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
 from pit.spec.states import RunState
 from pit.store.owner import INTERRUPTED
-from pit.store.paused import read_paused
+from pit.store.paused import read_paused_or_warn
 from pit.store.runstore import DagFacts, RunRow, RunStore, rebuild, store_path
 
 WINDOW = 20
@@ -42,7 +42,7 @@ def status_command(cli: CliContext, *, as_json: bool) -> int:
         rows = [
             _row(dag, store.recent(dag.name, WINDOW), active.get(dag.name, 0), now) for dag in dags
         ]
-    paused = read_paused(workspace.root)
+    paused = read_paused_or_warn(workspace.root, lambda why: print(f"pit: {why}", file=sys.stderr))
     for row in rows:
         pause = paused.get(row["dag"])
         row["paused"] = None if pause is None else {"at": pause.at.isoformat(), "by": pause.by}

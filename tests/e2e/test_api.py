@@ -363,6 +363,12 @@ def test_pit_pause_without_pit_serve_records_the_pause(workspace: Workspace, pit
     assert "no DAG named 'nosuch'" in unknown.stderr
     assert pit("resume", "etl").returncode == 0
     assert "paused" not in pit("status").stdout
+    (workspace.root / ".pit" / "paused.json").write_text("{damaged")
+    damaged = pit("status")
+    assert damaged.returncode == 0
+    assert "paused.json cannot be read" in damaged.stderr
+    assert pit("pause", "etl").returncode == 0  # writes it afresh
+    assert "paused" in pit("status").stdout.splitlines()[1]
 
 
 def test_a_task_log_is_served_whole_or_from_a_byte_on(workspace: Workspace, pit: Pit) -> None:

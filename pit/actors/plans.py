@@ -5,18 +5,20 @@ One place for `pit run` and `pit serve` alike, so both apply the same rules.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from pit.errors import RunError
 from pit.messages.run import RunPlan, RunRecord
-from pit.messages.trigger import Rerun
 from pit.spec.graph import downstream
 from pit.spec.load import Project, Workspace, load_project
 from pit.spec.retention import Retention
 from pit.spec.states import TaskState
 from pit.store.rundir import RunPaths, read_manifest
+
+if TYPE_CHECKING:  # `pit run` plans its run before it needs trio, which messages.trigger loads
+    from pit.messages.trigger import Rerun
 
 
 def plan_run(project: Project, workspace: Workspace, **given: Any) -> RunPlan:

@@ -96,7 +96,10 @@ def _adopted(marker: set[bytes], unmarked: bool) -> list[int]:
     """The trees of this process's adopted children that carry `marker` (or no run mark at
     all, with `unmarked`). Adopted children that already died are reaped on the way."""
     victims: list[int] = []
-    for pid in children(os.getpid()):
+    me = os.getpid()
+    # The kernel gives an orphan to the subreaper's first live thread, its main thread: only
+    # that thread's children need reading (pit's other threads start only children of its own).
+    for pid in _thread_children(me, me):
         if pid in _own:
             continue
         environ = _environ(pid)
@@ -125,18 +128,19 @@ def _marked_anywhere(marker: set[bytes]) -> list[int]:
 def children(pid: int) -> list[int]:
     """The children of process `pid` (of each of its threads: a child belongs to the thread
     that started it)."""
-    found: list[int] = []
     try:
         threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return found
-    for thread in threads:
-        try:
-            with open(f"/proc/{pid}/task/{thread}/children", "rb") as listing:
-                found.extend(int(child) for child in listing.read().split())
-        except OSError:
-            continue
-    return found
+        return []
+    return [child for thread in threads for child in _thread_children(pid, int(thread))]
+
+
+def _thread_children(pid: int, thread: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{thread}/children", "rb") as listing:
+            return [int(child) for child in listing.read().split()]
+    except OSError:  # the thread or the process is gone
+        return []
 
 
 def _tree(pid: int) -> list[int]:

@@ -112,8 +112,12 @@ class StoreWriter:
         before = self._written.get(record.run_id)
         if before is None or len(before) != len(record.tasks):
             return record
+        # A task the run did not touch is the very record written before: `is` settles most
+        # pairs of a large run without comparing their fields.
         changed = [
-            i for i, (old, new) in enumerate(zip(before, record.tasks, strict=True)) if old != new
+            i
+            for i, (old, new) in enumerate(zip(before, record.tasks, strict=True))
+            if old is not new and old != new
         ]
         return Changes(record, frozenset(changed))
 

@@ -31,42 +31,42 @@ pit serve listens on for webhooks.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
+import datetime as dt
 import json
+import zoneinfo
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Literal, TypeVar
 
 import trio
-from quart import Request, Response, Websocket, request, send_file, websocket
+from quart import Response, request, send_file, websocket
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 from werkzeug.exceptions import BadRequest
 
+from pit.clock import local_zone
 from pit.messages.run import RunRecord
 from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested, Rerun
 from pit.messages.web import WebHandle
+from pit.spec.cron import describe, next_fire
 from pit.spec.dag import DagSpec
 from pit.spec.states import RunState
 from pit.store.retention import read_log
 from pit.store.rundir import RunPaths, dag_of
 from pit.store.runstore import RunStore, StoreError
+from pit.web.access import Sessions, authorize
 from pit.web.follow import Batch, RunFeeds, read_record, run_paths
+from pit.web.graph import GraphJson, layout
 from pit.web.metrics import CONTENT_TYPE, render
 from pit.web.openapi import Routes
-from pit.web.responses import (
-    bearer_token,
-    error,
-    request_run,
-    run_answer,
-    same_token,
-    unauthorized,
-)
+from pit.web.responses import error, request_run, run_answer
 from pit.web.shapes import (
     RERUN_REQUEST,
     RUN_REQUEST,
     CancelJson,
     DagDetailJson,
+    DagJson,
     DagsJson,
+    DagSummaryJson,
     ErrorJson,
     HealthJson,
     OutputsJson,
@@ -74,6 +74,7 @@ from pit.web.shapes import (
     RunDetailJson,
     RunsPageJson,
     RunStartedJson,
+    rfc3339,
     run_json,
     run_with_tasks,
 )
@@ -94,6 +95,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 RECENT_RUNS = 10
 """Runs shown with a DAG (`/api/dags/{name}`)."""
+MAX_RECENT = 50
+"""Runs listed per DAG at most by `/api/dags?recent=N`."""
 
 
 class StoreReader:
@@ -122,8 +125,9 @@ class StoreReader:
             self._idle.pop().close()
 
 
-def add_api(app: QuartTrio, handle: WebHandle) -> None:
-    """The API's routes on `app`, answering from `handle`."""
+def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
+    """The API's routes on `app`, answering from `handle`; browsers are known by `sessions`
+    (`pit.web.access`)."""
     store = StoreReader(handle)
     served = handle.served
     routes = Routes(app)
@@ -135,35 +139,14 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
 
     @app.before_request
     async def authorize_request() -> ResponseReturnValue | None:
-        return _authorize(request, reads=request.method in ("GET", "HEAD"))
+        if not _guarded(request.path):
+            return None
+        reads = request.method in ("GET", "HEAD")
+        return authorize(request, served.api, sessions, reads=reads)
 
     @app.before_websocket
     async def authorize_websocket() -> ResponseReturnValue | None:
-        return _authorize(websocket, reads=True)
-
-    def _authorize(asked: Request | Websocket, *, reads: bool) -> ResponseReturnValue | None:
-        """None when the request may go on; else the answer that refuses it."""
-        path = asked.path
-        if not (path.startswith("/api/") or path == "/metrics") or path == "/api/health":
-            return None
-        tokens = served.api
-        if tokens.unreadable is not None:
-            return error(503, f"the API's token cannot be read: {tokens.unreadable}")
-        if tokens.local_only:
-            if _is_loopback(asked.remote_addr):
-                return None
-            return error(
-                403,
-                "the API answers only on this machine while pit_config.toml sets no api_token "
-                "(the name of a secret holding its bearer token)",
-            )
-        presented = bearer_token(asked.headers.get("Authorization"))
-        if presented is not None:
-            if tokens.full is not None and same_token(presented, tokens.full):
-                return None
-            if tokens.read_only is not None and same_token(presented, tokens.read_only):
-                return None if reads else error(403, "the read-only token cannot change anything")
-        return unauthorized("unauthorized")
+        return authorize(websocket, served.api, sessions, reads=True)
 
     @app.errorhandler(StoreError)
     async def store_failed(exc: StoreError) -> ResponseReturnValue:
@@ -182,25 +165,37 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
     async def health() -> ResponseReturnValue:
         return {"status": "ok"}
 
-    @routes.get("/api/dags", "The DAGs served, each with its latest run", {200: DagsJson})
+    @routes.get(
+        "/api/dags",
+        "The DAGs served, each with its latest run (and its recent runs with `recent`)",
+        {200: DagsJson, 400: ErrorJson},
+        query={
+            "recent": (
+                {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+                f"list each DAG's last N runs, newest first (default 1, at most {MAX_RECENT})",
+            )
+        },
+    )
     async def dags() -> ResponseReturnValue:
         specs = sorted(served.dags.values(), key=lambda dag: dag.name)
+        recent = min(_whole(request.args.get("recent"), 1, "recent"), MAX_RECENT)
 
-        def latest_of(runs: RunStore) -> dict[str, RunRecord]:
-            found = ((d.name, runs.runs(dag=d.name, limit=1, tasks=False)) for d in specs)
-            return {name: records[0] for name, records in found if records}
+        def recent_of(runs: RunStore) -> dict[str, list[RunRecord]]:
+            return {d.name: runs.runs(dag=d.name, limit=recent, tasks=False) for d in specs}
 
-        latest = await store.read(latest_of)
-        return {
-            "dags": [
+        found = await store.read(recent_of)
+        now = dt.datetime.now(dt.UTC)
+        answer: list[DagSummaryJson] = []
+        for dag in specs:
+            shown = [run_json(record) for record in found.get(dag.name, [])]
+            answer.append(
                 {
-                    **_dag_summary(dag),
-                    "paused": dag.name in served.paused,
-                    "latest_run": run_json(latest[dag.name]) if dag.name in latest else None,
+                    **_dag_summary(dag, now, paused=dag.name in served.paused),
+                    "latest_run": shown[0] if shown else None,
+                    "recent_runs": shown,
                 }
-                for dag in specs
-            ]
-        }
+            )
+        return {"dags": answer}
 
     @routes.get(
         "/api/dags/<name>",
@@ -213,8 +208,7 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             return error(404, "dag not found")
         recent = await store.read(lambda runs: runs.runs(dag=name, limit=RECENT_RUNS, tasks=False))
         return {
-            **_dag_summary(spec),
-            "paused": name in served.paused,
+            **_dag_summary(spec, dt.datetime.now(dt.UTC), paused=name in served.paused),
             "overlap": spec.overlap.value,
             "timeout": _go_duration(spec.timeout),
             "timeout_seconds": spec.timeout,
@@ -231,6 +225,17 @@ def add_api(app: QuartTrio, handle: WebHandle) -> None:
             ],
             "recent_runs": [run_json(record) for record in recent],
         }
+
+    @routes.get(
+        "/api/dags/<name>/graph",
+        "The DAG's tasks laid out left to right: boxes and the edges between them",
+        {200: GraphJson, 404: ErrorJson},
+    )
+    async def graph(name: str) -> ResponseReturnValue:
+        spec = served.dags.get(name)
+        if spec is None:
+            return error(404, "dag not found")
+        return dict(layout(tuple((task.name, task.depends_on) for task in spec.tasks)))
 
     @routes.get(
         "/api/runs",
@@ -555,10 +560,12 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 _STATES = {state.value for state in RunState}
 
 
-def _dag_summary(dag: DagSpec) -> dict[str, Any]:
+def _dag_summary(dag: DagSpec, now: dt.datetime, *, paused: bool) -> DagJson:
     return {
         "name": dag.name,
         "schedule": dag.schedule or "",
+        "schedule_text": describe(dag.schedule) if dag.schedule else "",
+        "next_run": rfc3339(_next_fire(dag, now)),
         "timezone": dag.timezone,
         "task_count": len(dag.tasks),
         "triggers": [
@@ -570,7 +577,19 @@ def _dag_summary(dag: DagSpec) -> dict[str, Any]:
             )
             if on
         ],
+        "paused": paused,
     }
+
+
+def _next_fire(dag: DagSpec, now: dt.datetime) -> dt.datetime | None:
+    """When the DAG's schedule fires next (as its cron trigger reckons it); None without one."""
+    if not dag.schedule:
+        return None
+    try:
+        tz = local_zone() if dag.timezone is None else zoneinfo.ZoneInfo(dag.timezone)
+        return next_fire(dag.schedule, now, tz)
+    except (ValueError, OSError, KeyError):  # validation keeps these out: show no time
+        return None
 
 
 def _go_duration(seconds: float | None) -> str:
@@ -601,8 +620,6 @@ def _plain_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
 
 
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+def _guarded(path: str) -> bool:
+    """Whether a path is behind the API's tokens (everything of the API but its health)."""
+    return (path.startswith("/api/") or path == "/metrics") and path != "/api/health"

@@ -35,8 +35,10 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from pit.messages.web import WebHandle
+from pit.web.access import Sessions
 from pit.web.api import add_api
 from pit.web.asgi import HTTPConnection
+from pit.web.dashboard import add_dashboard
 from pit.web.responses import (
     bearer_token,
     error,
@@ -66,7 +68,8 @@ TOKEN_RETRY_AFTER = 60
 def create_app(handle: WebHandle) -> QuartTrio:
     """The web app, answering from the supervisor's `handle`. Serve it with
     `pit.web.serve.serve_app`."""
-    app = QuartTrio("pit.web")
+    # No static route of Quart's own: the dashboard serves its assets (pit/web/dashboard.py).
+    app = QuartTrio("pit.web", static_folder=None)
     app.asgi_http_class = HTTPConnection  # see pit/web/asgi.py: hypercorn's bookkeeping
     # `_read_body` enforces the size limit itself: Quart's own check answers before the body is
     # read (the keep-alive trap) and cannot drain what it refuses.
@@ -121,7 +124,9 @@ def create_app(handle: WebHandle) -> QuartTrio:
         answer = await request_run(handle.inbox, dag, trigger="webhook")
         return run_answer(dag, answer)
 
-    add_api(app, handle)
+    sessions = Sessions()
+    add_api(app, handle, sessions)
+    add_dashboard(app, handle, sessions)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -31,6 +31,14 @@ class RunJson(TypedDict):
     rerun_of: str | None
 
 
+class AttemptJson(TypedDict):
+    number: int
+    started_at: str | None
+    ended_at: str | None
+    exit_code: int | None
+    error: str | None
+
+
 class TaskJson(TypedDict):
     name: str
     status: str
@@ -39,6 +47,10 @@ class TaskJson(TypedDict):
     attempts: int
     exit_code: int | None
     error: str | None
+    reused_from: str | None
+    """A re-run's task taken from the run it re-runs (that run's id): not run again."""
+    history: list[AttemptJson]
+    """Each attempt of a task tried more than once; empty for one tried once."""
 
 
 class RunDetailJson(RunJson):
@@ -54,6 +66,10 @@ class RunsPageJson(TypedDict):
 class DagJson(TypedDict):
     name: str
     schedule: str
+    schedule_text: str
+    """The schedule in words (`at 06:00 every day`); "" without one."""
+    next_run: str | None
+    """When the schedule fires next, RFC 3339 UTC; None without one."""
     timezone: str | None
     task_count: int
     triggers: list[str]
@@ -62,6 +78,8 @@ class DagJson(TypedDict):
 
 class DagSummaryJson(DagJson):
     latest_run: RunJson | None
+    recent_runs: list[RunJson]
+    """The last runs, newest first: as many as `?recent=N` asks (default 1)."""
 
 
 class DagsJson(TypedDict):
@@ -160,6 +178,17 @@ def task_json(task: TaskRecord) -> TaskJson:
         "attempts": task.attempts,
         "exit_code": task.exit_code,
         "error": task.error,
+        "reused_from": task.reused_from,
+        "history": [
+            {
+                "number": attempt.number,
+                "started_at": rfc3339(attempt.started_at),
+                "ended_at": rfc3339(attempt.ended_at),
+                "exit_code": attempt.exit_code,
+                "error": attempt.error,
+            }
+            for attempt in task.history
+        ],
     }
 
 

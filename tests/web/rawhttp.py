@@ -54,7 +54,7 @@ def request(
 ) -> bytes:
     """One HTTP/1 request head (and body) as given: nothing is checked or added but Host."""
     lines = [b" ".join(part for part in (method, target, version) if part)]
-    lines += [b"Host: x"] if host else []
+    lines += [b"Host: 127.0.0.1"] if host else []
     lines += headers
     return CRLF.join(lines) + CRLF + CRLF + body
 

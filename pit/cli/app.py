@@ -239,7 +239,9 @@ def init(
 @app.command("serve")
 def serve(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Port of the webhooks, the API and the dashboard.")] = 9090,
+    port: Annotated[
+        int, typer.Option("--port", help="Port of the webhooks, the API and the dashboard.")
+    ] = 9090,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on (0.0.0.0 for all).")
     ] = "127.0.0.1",

@@ -80,7 +80,7 @@ async def end_escapees(run_id: str, task: str | None = None, *, unmarked: bool =
     for pid in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    if _subreaper:
+    if _subreaper and victims:
         await _reap(victims)
     return len(victims)
 

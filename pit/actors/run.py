@@ -217,6 +217,11 @@ class RunActor:
                 task=name, state=state, attempts=attempts, exit_code=code, error=error, at=at
             ):
                 del self._running[name]
+                if state is TaskState.SUCCESS:
+                    self._release_dependants(name)
+                # The next task's process starts before the record is made and observed: that
+                # bookkeeping must not stand between a freed slot and its next task.
+                await self._start_ready(nursery, send)
                 history = self._tasks[name].history
                 if history:  # the last attempt closes in the history too
                     last = attrs.evolve(
@@ -236,11 +241,8 @@ class RunActor:
                     retry_in=None,
                     history=history,
                 )
-                if state is TaskState.SUCCESS:
-                    self._release_dependants(name)
-                else:
+                if state is not TaskState.SUCCESS:
                     await self._fail_downstream(name)
-                await self._start_ready(nursery, send)
             case RunDeadlinePassed():
                 timeout = format_duration(self.dag.timeout or 0)
                 await self._stop_run(f"run timed out after {timeout}", StopTask)
@@ -287,7 +289,11 @@ class RunActor:
                 output=self.output.clone() if self.output else None,
                 secret_values=self.secret_values,
             )
-            self._running[name] = await nursery.start(actor.run)
+            # Started in turn (each runs up to its process starting), so tasks ready together
+            # start in the DAG's order, run after run.
+            inbox, mailbox = trio.open_memory_channel[TaskCommand](0)
+            await nursery.start(actor.run, mailbox)
+            self._running[name] = TaskHandle(name=name, inbox=inbox)
 
     async def _stop_run(
         self,

@@ -109,24 +109,27 @@ class TaskActor:
     """Values masked in the task's output (its log and live view); any forces a pipe."""
 
     async def run(
-        self, *, task_status: trio.TaskStatus[TaskHandle] = trio.TASK_STATUS_IGNORED
+        self,
+        mailbox: trio.MemoryReceiveChannel[TaskCommand],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        send, receive = trio.open_memory_channel[TaskCommand](0)
+        """Run the task's attempts, taking commands from `mailbox` meanwhile."""
         control = _Control(grace=self.grace)
         async with self.run_inbox, contextlib.AsyncExitStack() as stack:
             if self.output is not None:
                 await stack.enter_async_context(self.output)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._listen, receive, control)
-                task_status.started(TaskHandle(name=self.task.name, inbox=send))
+                nursery.start_soon(self._listen, mailbox, control)
+                task_status.started()
                 finished = await self._attempts(control)
                 await self.run_inbox.send(finished)
-                nursery.cancel_scope.cancel()
+                mailbox.close()  # the listener ends: no command can matter now
 
     async def _listen(
         self, receive: trio.MemoryReceiveChannel[TaskCommand], control: _Control
     ) -> None:
-        async with receive:
+        with contextlib.suppress(trio.ClosedResourceError):
             async for command in receive:
                 match command:
                     case StopTask(reason=reason):

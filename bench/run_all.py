@@ -29,6 +29,7 @@ BENCHMARKS = (
     "load",
     "serve",
     "api",
+    "dashboard",
 )
 HERE = Path(__file__).resolve().parent
 

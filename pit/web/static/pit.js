@@ -8,7 +8,8 @@ const main = document.getElementById("main");
 const live = document.getElementById("live");
 const POLL_MS = 3000;
 const RECENT = 20;
-const LOG_KEEP = 20000; // lines of a task drawn at most; the whole log is a download away
+const LOG_KEEP = 5000; // lines of a task drawn at most; the whole log is a download away
+const GANTT_EVERY_MS = 1000; // the timeline of a live run is redrawn at most this often
 const SVG = "http://www.w3.org/2000/svg";
 
 // --- Building blocks ------------------------------------------------------------------------
@@ -427,7 +428,11 @@ class RunView {
     this.run = run;
     this.selected = null;
     this.logs = new Map(); // task -> lines received
-    this.drawn = 0; // lines of the selected task in the viewer
+    this.drawn = 0; // lines of the selected task taken into the viewer
+    this.chunks = []; // [block, lines in it]: one block per frame's new lines, oldest first
+    this.shown = 0; // lines in those blocks
+    this.rows = new Map(); // task -> [its JSON, its table row]
+    this.ganttAt = 0;
     this.pending = false;
     this.graph = layout ? drawGraph(layout, (name) => this.select(name)) : null;
     this.heading = h("div", { class: "title" });
@@ -439,6 +444,7 @@ class RunView {
     this.followBox = h("input", { type: "checkbox", id: "follow", checked: true });
     this.download = h("a", { text: "Download the whole log", hidden: true });
     this.logTitle = h("strong", { text: "Choose a task to see its log" });
+    this.earlier = h("p", { class: "muted earlier", hidden: true });
     this.pre = h("pre", { tabindex: 0, "aria-label": "Task log", "aria-live": "off" });
     this.search.addEventListener("input", () => this.redraw());
     this.followBox.addEventListener("change", () => this.followBox.checked && this.scrollDown());
@@ -464,6 +470,7 @@ class RunView {
           h("div", { class: "logs" },
             h("div", { class: "toolbar" }, this.logTitle, this.search,
               h("label", {}, this.followBox, " Follow"), this.download),
+            this.earlier,
             this.pre)),
       ),
     );
@@ -514,12 +521,31 @@ class RunView {
     this.summary.textContent = parts.join(" · ");
     this.runError.textContent = run.error || "";
     if (this.graph) this.graph.paint(new Map(run.tasks.map((task) => [task.name, task.status])), this.selected);
-    this.tasks.replaceChildren(...run.tasks.map((task) => this.taskRow(task)));
-    this.drawGantt(run);
+    this.drawRows(run.tasks);
+    if (this.ended() || Date.now() - this.ganttAt >= GANTT_EVERY_MS) {
+      this.ganttAt = Date.now();
+      this.drawGantt(run);
+    }
     if (was !== run.status) say(`Run ${run.id}: ${run.status}`);
     if (this.selected === null) {
       const first = run.tasks.find((t) => t.status === "failed") || run.tasks.find((t) => t.status === "running") || run.tasks[0];
       if (first) this.select(first.name);
+    }
+  }
+
+  drawRows(tasks) {
+    // Only the rows of tasks that changed are made again: a 1,000-task run stays light.
+    let before = null;
+    for (const task of [...tasks].reverse()) {
+      const key = JSON.stringify(task);
+      const kept = this.rows.get(task.name);
+      if (!kept || kept[0] !== key) {
+        const row = this.taskRow(task);
+        if (kept) kept[1].replaceWith(row);
+        else this.tasks.insertBefore(row, before);
+        this.rows.set(task.name, [key, row]);
+      }
+      before = this.rows.get(task.name)[1];
     }
   }
 
@@ -627,27 +653,44 @@ class RunView {
   }
 
   drawNew() {
-    const lines = this.logs.get(this.selected) || [];
     if (this.search.value.trim()) return this.redraw();
-    if (lines.length - this.drawn > LOG_KEEP || this.drawn > 2 * LOG_KEEP) return this.redraw();
+    const lines = this.logs.get(this.selected) || [];
     if (lines.length > this.drawn) {
-      this.pre.append(lines.slice(this.drawn).join("\n") + "\n");
+      this.append(lines.slice(Math.max(this.drawn, lines.length - LOG_KEEP)));
       this.drawn = lines.length;
       this.scrollDown();
     }
   }
 
+  append(lines) {
+    // A block of its own for each batch, so the browser lays out only what is new, and the
+    // oldest blocks go once more than LOG_KEEP lines are shown.
+    this.pre.append(h("div", { text: lines.join("\n") }));
+    this.chunks.push([this.pre.lastChild, lines.length]);
+    this.shown += lines.length;
+    while (this.chunks.length > 1 && this.shown - this.chunks[0][1] >= LOG_KEEP) {
+      const [block, count] = this.chunks.shift();
+      block.remove();
+      this.shown -= count;
+    }
+    const hidden = (this.logs.get(this.selected) || []).length - this.shown;
+    this.earlier.hidden = hidden <= 0;
+    this.earlier.textContent = `${hidden} earlier lines are not shown: download the whole log.`;
+  }
+
   redraw() {
     const lines = this.logs.get(this.selected) || [];
     const wanted = this.search.value.trim().toLowerCase();
+    this.pre.replaceChildren();
+    this.chunks = [];
+    this.shown = 0;
+    this.earlier.hidden = true;
     if (wanted) {
       const found = lines.filter((line) => line.toLowerCase().includes(wanted));
-      this.pre.replaceChildren(...found.slice(-LOG_KEEP).flatMap((line) => [marked(line, wanted), "\n"]));
+      this.pre.append(...found.slice(-LOG_KEEP).map((line) => h("div", {}, marked(line, wanted))));
       say(`${found.length} matching line${found.length === 1 ? "" : "s"}`);
-    } else {
-      const shown = lines.slice(-LOG_KEEP);
-      const note = lines.length > shown.length ? `… ${lines.length - shown.length} earlier lines: download the whole log\n` : "";
-      this.pre.replaceChildren(note + shown.join("\n") + (shown.length ? "\n" : ""));
+    } else if (lines.length) {
+      this.append(lines.slice(-LOG_KEEP));
     }
     this.drawn = lines.length;
     this.scrollDown();

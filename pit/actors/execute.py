@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import traceback
@@ -32,6 +33,7 @@ from pit.spec.defaults import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process
+from pit.store.repos import GitSource, check_out
 from pit.store.retention import apply_retention_policy
 from pit.store.rundir import (
     AUDIT_FILE,
@@ -133,9 +135,14 @@ async def _prepare_and_run(
     run: _Run, started: dt.datetime, task_status: trio.TaskStatus[StartedRun]
 ) -> RunRecord:
     plan, paths = run.plan, run.paths
+    note = None
     try:
-        small = None if plan.seed_files else list_small_project(plan.source_dir)
-        if small is not None:  # under a millisecond, its digest too (at most 1 MiB)
+        small = None
+        if plan.git_clone is None and not plan.seed_files:
+            small = list_small_project(plan.source_dir)
+        if plan.git_clone is not None:
+            version, note = await _prepare_from_git(plan, paths)
+        elif small is not None:  # under a millisecond, its digest too (at most 1 MiB)
             make_run_folders(paths)
             copy_small_project(plan.source_dir, small, paths)
             version = code_version(paths.project)
@@ -143,6 +150,7 @@ async def _prepare_and_run(
             version = await trio.to_thread.run_sync(
                 prepare_run, plan.source_dir, paths, plan.seed_files
             )
+        version = plan.code_version or version
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -161,7 +169,7 @@ async def _prepare_and_run(
     crashed: list[Exception] = []
     handed_over: list[StartedRun] = []
     try:
-        record = await _run_in_folder(run, _Handing(task_status, handed_over), version)
+        record = await _run_in_folder(run, _Handing(task_status, handed_over), version, note)
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
         crashed.extend(leaves(group))
     if crashed:
@@ -193,7 +201,42 @@ async def _prune_older_runs(run: _Run) -> None:
         run.store.forget(pruned.removed)
 
 
-async def _run_in_folder(run: _Run, task_status: _Handing, version: str) -> RunRecord:
+async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> tuple[str, str | None]:
+    """Fetch a git-backed DAG's clone, check out its ref and snapshot it into the run (with the
+    project's own pit.toml); its code version and, when `offline_ok` ran an older checkout, why.
+    A failure is a RunError with git's words: the run fails before any task starts."""
+    dag = plan.dag
+    assert plan.git_clone is not None
+    assert dag.git_url is not None
+    assert dag.git_ref is not None
+    source = GitSource(
+        url=dag.git_url,
+        ref=dag.git_ref,
+        clone=plan.git_clone,
+        fetch_timeout=dag.fetch_timeout,
+        offline_ok=dag.offline_ok,
+    )
+    checkout = await trio.to_thread.run_sync(check_out, source)
+    if checkout.offline is not None:
+        log.warning("%s: running commit %s: %s", plan.dag.name, checkout.commit, checkout.offline)
+    await trio.to_thread.run_sync(
+        functools.partial(
+            prepare_run,
+            checkout.path,
+            paths,
+            plan.seed_files,
+            config=plan.source_dir / "pit.toml",
+        )
+    )
+    note = None
+    if checkout.offline is not None:
+        note = f"offline_ok: ran the last checkout, as the fetch failed: {checkout.offline}"
+    return f"git:{checkout.commit}", note
+
+
+async def _run_in_folder(
+    run: _Run, task_status: _Handing, version: str, note: str | None
+) -> RunRecord:
     plan, paths = run.plan, run.paths
     async with trio.open_nursery() as services:
         broker = Broker(
@@ -210,7 +253,9 @@ async def _run_in_folder(run: _Run, task_status: _Handing, version: str) -> RunR
         place = RunPlace(
             run_id=paths.run_id,
             dag=plan.dag,
-            source_dir=plan.source_dir,
+            # A git-backed DAG's Python tasks keep their venv in its clone (made again only
+            # when its lockfile changes), as a local project's keep theirs in the project.
+            source_dir=plan.git_clone or plan.source_dir,
             snapshot_dir=paths.project,
             data_dir=paths.data,
             env=run_env(
@@ -238,6 +283,7 @@ async def _run_in_folder(run: _Run, task_status: _Handing, version: str) -> RunR
             owner=this_process(),
             rerun_of=plan.rerun_of,
             code_version=version,
+            code_note=note,
             reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:

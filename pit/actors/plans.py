@@ -40,6 +40,7 @@ def plan_run(project: Project, workspace: Workspace, **given: Any) -> RunPlan:
             keep_days=dag.keep_days or config.keep_days,
             archive_logs_after=config.archive_logs_after,
         ),
+        git_clone=workspace.root / config.repo_cache_dir / dag.name if dag.git_backed else None,
         **given,
     )
 
@@ -95,10 +96,11 @@ def plan_rerun(
         if t.name not in chosen
     }
     carried = tuple(sorted(old_paths.data.iterdir())) if old_paths.data.is_dir() else ()
-    return attrs.evolve(
-        plan_run(project, workspace, trigger=trigger, rerun_of=old.run_id, reused=reused),
-        seed_files=carried,
-    )
+    plan = plan_run(project, workspace, trigger=trigger, rerun_of=old.run_id, reused=reused)
+    if latest_code:
+        return attrs.evolve(plan, seed_files=carried)
+    # From the old snapshot: the old code (a git-backed DAG's commit, not fetched again).
+    return attrs.evolve(plan, seed_files=carried, git_clone=None, code_version=old.code_version)
 
 
 def plan_rerun_of(rerun: Rerun, workspace: Workspace, *, trigger: str) -> RunPlan:

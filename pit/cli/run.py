@@ -63,11 +63,6 @@ def _request(workspace: Workspace, target: str) -> RunPlan:
     for warning in project.warnings:
         print(f"pit: {warning}", file=sys.stderr)
     dag = project.dag
-    if dag.git_backed:
-        raise WorkspaceError(
-            f"DAG '{dag_name}' is git-backed (git_url = {dag.git_url}); this version of pit "
-            "validates git-backed DAGs but cannot run them yet"
-        )
     if task_name:
         names = [t.name for t in dag.tasks]
         if task_name not in names:

@@ -107,7 +107,11 @@ class RunRecord:
     rerun_of: str | None = None
     """The run this one re-runs (`pit rerun`), whose succeeded tasks it reuses."""
     code_version: str | None = None
-    """What code ran: a digest of the run's snapshot (`pit.store.rundir.code_version`)."""
+    """What code ran: a digest of the run's snapshot (`pit.store.rundir.code_version`), or for a
+    git-backed DAG `git:<commit>`."""
+    code_note: str | None = None
+    """Why the code is not what the DAG names: a git fetch failed and `offline_ok` ran the
+    commit checked out before."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +128,7 @@ class RunRecord:
             "owner": self.owner.to_json() if self.owner else None,
             "rerun_of": self.rerun_of,
             "code_version": self.code_version,
+            "code_note": self.code_note,
         }
 
 
@@ -159,6 +164,12 @@ class RunPlan:
     """How long the DAG's runs are kept: applied to its older runs once this one has ended."""
     rerun_of: str | None = None
     """A re-run: the run it re-runs (from that run's snapshot unless told otherwise)."""
+    code_version: str | None = None
+    """The code's version when known before the snapshot is taken (a re-run from the snapshot
+    of a git-backed run: its commit); None: the snapshot's digest."""
+    git_clone: Path | None = None
+    """A git-backed DAG's clone (`repo_cache/<dag>`): fetched and checked out before the run,
+    and its snapshot taken from there (with the project's pit.toml). None: `source_dir` alone."""
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
     """A re-run's tasks that succeeded in the run re-run: recorded as such, not run again."""
 

@@ -14,7 +14,8 @@ import attrs
 
 from pit.spec import limits
 from pit.spec.cron import timezone_problem
-from pit.spec.defaults import DEFAULT_MAX_ACTIVE_TASKS
+from pit.spec.defaults import DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_ACTIVE_TASKS
+from pit.spec.git import git_ref_problem, git_url_problem
 from pit.spec.problems import Problem, shown
 from pit.spec.reader import TableReader
 from pit.spec.tables import (
@@ -174,6 +175,10 @@ class DagSpec:
     max_active_tasks: int = DEFAULT_MAX_ACTIVE_TASKS
     git_url: str | None = None
     git_ref: str | None = None
+    fetch_timeout: float = DEFAULT_FETCH_TIMEOUT
+    """Seconds a git-backed DAG's fetch may take before its run fails."""
+    offline_ok: bool = False
+    """When the fetch fails, run the commit checked out last instead of failing."""
     sql: SqlSpec | None = None
     dbt: DbtSpec | None = None
     ftp_watch: FtpWatchSpec | None = None
@@ -316,6 +321,21 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
             "git_url and git_ref must be set together",
             f"add {missing}, or remove the other",
         )
+    fetch_timeout = r.duration("fetch_timeout", positive=True)
+    offline_ok = r.boolean("offline_ok", default=False)
+    if git_url is None:
+        for key in ("fetch_timeout", "offline_ok"):
+            if r.has(key):
+                r.problem(key, "applies to git-backed DAGs only", "set git_url, or remove it")
+    else:
+        if problem := git_url_problem(git_url):
+            r.problem(
+                "git_url",
+                problem,
+                "a URL git can fetch: https://, ssh://, file:// or user@host:path",
+            )
+        if git_ref is not None and (problem := git_ref_problem(git_ref)):
+            r.problem("git_ref", problem, "a branch, a tag or a commit SHA")
     sql = read_sql(sub) if (sub := r.table("sql")) else None
     dbt = read_dbt(sub, git_backed=git_url is not None) if (sub := r.table("dbt")) else None
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
@@ -334,6 +354,8 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "max_active_tasks": max_active,
         "git_url": git_url,
         "git_ref": git_ref,
+        "fetch_timeout": fetch_timeout or DEFAULT_FETCH_TIMEOUT,
+        "offline_ok": offline_ok,
         "sql": sql,
         "dbt": dbt,
         "ftp_watch": ftp,

@@ -106,11 +106,19 @@ def make_run_folders(paths: RunPaths) -> None:
         raise RunError(f"cannot create the folders of run {paths.root}: {exc}") from exc
 
 
-def prepare_run(source: Path, paths: RunPaths, seed_files: tuple[Path, ...]) -> str:
+def prepare_run(
+    source: Path, paths: RunPaths, seed_files: tuple[Path, ...], *, config: Path | None = None
+) -> str:
     """Everything a run needs on disk before its first task: its folders, the snapshot, the
-    seed files. Returns the snapshot's `code_version`."""
+    seed files. `config`, for a git-backed DAG, is its project's pit.toml, put in the snapshot
+    of the clone. Returns the snapshot's `code_version`."""
     make_run_folders(paths)
     snapshot_project(source, paths)
+    if config is not None:
+        try:
+            shutil.copy(config, paths.project / "pit.toml")
+        except OSError as exc:
+            raise RunError(f"cannot copy {config} into the run: {exc}") from exc
     seed_data(paths, seed_files)
     return code_version(paths.project)
 
@@ -325,6 +333,7 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
         owner=_owner(raw.get("owner")),
         rerun_of=raw.get("rerun_of"),
         code_version=raw.get("code_version"),
+        code_note=raw.get("code_note"),
     )
 
 

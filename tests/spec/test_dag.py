@@ -443,6 +443,47 @@ def test_git_ref_without_git_url() -> None:
     assert problem.fix == "add git_url, or remove the other"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example/team/claims.git",
+        "ssh://git@git.example:2222/claims.git",
+        "git@github.com:company/claims.git",
+        "file:///srv/git/claims.git",
+    ],
+)
+def test_git_urls_git_can_fetch_are_accepted(url: str) -> None:
+    spec = parse_ok(pit_toml(dag(git_url=url, git_ref="main", fetch_timeout="30s"), task("a")))
+    assert spec.git_url == url
+    assert spec.fetch_timeout == 30
+    assert not spec.offline_ok
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("ext::sh -c touch% /tmp/pwned", "asks for a git remote helper"),
+        ("not a url", "is not a URL git can fetch"),
+        ("/srv/git/claims.git", "is not a URL git can fetch"),
+    ],
+)
+def test_a_git_url_git_cannot_or_must_not_fetch_is_a_problem(url: str, said: str) -> None:
+    _, problems = parse(pit_toml(dag(git_url=url, git_ref="main"), task("a")))
+    assert said in the_problem(problems, "dag.git_url").message
+
+
+@pytest.mark.parametrize("ref", ["feature/x y", "a..b", "-x", "v1.lock", "x^", "br/.hidden"])
+def test_a_git_ref_git_would_refuse_is_a_problem(ref: str) -> None:
+    _, problems = parse(pit_toml(dag(git_url="https://g.example/r.git", git_ref=ref), task("a")))
+    assert the_problem(problems, "dag.git_ref").fix == "a branch, a tag or a commit SHA"
+
+
+def test_fetch_timeout_and_offline_ok_need_a_git_backed_dag() -> None:
+    _, problems = parse(pit_toml(dag(fetch_timeout="1m", offline_ok=True), task("a")))
+    assert the_problem(problems, "dag.offline_ok").message == "applies to git-backed DAGs only"
+    assert the_problem(problems, "dag.fetch_timeout").fix == "set git_url, or remove it"
+
+
 def test_webhook_without_token_secret() -> None:
     spec, problems = parse(pit_toml(dag(), "[dag.webhook]", task("a")))
 
@@ -561,7 +602,11 @@ def test_dbt_project_dir_is_required_for_a_local_dag() -> None:
 def test_dbt_project_dir_is_optional_for_a_git_backed_dag() -> None:
     dbt = table("dag.dbt", version="1.9.1", adapter="dbt-sqlserver", connection="db")
 
-    spec = parse_ok(pit_toml(dag(git_url="u", git_ref="main"), dbt, task("m", "run", runner="dbt")))
+    spec = parse_ok(
+        pit_toml(
+            dag(git_url="https://g.example/u", git_ref="main"), dbt, task("m", "run", runner="dbt")
+        )
+    )
 
     assert spec.dbt is not None
     assert spec.dbt.project_dir is None

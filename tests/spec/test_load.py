@@ -62,7 +62,11 @@ def test_missing_scripts_are_checked_against_the_project_folder(tmp_path: Path) 
 
 
 def test_git_backed_project_needs_no_scripts_on_disk(tmp_path: Path) -> None:
-    make_project(tmp_path, "etl", pit_toml(dag("etl", git_url="u", git_ref="main"), task("a")))
+    make_project(
+        tmp_path,
+        "etl",
+        pit_toml(dag("etl", git_url="https://g.example/u", git_ref="main"), task("a")),
+    )
 
     assert load_workspace(tmp_path).problems == []
 

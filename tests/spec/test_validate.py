@@ -161,7 +161,7 @@ def test_dbt_project_dir_without_dbt_project_yml() -> None:
 def test_dbt_project_dir_is_not_checked_for_git_backed_dags() -> None:
     spec = parse_ok(
         pit_toml(
-            dag(git_url="u", git_ref="main"),
+            dag(git_url="https://g.example/u", git_ref="main"),
             dbt_table(project_dir="dbt_repo"),
             task("m", "run", runner="dbt"),
         )

@@ -1,0 +1,121 @@
+"""`pit run` of a git-backed DAG: its code comes from the remote at the ref, its pit.toml from
+the workspace, and a push between two runs is what the second one runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Pit, Workspace
+from tests.gitremote import Upstream
+
+pytestmark = [pytest.mark.e2e]
+
+
+def git_project(workspace: Workspace, url: str, ref: str = "main", extra: str = "") -> Path:
+    return workspace.project(
+        "claims",
+        f'[dag]\nname = "claims"\ngit_url = "{url}"\ngit_ref = "{ref}"\n{extra}\n'
+        '[[tasks]]\nname = "extract"\nscript = "tasks/extract.sh"\n',
+    )
+
+
+def test_a_git_backed_dag_runs_the_remote_code_and_sees_a_push(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    first = upstream.commit({"tasks/extract.sh": "echo version one\n"})
+    git_project(workspace, upstream.url)
+    assert not (workspace.root / "projects" / "claims" / "tasks").exists()
+
+    done = pit("run", "claims")
+    assert done.returncode == 0, done.stderr
+    (run,) = workspace.run_dirs("claims")
+    assert (run / "logs" / "extract.log").read_text().endswith("version one\n")
+    assert workspace.manifest(run)["code_version"] == f"git:{first}"
+    assert (run / "project" / "pit.toml").read_text().startswith('[dag]\nname = "claims"')
+    assert not (run / "project" / ".git").exists()
+    assert (workspace.root / "repo_cache" / "claims" / ".git").is_dir()
+
+    second = upstream.commit({"tasks/extract.sh": "echo version two\n"})
+    done = pit("run", "claims")
+    assert done.returncode == 0, done.stderr
+    latest = workspace.run_dirs("claims")[-1]
+    assert (latest / "logs" / "extract.log").read_text().endswith("version two\n")
+    assert workspace.manifest(latest)["code_version"] == f"git:{second}"
+
+
+def test_an_unknown_ref_fails_the_run_before_any_task(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    upstream.commit({"tasks/extract.sh": "echo hi\n"})
+    git_project(workspace, upstream.url, ref="release-9")
+    done = pit("run", "claims")
+    assert done.returncode != 0
+    assert "git ref 'release-9' is not a branch, a tag or a commit" in done.stderr
+    (run,) = workspace.run_dirs("claims")
+    manifest = workspace.manifest(run)
+    assert manifest["state"] == "failed"
+    assert "release-9" in manifest["error"]
+    assert not (run / "logs" / "extract.log").exists()
+
+
+def test_offline_ok_runs_the_last_checkout_and_the_record_says_so(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    commit = upstream.commit({"tasks/extract.sh": "echo cached\n"})
+    git_project(workspace, upstream.url, extra="offline_ok = true")
+    assert pit("run", "claims").returncode == 0
+    upstream.bare.rename(tmp_path / "unreachable.git")
+    done = pit("run", "claims")
+    assert done.returncode == 0, done.stderr
+    latest = workspace.run_dirs("claims")[-1]
+    manifest = workspace.manifest(latest)
+    assert manifest["code_version"] == f"git:{commit}"
+    assert manifest["code_note"].startswith("offline_ok: ran the last checkout")
+    assert (latest / "logs" / "extract.log").read_text().endswith("cached\n")
+
+
+def test_a_rerun_runs_the_failed_runs_commit_unless_asked_for_the_latest(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    broken = upstream.commit({"tasks/extract.sh": "echo broken; exit 3\n"})
+    git_project(workspace, upstream.url)
+    assert pit("run", "claims").returncode != 0
+    failed = workspace.run_dirs("claims")[-1].name
+    fixed = upstream.commit({"tasks/extract.sh": "echo fixed\n"})
+
+    assert pit("rerun", failed).returncode != 0  # the snapshot's code: still broken
+    again = workspace.run_dirs("claims")[-1]
+    assert workspace.manifest(again)["code_version"] == f"git:{broken}"
+
+    done = pit("rerun", failed, "--latest-code")
+    assert done.returncode == 0, done.stderr
+    latest = workspace.run_dirs("claims")[-1]
+    assert workspace.manifest(latest)["code_version"] == f"git:{fixed}"
+
+
+def test_a_python_task_of_a_git_backed_dag_runs_in_the_clones_project(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    upstream.commit(
+        {
+            "pyproject.toml": '[project]\nname = "claims"\nversion = "0"\n'
+            'requires-python = ">=3.11"\ndependencies = []\n',
+            "tasks/extract.py": "import sys\nprint('python', sys.prefix)\n",
+        }
+    )
+    workspace.project(
+        "claims",
+        f'[dag]\nname = "claims"\ngit_url = "{upstream.url}"\ngit_ref = "main"\n'
+        '[[tasks]]\nname = "extract"\nscript = "tasks/extract.py"\n',
+    )
+    done = pit("run", "claims")
+    assert done.returncode == 0, done.stderr
+    log = (workspace.run_dirs("claims")[-1] / "logs" / "extract.log").read_text()
+    assert f"python {workspace.root / 'repo_cache' / 'claims' / '.venv'}" in log

@@ -33,7 +33,7 @@ from pit.spec.defaults import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process
-from pit.store.repos import GitSource, check_out
+from pit.store.repos import check_out, git_source
 from pit.store.retention import apply_retention_policy
 from pit.store.rundir import (
     AUDIT_FILE,
@@ -205,18 +205,8 @@ async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> tuple[str, str | 
     """Fetch a git-backed DAG's clone, check out its ref and snapshot it into the run (with the
     project's own pit.toml); its code version and, when `offline_ok` ran an older checkout, why.
     A failure is a RunError with git's words: the run fails before any task starts."""
-    dag = plan.dag
     assert plan.git_clone is not None
-    assert dag.git_url is not None
-    assert dag.git_ref is not None
-    source = GitSource(
-        url=dag.git_url,
-        ref=dag.git_ref,
-        clone=plan.git_clone,
-        fetch_timeout=dag.fetch_timeout,
-        offline_ok=dag.offline_ok,
-    )
-    checkout = await trio.to_thread.run_sync(check_out, source)
+    checkout = await trio.to_thread.run_sync(check_out, git_source(plan.dag, plan.git_clone))
     if checkout.offline is not None:
         log.warning("%s: running commit %s: %s", plan.dag.name, checkout.commit, checkout.offline)
     await trio.to_thread.run_sync(

@@ -78,12 +78,16 @@ def run(
 def validate(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print problems as a JSON list.")] = False,
+    remote: Annotated[
+        bool,
+        typer.Option("--remote", help="Also look up each git-backed DAG's git_ref on its remote."),
+    ] = False,
 ) -> None:
     """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong
     (warnings alone do not fail), 2 if there is no workspace to validate."""
     from pit.cli.validate import validate_command
 
-    _exit(validate_command(_cli(ctx), as_json=as_json))
+    _exit(validate_command(_cli(ctx), as_json=as_json, remote=remote))
 
 
 @app.command("logs")
@@ -149,6 +153,21 @@ def status(
     from pit.cli.status import status_command
 
     _exit(status_command(_cli(ctx), as_json=as_json))
+
+
+@app.command("sync")
+def sync(
+    ctx: typer.Context,
+    dags: Annotated[
+        list[str] | None, typer.Argument(help="The git-backed DAGs to sync (default: all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Fetch the clones of git-backed DAGs and check out their refs (and make a clone's Python
+    venv), so their next runs start at once; says each DAG's commit before and after."""
+    from pit.cli.sync import sync_command
+
+    _exit(sync_command(_cli(ctx), dags=dags or [], as_json=as_json))
 
 
 @app.command("cancel")

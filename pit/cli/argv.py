@@ -100,7 +100,11 @@ COMMANDS = {
         },
         call=_run,
     ),
-    "validate": Command(arguments=(), options={"--json": Option("as_json")}, call=_validate),
+    "validate": Command(
+        arguments=(),
+        options={"--json": Option("as_json"), "--remote": Option("remote")},
+        call=_validate,
+    ),
     "logs": Command(
         arguments=("target",),
         options={

@@ -6,14 +6,16 @@ import json
 import sys
 
 from pit.cli.context import CliContext
+from pit.spec.dag import DagSpec
 from pit.spec.load import PROJECTS_DIR, load_secrets
 from pit.spec.problems import Problem, plural
 from pit.spec.validate import validate_secret_names
 from pit.spec.workspace import CONFIG_FILE
 
 
-def validate_command(cli: CliContext, *, as_json: bool) -> int:
-    """`pit validate`: the exit code, 1 if anything is wrong (warnings alone do not fail)."""
+def validate_command(cli: CliContext, *, as_json: bool, remote: bool = False) -> int:
+    """`pit validate`: the exit code, 1 if anything is wrong (warnings alone do not fail).
+    With `remote`, each git-backed DAG's ref is also looked up on its remote (git ls-remote)."""
     workspace = cli.workspace(config_must_be_valid=False)
     secrets_path = cli.secrets_path(workspace)
     by_project = {
@@ -26,6 +28,10 @@ def validate_command(cli: CliContext, *, as_json: bool) -> int:
                 by_project[project.folder] += validate_secret_names(
                     project.dag, project.file, secrets
                 )
+    if remote:
+        for project in workspace.projects:
+            if project.dag is not None and project.dag.git_backed:
+                by_project[project.folder] += _remote_problems(project.dag, project.file)
     config = [*workspace.config_problems, *workspace.config_warnings]
     found = [*config, *(p for ps in by_project.values() for p in ps)]
     errors = [p for p in found if p.is_error]
@@ -43,6 +49,17 @@ def validate_command(cli: CliContext, *, as_json: bool) -> int:
             print(f"pit: no projects found in {PROJECTS_DIR}/", file=sys.stderr)
         return 1
     return 1 if errors else 0
+
+
+def _remote_problems(dag: DagSpec, file: str) -> list[Problem]:
+    from pit.store.repos import remote_ref_problem  # only with --remote: it runs git
+
+    assert dag.git_url is not None
+    assert dag.git_ref is not None
+    problem = remote_ref_problem(dag.git_url, dag.git_ref, dag.fetch_timeout)
+    if problem is None:
+        return []
+    return [Problem(file=file, key="dag.git_ref", message=problem, fix="push it, or fix git_ref")]
 
 
 def _summary(

@@ -24,6 +24,7 @@ from pathlib import Path
 import attrs
 
 from pit.errors import RunError
+from pit.spec.dag import DagSpec
 from pit.spec.defaults import DEFAULT_FETCH_TIMEOUT
 
 _SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -82,6 +83,45 @@ def check_out(source: GitSource) -> Checkout:
         git.run("checkout", "--quiet", "--force", "--detach", commit)
         git.run("clean", "-ffdxq", "-e", "/.venv")  # what a run left, but not the venv
         return Checkout(path=source.clone, commit=commit)
+
+
+def checked_out(clone: Path) -> str | None:
+    """The commit the clone has checked out; None when there is no complete clone."""
+    if not _complete(clone):
+        return None
+    return _Git(clone, "", DEFAULT_FETCH_TIMEOUT).quiet("rev-parse", "--verify", "HEAD^{commit}")
+
+
+def git_source(dag: DagSpec, clone: Path) -> GitSource:
+    """Where a git-backed DAG's code comes from, its clone being `clone`."""
+    assert dag.git_url is not None
+    assert dag.git_ref is not None
+    return GitSource(
+        url=dag.git_url,
+        ref=dag.git_ref,
+        clone=clone,
+        fetch_timeout=dag.fetch_timeout,
+        offline_ok=dag.offline_ok,
+    )
+
+
+def remote_ref_problem(url: str, ref: str, timeout: float) -> str | None:
+    """Why `ref` cannot be had from `url` (git ls-remote: the remote answers, and has the
+    branch or tag, or a branch or tag at that commit); None when it can."""
+    git = _Git(Path("/"), url, timeout)
+    try:
+        listing = git.run("ls-remote", "--heads", "--tags", "--", url)
+    except RunError as exc:
+        return str(exc)
+    refs = [line.split("\t", 1) for line in listing.splitlines() if "\t" in line]
+    names = {name.removesuffix("^{}") for _, name in refs}
+    if f"refs/heads/{ref}" in names or f"refs/tags/{ref}" in names:
+        return None
+    if _SHA.fullmatch(ref) and any(sha.startswith(ref) for sha, _ in refs):
+        return None
+    if _SHA.fullmatch(ref):
+        return f"no branch or tag of {masked(url)} is at commit {ref} (a fetch may still find it)"
+    return f"{masked(url)} has no branch or tag '{ref}'"
 
 
 _FETCH = ("fetch", "--quiet", "--prune", "--prune-tags", "--tags", "--force", "origin")

@@ -3,6 +3,7 @@ the workspace, and a push between two runs is what the second one runs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,55 @@ def test_a_python_task_of_a_git_backed_dag_runs_in_the_clones_project(
     assert done.returncode == 0, done.stderr
     log = (workspace.run_dirs("claims")[-1] / "logs" / "extract.log").read_text()
     assert f"python {workspace.root / 'repo_cache' / 'claims' / '.venv'}" in log
+
+
+def test_pit_sync_fetches_ahead_and_says_what_changed(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    first = upstream.commit({"tasks/extract.sh": "echo one\n"})
+    git_project(workspace, upstream.url)
+    workspace.shell_project("local", {"a": "true\n"})
+
+    done = pit("sync")
+    assert done.returncode == 0, done.stderr
+    assert f"claims: cloned at {first[:12]}" in done.stdout
+    second = upstream.commit({"tasks/extract.sh": "echo two\n"})
+    done = pit("sync", "claims")
+    assert f"claims: {first[:12]} -> {second[:12]}" in done.stdout
+    done = pit("sync", "--json")
+    (result,) = json.loads(done.stdout)
+    assert result == {
+        "dag": "claims",
+        "before": second,
+        "after": second,
+        "changed": False,
+        "venv": None,
+        "error": None,
+    }
+    assert (workspace.root / "repo_cache" / "claims" / "tasks" / "extract.sh").is_file()
+
+    wrong = pit("sync", "local")
+    assert wrong.returncode == 2
+    assert "'local' is not a git-backed DAG here (git-backed DAGs: claims)" in wrong.stderr
+
+
+def test_pit_sync_of_an_unreachable_remote_fails_that_dag(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    git_project(workspace, (tmp_path / "nowhere.git").as_uri())
+    done = pit("sync")
+    assert done.returncode == 1
+    assert "claims: failed: git fetch of file://" in done.stdout
+
+
+def test_validate_remote_looks_the_ref_up(workspace: Workspace, pit: Pit, tmp_path: Path) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    upstream.commit({"tasks/extract.sh": "echo hi\n"})
+    git_project(workspace, upstream.url, ref="release")
+    assert pit("validate").returncode == 0  # without --remote: no git
+    done = pit("validate", "--remote")
+    assert done.returncode == 1
+    assert "has no branch or tag 'release'" in done.stdout
+    git_project(workspace, upstream.url, ref="main")
+    assert pit("validate", "--remote").returncode == 0

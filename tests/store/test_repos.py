@@ -4,8 +4,10 @@ cut short, a remote that hangs, and `offline_ok`."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from pit.errors import RunError
 from pit.store.repos import Checkout, GitSource, check_out, masked
 from tests.gitremote import Upstream, git
+from tests.pgcluster import free_port
 
 
 @pytest.fixture
@@ -132,3 +135,46 @@ def test_the_clones_venv_survives_a_checkout(tmp_path: Path, upstream: Upstream)
     upstream.commit({"b.txt": "b\n"})
     check_out(source(tmp_path, upstream))
     assert (clone / ".venv" / "bin").is_dir()
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path, upstream: Upstream) -> Iterator[str]:
+    """`git daemon` serving the upstream over git:// on 127.0.0.1; its base URL."""
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={upstream.bare.parent}",
+            str(upstream.bare.parent),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def test_a_remote_served_by_git_daemon_is_fetched(
+    tmp_path: Path, upstream: Upstream, git_daemon: str
+) -> None:
+    first = upstream.commit({"a.txt": "one\n"})
+    over_git = GitSource(url=f"{git_daemon}/origin.git", ref="main", clone=tmp_path / "c")
+    assert check_out(over_git).commit == first
+    second = upstream.commit({"a.txt": "two\n"})
+    assert check_out(over_git).commit == second
+    assert (tmp_path / "c" / "a.txt").read_text() == "two\n"

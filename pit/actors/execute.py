@@ -33,7 +33,7 @@ from pit.spec.defaults import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process
-from pit.store.repos import check_out, git_source
+from pit.store.repos import check_out, git_source, work_tree_commit
 from pit.store.retention import apply_retention_policy
 from pit.store.rundir import (
     AUDIT_FILE,
@@ -135,22 +135,22 @@ async def _prepare_and_run(
     run: _Run, started: dt.datetime, task_status: trio.TaskStatus[StartedRun]
 ) -> RunRecord:
     plan, paths = run.plan, run.paths
-    note = None
     try:
         small = None
         if plan.git_clone is None and not plan.seed_files:
             small = list_small_project(plan.source_dir)
         if plan.git_clone is not None:
-            version, note = await _prepare_from_git(plan, paths)
-        elif small is not None:  # under a millisecond, its digest too (at most 1 MiB)
-            make_run_folders(paths)
-            copy_small_project(plan.source_dir, small, paths)
-            version = code_version(paths.project)
+            code = await _prepare_from_git(plan, paths)
         else:
-            version = await trio.to_thread.run_sync(
-                prepare_run, plan.source_dir, paths, plan.seed_files
-            )
-        version = plan.code_version or version
+            if small is not None:  # under a millisecond, its digest too (at most 1 MiB)
+                make_run_folders(paths)
+                copy_small_project(plan.source_dir, small, paths)
+                version = code_version(paths.project)
+            else:
+                version = await trio.to_thread.run_sync(
+                    prepare_run, plan.source_dir, paths, plan.seed_files
+                )
+            code = _local_code(plan, version)
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -169,7 +169,7 @@ async def _prepare_and_run(
     crashed: list[Exception] = []
     handed_over: list[StartedRun] = []
     try:
-        record = await _run_in_folder(run, _Handing(task_status, handed_over), version, note)
+        record = await _run_in_folder(run, _Handing(task_status, handed_over), code)
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
         crashed.extend(leaves(group))
     if crashed:
@@ -201,7 +201,26 @@ async def _prune_older_runs(run: _Run) -> None:
         run.store.forget(pruned.removed)
 
 
-async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> tuple[str, str | None]:
+@attrs.frozen
+class _Code:
+    """What code a run runs, as its record tells it."""
+
+    version: str
+    commit: str | None = None
+    note: str | None = None
+
+
+def _local_code(plan: RunPlan, digest: str) -> _Code:
+    if plan.code_version is not None:  # a re-run from a snapshot: the old run's code
+        old = plan.code_version
+        return _Code(
+            version=old, commit=old.removeprefix("git:") if old.startswith("git:") else None
+        )
+    # The commit of the work tree the project is in: a few small reads, no git process.
+    return _Code(version=digest, commit=work_tree_commit(plan.source_dir))
+
+
+async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> _Code:
     """Fetch a git-backed DAG's clone, check out its ref and snapshot it into the run (with the
     project's own pit.toml); its code version and, when `offline_ok` ran an older checkout, why.
     A failure is a RunError with git's words: the run fails before any task starts."""
@@ -221,12 +240,10 @@ async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> tuple[str, str | 
     note = None
     if checkout.offline is not None:
         note = f"offline_ok: ran the last checkout, as the fetch failed: {checkout.offline}"
-    return f"git:{checkout.commit}", note
+    return _Code(version=f"git:{checkout.commit}", commit=checkout.commit, note=note)
 
 
-async def _run_in_folder(
-    run: _Run, task_status: _Handing, version: str, note: str | None
-) -> RunRecord:
+async def _run_in_folder(run: _Run, task_status: _Handing, code: _Code) -> RunRecord:
     plan, paths = run.plan, run.paths
     async with trio.open_nursery() as services:
         broker = Broker(
@@ -272,8 +289,9 @@ async def _run_in_folder(
             secret_values=frozenset(run.secrets.values()) if run.secrets else frozenset(),
             owner=this_process(),
             rerun_of=plan.rerun_of,
-            code_version=version,
-            code_note=note,
+            code_version=code.version,
+            code_commit=code.commit,
+            code_note=code.note,
             reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:

@@ -91,6 +91,7 @@ class RunActor:
     """This process, recorded on the run so that a dead owner's run can be told and settled."""
     rerun_of: str | None = None
     code_version: str | None = None
+    code_commit: str | None = None
     code_note: str | None = None
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
     """A re-run's tasks that succeeded in the run re-run: they start as its records say (with
@@ -121,6 +122,7 @@ class RunActor:
             owner=self.owner,
             rerun_of=self.rerun_of,
             code_version=self.code_version,
+            code_commit=self.code_commit,
             code_note=self.code_note,
         )
         for task in self.dag.tasks:

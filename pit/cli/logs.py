@@ -89,10 +89,10 @@ def _print_list(runs: list[tuple[RunPaths, RunRecord | None]], as_json: bool) ->
     if not runs:
         print("no runs")
         return
-    print(f"{'run id':<40} {'state':<10} {'trigger':<8} {'started':<20} duration")
+    print(f"{'run id':<40} {'state':<10} {'trigger':<8} {'started':<20} {'code':<16} duration")
     for paths, record in runs:
         if record is None:
-            print(f"{paths.run_id:<40} {'unknown':<10} {'-':<8} {'-':<20} -")
+            print(f"{paths.run_id:<40} {'unknown':<10} {'-':<8} {'-':<20} {'-':<16} -")
             continue
         started = (
             f"{record.started_at.astimezone():%Y-%m-%d %H:%M:%S}" if record.started_at else "-"
@@ -102,9 +102,23 @@ def _print_list(runs: list[tuple[RunPaths, RunRecord | None]], as_json: bool) ->
             took = format_duration((record.ended_at - record.started_at).total_seconds())
         elif not record.state.terminal:
             took = "running"
+        code = _short_code(record)
         print(
-            f"{record.run_id:<40} {record.state.value:<10} {record.trigger:<8} {started:<20} {took}"
+            f"{record.run_id:<40} {record.state.value:<10} {record.trigger:<8} {started:<20} "
+            f"{code:<16} {took}"
         )
+
+
+def _short_code(record: RunRecord) -> str:
+    """The code a run ran, short: `git:<commit>` for a git-backed DAG, else the snapshot's
+    digest (and `@<commit>` of the work tree the project is in)."""
+    version = record.code_version
+    if version is None:
+        return "-"
+    if version.startswith("git:"):
+        return version[:14]
+    short = version.removeprefix("sha256:")[:8]
+    return f"{short}@{record.code_commit[:7]}" if record.code_commit else short
 
 
 def _print_logs(paths: RunPaths, record: RunRecord, tasks: list[str]) -> None:

@@ -109,6 +109,9 @@ class RunRecord:
     code_version: str | None = None
     """What code ran: a digest of the run's snapshot (`pit.store.rundir.code_version`), or for a
     git-backed DAG `git:<commit>`."""
+    code_commit: str | None = None
+    """The git commit of the code: a git-backed DAG's, or that of the work tree a local
+    project is in (as checked out; its files may differ, which `code_version` tells)."""
     code_note: str | None = None
     """Why the code is not what the DAG names: a git fetch failed and `offline_ok` ran the
     commit checked out before."""
@@ -128,6 +131,7 @@ class RunRecord:
             "owner": self.owner.to_json() if self.owner else None,
             "rerun_of": self.rerun_of,
             "code_version": self.code_version,
+            "code_commit": self.code_commit,
             "code_note": self.code_note,
         }
 

@@ -105,6 +105,43 @@ def git_source(dag: DagSpec, clone: Path) -> GitSource:
     )
 
 
+def work_tree_commit(path: Path) -> str | None:
+    """The commit checked out in the git work tree holding `path`, read from its files (no git
+    process: this runs as every run starts); None outside a work tree or when it cannot be read."""
+    try:
+        for folder in (path, *path.parents):
+            marker = folder / ".git"
+            if marker.is_dir():
+                return _head_of(marker, marker)
+            if marker.is_file():  # a linked work tree or a submodule: "gitdir: <path>"
+                gitdir = (folder / marker.read_text().removeprefix("gitdir:").strip()).resolve()
+                common = gitdir / "commondir"
+                refs = (
+                    (gitdir / common.read_text().strip()).resolve() if common.is_file() else gitdir
+                )
+                return _head_of(gitdir, refs)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _head_of(gitdir: Path, refs: Path) -> str | None:
+    head = (gitdir / "HEAD").read_text().strip()
+    if not head.startswith("ref:"):
+        return head if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", head) else None
+    ref = head.removeprefix("ref:").strip()
+    loose = refs / ref
+    if loose.is_file():
+        return loose.read_text().strip() or None
+    packed = refs / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref:
+                return sha
+    return None  # a branch with no commit yet
+
+
 def remote_ref_problem(url: str, ref: str, timeout: float) -> str | None:
     """Why `ref` cannot be had from `url` (git ls-remote: the remote answers, and has the
     branch or tag, or a branch or tag at that commit); None when it can."""

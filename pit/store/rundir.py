@@ -333,6 +333,7 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
         owner=_owner(raw.get("owner")),
         rerun_of=raw.get("rerun_of"),
         code_version=raw.get("code_version"),
+        code_commit=raw.get("code_commit"),
         code_note=raw.get("code_note"),
     )
 

@@ -4,12 +4,13 @@ the workspace, and a push between two runs is what the second one runs."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Pit, Workspace
-from tests.gitremote import Upstream
+from tests.gitremote import Upstream, git
 
 pytestmark = [pytest.mark.e2e]
 
@@ -35,6 +36,7 @@ def test_a_git_backed_dag_runs_the_remote_code_and_sees_a_push(
     (run,) = workspace.run_dirs("claims")
     assert (run / "logs" / "extract.log").read_text().endswith("version one\n")
     assert workspace.manifest(run)["code_version"] == f"git:{first}"
+    assert workspace.manifest(run)["code_commit"] == first
     assert (run / "project" / "pit.toml").read_text().startswith('[dag]\nname = "claims"')
     assert not (run / "project" / ".git").exists()
     assert (workspace.root / "repo_cache" / "claims" / ".git").is_dir()
@@ -172,3 +174,24 @@ def test_validate_remote_looks_the_ref_up(workspace: Workspace, pit: Pit, tmp_pa
     assert "has no branch or tag 'release'" in done.stdout
     git_project(workspace, upstream.url, ref="main")
     assert pit("validate", "--remote").returncode == 0
+
+
+def test_a_local_project_in_a_git_work_tree_records_its_commit(
+    workspace: Workspace, pit: Pit
+) -> None:
+    workspace.shell_project("local", {"a": "echo hi\n"})
+    assert pit("run", "local").returncode == 0
+    outside = workspace.manifest(workspace.run_dirs("local")[-1])
+    assert outside["code_commit"] is None
+    assert outside["code_version"].startswith("sha256:")
+
+    subprocess.run(["git", "init", "--quiet", "-b", "main", str(workspace.root)], check=True)
+    git(workspace.root, "add", "projects")
+    git(workspace.root, "commit", "--quiet", "-m", "the project")
+    head = git(workspace.root, "rev-parse", "HEAD")
+    assert pit("run", "local").returncode == 0
+    inside = workspace.manifest(workspace.run_dirs("local")[-1])
+    assert inside["code_commit"] == head
+    assert inside["code_version"] == outside["code_version"]  # the same files
+    listing = pit("logs", "local", "--list").stdout
+    assert f"@{head[:7]}" in listing

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pit.errors import RunError
-from pit.store.repos import Checkout, GitSource, check_out, masked
+from pit.store.repos import Checkout, GitSource, check_out, masked, work_tree_commit
 from tests.gitremote import Upstream, git
 from tests.pgcluster import free_port
 
@@ -178,3 +178,24 @@ def test_a_remote_served_by_git_daemon_is_fetched(
     second = upstream.commit({"a.txt": "two\n"})
     assert check_out(over_git).commit == second
     assert (tmp_path / "c" / "a.txt").read_text() == "two\n"
+
+
+def test_the_commit_of_a_work_tree_is_read_from_its_files(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    work = upstream.work
+    commit = upstream.commit({"projects/etl/pit.toml": "x\n"})
+    assert work_tree_commit(work / "projects" / "etl") == commit
+    git(work, "pack-refs", "--all")  # the branch now only in packed-refs
+    assert not (work / ".git" / "refs" / "heads" / "main").exists()
+    assert work_tree_commit(work / "projects" / "etl") == commit
+    linked = tmp_path / "linked"
+    git(work, "worktree", "add", "--quiet", "--detach", str(linked), commit)
+    assert work_tree_commit(linked / "projects") == commit  # .git is a file there
+    second = upstream.commit({"b.txt": "b\n"})
+    git(linked, "checkout", "--quiet", "-b", "side", second)
+    assert work_tree_commit(linked) == second
+    assert work_tree_commit(tmp_path / "elsewhere") is None
+    empty = tmp_path / "empty"
+    subprocess.run(["git", "init", "--quiet", str(empty)], check=True)
+    assert work_tree_commit(empty) is None  # a branch with no commit yet

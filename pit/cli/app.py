@@ -241,6 +241,17 @@ def resume(
     _exit(pause_command(_cli(ctx), dag=dag, pause=False))
 
 
+@app.command("new")
+def new(
+    directory: Annotated[Path, typer.Argument(help="The folder to make the workspace in.")],
+) -> None:
+    """Create a workspace: pit_config.toml, an example project that runs as created, a secrets
+    file git ignores, a .gitignore and a README."""
+    from pit.cli.new import new_command
+
+    _exit(new_command(directory=directory))
+
+
 @app.command("init")
 def init(
     ctx: typer.Context,

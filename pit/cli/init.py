@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pit.cli.context import CliContext
 from pit.cli.scaffolds import EXECUTABLE_SUFFIXES, SCAFFOLDS
@@ -10,6 +11,17 @@ from pit.errors import WorkspaceError
 from pit.spec.load import PROJECTS_DIR
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def write_project(target: Path, name: str, type_: str) -> None:
+    """Write the `type_` scaffold of project `name` into `target`."""
+    package = name.replace("-", "_").lower()
+    for relative, template in SCAFFOLDS[type_].items():
+        path = target / relative.format(package=package)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(template.format(name=name, package=package), encoding="utf-8")
+        if path.suffix in EXECUTABLE_SUFFIXES:
+            path.chmod(0o755)
 
 
 def init_command(cli: CliContext, *, name: str, type_: str) -> int:
@@ -25,13 +37,7 @@ def init_command(cli: CliContext, *, name: str, type_: str) -> int:
     target = root / PROJECTS_DIR / name
     if target.exists():
         raise WorkspaceError(f"{target} already exists; choose another name")
-    package = name.replace("-", "_").lower()
-    for relative, template in SCAFFOLDS[type_].items():
-        path = target / relative.format(package=package)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(name=name, package=package), encoding="utf-8")
-        if path.suffix in EXECUTABLE_SUFFIXES:
-            path.chmod(0o755)
+    write_project(target, name, type_)
     print(f"created {type_} project {target}")
     print(f"  validate: pit -C {root} validate")
     if type_ != "dbt":

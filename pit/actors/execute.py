@@ -14,6 +14,7 @@ import math
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -29,6 +30,8 @@ from pit.errors import RunError, leaves
 from pit.messages.run import RunEvent, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
 from pit.runners.command import RunPlace, build_launch, run_env
+from pit.runners.dbt import profile, profiles_folder
+from pit.spec.dag import RunnerKind
 from pit.spec.defaults import ARTIFACTS
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
@@ -151,6 +154,7 @@ async def _prepare_and_run(
                     prepare_run, plan.source_dir, paths, plan.seed_files
                 )
             code = _local_code(plan, version)
+        dbt_profiles = _dbt_profiles(run)
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -169,7 +173,11 @@ async def _prepare_and_run(
     crashed: list[Exception] = []
     handed_over: list[StartedRun] = []
     try:
-        record = await _run_in_folder(run, _Handing(task_status, handed_over), code)
+        with contextlib.ExitStack() as held:  # the dbt profile lives as long as the run
+            folder = None
+            if dbt_profiles is not None:
+                folder = held.enter_context(profiles_folder(dbt_profiles))
+            record = await _run_in_folder(run, _Handing(task_status, handed_over), code, folder)
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
         crashed.extend(leaves(group))
     if crashed:
@@ -243,7 +251,18 @@ async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> _Code:
     return _Code(version=f"git:{checkout.commit}", commit=checkout.commit, note=note)
 
 
-async def _run_in_folder(run: _Run, task_status: _Handing, code: _Code) -> RunRecord:
+def _dbt_profiles(run: _Run) -> dict[str, Any] | None:
+    """The profiles.yml of the run's dbt tasks (None without any); RunError when the
+    connection's secret cannot make one."""
+    dag = run.plan.dag
+    if dag.dbt is None or not any(t.runner.kind is RunnerKind.DBT for t in dag.tasks):
+        return None
+    return profile(dag, run.secrets, workspace=run.workspace, odbc_driver=run.plan.dbt_driver)
+
+
+async def _run_in_folder(
+    run: _Run, task_status: _Handing, code: _Code, dbt_profiles: Path | None
+) -> RunRecord:
     plan, paths = run.plan, run.paths
     async with trio.open_nursery() as services:
         broker = Broker(
@@ -270,6 +289,7 @@ async def _run_in_folder(run: _Run, task_status: _Handing, code: _Code) -> RunRe
             ),
             workspace=run.workspace,
             secrets=run.secrets,
+            dbt_profiles=dbt_profiles,
         )
         # Unbounded: the writer folds queued events into one write (see ManifestWriter).
         to_writer, writer_inbox = trio.open_memory_channel[RunEvent](math.inf)

@@ -40,6 +40,7 @@ def plan_run(project: Project, workspace: Workspace, **given: Any) -> RunPlan:
             keep_days=dag.keep_days or config.keep_days,
             archive_logs_after=config.archive_logs_after,
         ),
+        dbt_driver=config.dbt_driver,
         git_clone=workspace.root / config.repo_cache_dir / dag.name if dag.git_backed else None,
         **given,
     )

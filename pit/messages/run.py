@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, assert_never
 import attrs
 
 from pit.messages.task import TaskEvent
-from pit.spec.defaults import ARTIFACTS, DEFAULT_MAX_ACTIVE_TASKS, DEFAULT_STOP_GRACE
+from pit.spec.defaults import (
+    ARTIFACTS,
+    DEFAULT_DBT_DRIVER,
+    DEFAULT_MAX_ACTIVE_TASKS,
+    DEFAULT_STOP_GRACE,
+)
 from pit.spec.retention import Retention
 from pit.spec.states import RunState, TaskState
 
@@ -171,6 +176,8 @@ class RunPlan:
     code_version: str | None = None
     """The code's version when known before the snapshot is taken (a re-run from the snapshot
     of a git-backed run: its commit); None: the snapshot's digest."""
+    dbt_driver: str = DEFAULT_DBT_DRIVER
+    """The ODBC driver of dbt-sqlserver profiles (`dbt_driver` in pit_config.toml)."""
     git_clone: Path | None = None
     """A git-backed DAG's clone (`repo_cache/<dag>`): fetched and checked out before the run,
     and its snapshot taken from there (with the project's pit.toml). None: `source_dir` alone."""

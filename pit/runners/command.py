@@ -12,6 +12,7 @@ from typing import BinaryIO, Protocol
 
 import attrs
 
+from pit.runners.dbt import dbt_env
 from pit.spec.dag import DagSpec, RunnerKind, TaskSpec, TaskType
 from pit.spec.secrets import SecretNotFound, Secrets
 
@@ -117,6 +118,8 @@ class RunPlace:
     workspace: Path
     secrets: Secrets | None = attrs.field(default=None, repr=False)
     """None without a secrets file: SQL tasks then run in stub mode."""
+    dbt_profiles: Path | None = None
+    """The folder of the profiles.yml written for the run's dbt tasks (`pit.runners.dbt`)."""
 
 
 def run_env(
@@ -160,6 +163,7 @@ def build_launch(place: RunPlace, task: TaskSpec, attempt: int) -> Launch:
         argv = (*task.runner.prefix, str(script))
     else:
         argv, cwd = _dbt_argv(place, task)
+        env.update(dbt_env(place.dbt_profiles))
     return ProcessLaunch(argv=argv, cwd=cwd, env=env)
 
 
@@ -209,6 +213,10 @@ def _dbt_argv(place: RunPlace, task: TaskSpec) -> tuple[tuple[str, ...], Path]:
         *shlex.split(task.script),
         "--project-dir",
         str(project),
+        "--profile",
+        dbt.profile or place.dag.name,
+        "--target",
+        dbt.target,
         "--log-format",
         "json",
     )

@@ -11,5 +11,6 @@ ARTIFACTS = ("logs", "project", "data")
 DEFAULT_MAX_ACTIVE_TASKS = 4
 DEFAULT_STOP_GRACE = 10.0
 """Seconds a stopped task gets between SIGTERM and SIGKILL."""
+DEFAULT_DBT_DRIVER = "ODBC Driver 17 for SQL Server"
 DEFAULT_FETCH_TIMEOUT = 300.0
 """Seconds a git-backed DAG's fetch may take (`fetch_timeout`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from pit.spec import limits
-from pit.spec.defaults import ARTIFACTS, DEFAULT_STOP_GRACE
+from pit.spec.defaults import ARTIFACTS, DEFAULT_DBT_DRIVER, DEFAULT_STOP_GRACE
 from pit.spec.problems import Problem, Severity, shown
 from pit.spec.reader import TableReader
 from pit.spec.toml import parse_toml
@@ -29,7 +29,7 @@ class WorkspaceConfig:
     """`secrets_dir` in the file (the seed's name): path of the secrets TOML file."""
     runs_dir: str = "runs"
     repo_cache_dir: str = "repo_cache"
-    dbt_driver: str = "ODBC Driver 17 for SQL Server"
+    dbt_driver: str = DEFAULT_DBT_DRIVER
     keep_artifacts: tuple[str, ...] = ARTIFACTS
     keep_runs: int | None = None
     """Runs of each DAG kept (its newest ended ones); a DAG's own setting wins."""

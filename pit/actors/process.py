@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import attrs
 import trio
@@ -178,14 +178,23 @@ def _pidfd(pid: int) -> int | None:
         raise
 
 
+class Transform(Protocol):
+    """Turns a stream of output into another (dbt's JSON log into readable lines)."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
 async def pump_output(
     process: GroupProcess,
     log: BinaryIO,
     forward: Callable[[bytes], Awaitable[None]] | None,
     masker: Masker | None,
+    transform: Transform | None = None,
 ) -> None:
     """Copy the process's piped output to `log` (and `forward`) until every writer closed it,
-    with secret values masked when a `masker` is given."""
+    turned by `transform` when given, then with secret values masked when a `masker` is."""
     stream = process.output
     assert stream is not None
 
@@ -197,9 +206,17 @@ async def pump_output(
             if forward is not None:
                 await forward(data)
 
+    async def take(data: bytes) -> None:
+        if transform is not None:
+            data = transform.feed(data)
+        await emit(masker.feed(data) if masker else data)
+
     async with stream:
         while chunk := await stream.receive_some(_READ_SIZE):
-            await emit(masker.feed(bytes(chunk)) if masker else bytes(chunk))
+            await take(bytes(chunk))
+        if transform is not None:
+            last = transform.flush()
+            await emit(masker.feed(last) if masker else last)
         if masker is not None:
             await emit(masker.flush())
 

@@ -41,7 +41,9 @@ from pit.messages.task import (
     TaskOutput,
 )
 from pit.runners.command import InProcessLaunch, Outcome, ProcessLaunch
-from pit.spec.dag import TaskSpec
+from pit.runners.dbt import DBT_JSONL, keep_artifacts
+from pit.runners.dbtlog import DbtLog
+from pit.spec.dag import RunnerKind, TaskSpec
 from pit.spec.defaults import DEFAULT_STOP_GRACE
 from pit.spec.durations import format_duration
 from pit.spec.states import TaskState
@@ -216,13 +218,14 @@ class TaskActor:
                 cwd=str(launch.cwd),
                 env=launch.env,
                 log=log,
-                pipe=self.output is not None or bool(self.secret_values),
+                pipe=self.output is not None or bool(self.secret_values) or self._dbt,
             )
         except OSError as exc:
             await self.run_inbox.send(started)
             message = f"cannot start {launch.argv[0]}: {exc.strerror or exc}"
             log.write(f"pit: {message}\n".encode())
             return Outcome(exit_code=None, error=message)
+        dbt = DbtLog() if self._dbt else None
         try:
             await self.run_inbox.send(started)
             if process.output is None:
@@ -230,7 +233,7 @@ class TaskActor:
             else:
                 async with trio.open_nursery() as nursery:
                     pumped = trio.Event()
-                    nursery.start_soon(self._pump, process, log, pumped)
+                    nursery.start_soon(self._pump, process, log, pumped, dbt)
                     timed_out = await self._wait(process, control)
                     # Leftovers hold the pipe open: end them first.
                     await self._end_tree(process, launch)
@@ -242,9 +245,16 @@ class TaskActor:
             with trio.CancelScope(shield=True):
                 await self._end_tree(process, launch)
             process.close()
-        return _outcome(
-            _exit_outcome(process.returncode), timed_out, self.task.timeout, control.stop_reason
-        )
+        natural = _exit_outcome(process.returncode)
+        if dbt is not None:
+            await trio.to_thread.run_sync(keep_artifacts, launch.cwd, self.log_path)
+            if natural.error is not None and dbt.failed:  # the models and tests that failed
+                natural = attrs.evolve(natural, error=f"{natural.error}: {', '.join(dbt.failed)}")
+        return _outcome(natural, timed_out, self.task.timeout, control.stop_reason)
+
+    @property
+    def _dbt(self) -> bool:
+        return self.task.runner.kind is RunnerKind.DBT
 
     async def _wait(self, process: GroupProcess, control: _Control) -> bool:
         """Wait for the process to end, stopping it on timeout or command (SIGTERM, the grace
@@ -266,16 +276,50 @@ class TaskActor:
         if run_id is not None:
             await end_escapees(run_id, self.task.name)
 
-    async def _pump(self, process: GroupProcess, log: BinaryIO, done: trio.Event) -> None:
+    async def _pump(
+        self, process: GroupProcess, log: BinaryIO, done: trio.Event, dbt: DbtLog | None
+    ) -> None:
         async def forward(chunk: bytes) -> None:
             assert self.output is not None
             await self.output.send(TaskOutput(task=self.task.name, data=chunk))
 
         try:
             masker = Masker(self.secret_values) if self.secret_values else None
-            await pump_output(process, log, forward if self.output else None, masker)
+            with contextlib.ExitStack() as held:
+                transform = None
+                if dbt is not None:  # its raw JSON kept beside the log, masked as well
+                    raw = held.enter_context(TaskLog(self.log_path.with_suffix(DBT_JSONL), "ab"))
+                    raw_masker = Masker(self.secret_values) if self.secret_values else None
+                    transform = _DbtTap(dbt, raw, raw_masker)
+                forwarding = forward if self.output else None
+                await pump_output(process, log, forwarding, masker, transform)
         finally:
             done.set()
+
+
+@attrs.define
+class _DbtTap:
+    """dbt's JSON output made readable for the log, its raw lines written to `raw`."""
+
+    dbt: DbtLog
+    raw: BinaryIO
+    masker: Masker | None
+
+    def feed(self, chunk: bytes) -> bytes:
+        shown = self.dbt.feed(chunk)
+        self._keep()
+        return shown
+
+    def flush(self) -> bytes:
+        shown = self.dbt.flush()
+        self._keep()
+        if self.masker is not None:
+            self.raw.write(self.masker.flush())
+        return shown
+
+    def _keep(self) -> None:
+        if raw := self.dbt.take_raw():
+            self.raw.write(self.masker.feed(raw) if self.masker else raw)
 
 
 def _exit_outcome(returncode: int | None) -> Outcome:

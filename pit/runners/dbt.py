@@ -129,3 +129,21 @@ def dbt_env(profiles_dir: Path | None) -> dict[str, str]:
     if profiles_dir is not None:
         env["DBT_PROFILES_DIR"] = str(profiles_dir)
     return env
+
+
+DBT_JSONL = ".dbt.jsonl"
+"""The suffix of a dbt task's raw JSON log, beside its readable one (`<task>.dbt.jsonl`)."""
+ARTIFACTS = ("run_results.json", "manifest.json")
+"""What dbt writes in its target/ that lineage tools read: kept with each dbt task's log."""
+
+
+def keep_artifacts(project_dir: Path, log_path: Path) -> None:
+    """Copy dbt's run_results.json and manifest.json beside the task's log
+    (`<task>.run_results.json`): the next dbt task of the run overwrites them in target/."""
+    for name in ARTIFACTS:
+        made = project_dir / "target" / name
+        if made.is_file():
+            try:
+                shutil.copyfile(made, log_path.with_name(f"{log_path.stem}.{name}"))
+            except OSError:  # a full disk: the run's log says what matters
+                continue

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from pit.cli.context import CliContext
-from pit.cli.scaffolds import EXECUTABLE_SUFFIXES, SCAFFOLDS
+from pit.cli.scaffolds import DBT_SECRET, EXECUTABLE_SUFFIXES, SCAFFOLDS
 from pit.errors import WorkspaceError
 from pit.spec.load import PROJECTS_DIR
 
@@ -40,6 +40,26 @@ def init_command(cli: CliContext, *, name: str, type_: str) -> int:
     write_project(target, name, type_)
     print(f"created {type_} project {target}")
     print(f"  validate: pit -C {root} validate")
-    if type_ != "dbt":
-        print(f"  run:      pit -C {root} run {name}")
+    run = f"pit -C {root} run {name}"
+    if type_ == "dbt":
+        run = _dbt_secret(cli, name) or run
+    print(f"  run:      {run}")
     return 0
+
+
+def _dbt_secret(cli: CliContext, name: str) -> str | None:
+    """Write the dbt project's connection secret to `<name>.secrets.toml` at the workspace
+    root, unless a secrets file is in use (then say what to add to it); the command that runs
+    the project, when it needs `--secrets`."""
+    secret = DBT_SECRET.format(name=name, file=f"{name}.secrets.toml")
+    in_use = cli.secrets_path(cli.workspace(config_must_be_valid=False))
+    if in_use is not None:
+        print(f"  add its connection to {in_use}:")
+        print("".join(f"    {line}\n" for line in secret.splitlines() if line and line[0] != "#"))
+        return None
+    path = cli.root / f"{name}.secrets.toml"
+    if not path.exists():
+        path.write_text(secret, encoding="utf-8")
+        path.chmod(0o600)
+        print(f"  wrote its connection secret (a DuckDB file in the workspace) to {path}")
+    return f"pit -C {cli.root} --secrets {path} run {name}"

@@ -163,9 +163,28 @@ profile: {name}
 model-paths: ["models"]
 """,
     "dbt_repo/models/example.sql": """\
-select 1 as id
+select 1 as id, 'open' as status
+union all
+select 2, 'closed'
+""",
+    "dbt_repo/models/schema.yml": """\
+version: 2
+models:
+  - name: example
+    columns:
+      - name: id
+        data_tests: [not_null, unique]
 """,
 }
+
+DBT_SECRET = """\
+# The connection of the dbt project '{name}': an embedded DuckDB database in the workspace.
+# Give this file with `pit --secrets {file} ...`, or move the section into the secrets file
+# pit_config.toml names (secrets_dir). For PostgreSQL: host, user, password, dbname (and the
+# adapter dbt-postgres in projects/{name}/pit.toml).
+[{name}.{name}_db]
+path = "{name}.duckdb"
+"""
 
 SCAFFOLDS = {"python": PYTHON, "sql": SQL, "shell": SHELL, "dbt": DBT}
 EXECUTABLE_SUFFIXES = (".sh",)

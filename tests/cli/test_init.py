@@ -71,3 +71,28 @@ def test_refuses_a_bad_type_or_name(workspace, pit, args, messages):
     (line,) = result.stderr.splitlines()
     assert all(message in line for message in messages)
     assert list((workspace.root / "projects").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_dbt_scaffold_runs_as_created_on_its_embedded_database(workspace, pit):
+    created = pit("init", "shop", "--type", "dbt")
+    assert created.returncode == 0, created.stderr
+    secrets = workspace.root / "shop.secrets.toml"
+    assert f"run:      pit -C {workspace.root} --secrets {secrets} run shop" in created.stdout
+    assert (secrets.stat().st_mode & 0o777) == 0o600
+
+    result = pit("--secrets", str(secrets), "run", "shop")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(workspace.task_states(workspace.only_run("shop")).values()) == {"success"}
+    assert (workspace.root / "shop.duckdb").is_file()
+
+
+def test_the_dbt_scaffold_says_what_to_add_to_a_secrets_file_in_use(workspace, pit):
+    secrets = workspace.write("secrets.toml", "[global]\n")
+    created = pit("--secrets", str(secrets), "init", "shop", "--type", "dbt")
+    assert created.returncode == 0, created.stderr
+    assert f"add its connection to {secrets}" in created.stdout
+    assert "[shop.shop_db]" in created.stdout
+    assert secrets.read_text() == "[global]\n"  # never edited
+    assert not (workspace.root / "shop.secrets.toml").exists()

@@ -27,6 +27,7 @@ from pit.spec.dag import DagSpec
 from pit.spec.secrets import SecretNotFound, Secrets
 
 PROFILES = "profiles.yml"
+_INTEGERS = {"port", "threads", "connect_timeout", "keepalives_idle", "retries", "login_timeout"}
 
 
 @attrs.frozen
@@ -101,6 +102,11 @@ def _output(
     for key, value in fields.items():  # the rest as written (sslmode, encrypt, extensions...)
         if key not in used:
             output[key] = value
+    for key, value in output.items():  # secrets hold text; dbt checks these keys' types
+        if isinstance(value, str) and key in _INTEGERS and value.strip().isdigit():
+            output[key] = int(value)
+        elif isinstance(value, str) and value.lower() in ("true", "false"):
+            output[key] = value.lower() == "true"
     if adapter.type == "duckdb":
         path = Path(os.path.expanduser(str(output.pop("path"))))
         output["path"] = str(path if path.is_absolute() else workspace / path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -135,3 +136,23 @@ def test_a_missing_connection_field_fails_before_dbt_starts(workspace: Workspace
     manifest = workspace.manifest(workspace.run_dirs("shop")[-1])
     assert manifest["state"] == "failed"
     assert not (workspace.run_dirs("shop")[-1] / "logs" / "run.log").exists()
+
+
+def test_dbt_postgres_runs_against_a_real_server(
+    workspace: Workspace, pit: Pit, fresh_postgres_url: str
+) -> None:
+    url = urlsplit(fresh_postgres_url)
+    password = "never-shown-4711"  # the cluster trusts local clients: any password passes
+    workspace.project("shop", PIT_TOML.replace('"dbt-duckdb"', '"dbt-postgres"'), FILES)
+    secrets = workspace.write(
+        "secrets.toml",
+        f'[global.shop_db]\nhost = "{url.hostname}"\nport = {url.port}\n'
+        f'user = "{url.username}"\npassword = "{password}"\ndatabase = "{url.path[1:]}"\n',
+    )
+    done = pit("--secrets", str(secrets), "run", "shop")
+    assert done.returncode == 0, done.stdout + done.stderr
+    logs = workspace.run_dirs("shop")[-1] / "logs"
+    assert re.search(r"^OK orders \(\d+\.\ds", (logs / "run.log").read_text(), re.M)
+    assert "PASS unique_orders_id" in (logs / "test.log").read_text()
+    for log in logs.iterdir():
+        assert password not in log.read_text(errors="replace"), log

@@ -137,3 +137,13 @@ def test_the_profiles_folder_is_private_and_gone_after() -> None:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
     }
+
+
+def test_numbers_and_booleans_written_as_text_reach_dbt_typed() -> None:
+    made = output(
+        "dbt-postgres",
+        '[global.db]\nhost = "pg"\nuser = "u"\npassword = "p"\ndbname = "dw"\n'
+        'port = "6543"\nthreads = "8"\nsslmode = "require"\nkeepalive = "TRUE"\n',
+    )
+    assert (made["port"], made["threads"], made["keepalive"]) == (6543, 8, True)
+    assert made["password"] == "p"

@@ -30,6 +30,7 @@ from pit.actors.catalog import Catalog, api_tokens
 from pit.actors.executor_process import ExecutorProcess
 from pit.actors.plans import plan_rerun_of, plan_run
 from pit.actors.reconcile import recover_runs, settle_dead_runs
+from pit.actors.reposync import RepoSync
 from pit.actors.store import StoreWriter
 from pit.actors.triggers import Triggers
 from pit.clock import Clock
@@ -186,6 +187,14 @@ class Supervisor:
             self._paused = await trio.to_thread.run_sync(read_paused_or_warn, self.root, log.error)
             self._served.paused = frozenset(self._paused)
             self._triggers.start(self._unpaused(), self._workspace.runs_dir, first=True)
+            config = self._workspace.config
+            if config.sync_interval is not None:
+                sync = RepoSync(
+                    interval=config.sync_interval,
+                    cache=self._workspace.root / config.repo_cache_dir,
+                    dags=self._catalog.dags,
+                )
+                services.start_soon(sync.run)
             await self._start_web()
             task_status.started(SupervisorHandle(inbox=send.clone(), web_port=self._web_port))
             log.info("serving %s from %s", plural(len(self._catalog), "DAG"), self.root)

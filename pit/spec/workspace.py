@@ -16,8 +16,6 @@ DEFAULT_MAX_QUEUED_RUNS = 100
 NOT_YET_USED = (
     "age_identity",
     "secrets_recipients",
-    "dbt_driver",
-    "repo_cache_dir",
 )
 """Keys of the original Pit's `pit_config.toml`: read and type-checked so that its files load,
 but no feature of this pit uses them yet (a warning says so)."""
@@ -30,6 +28,8 @@ class WorkspaceConfig:
     runs_dir: str = "runs"
     repo_cache_dir: str = "repo_cache"
     dbt_driver: str = DEFAULT_DBT_DRIVER
+    sync_interval: float | None = None
+    """Seconds between two fetches of the git-backed DAGs' clones by pit serve; None: never."""
     keep_artifacts: tuple[str, ...] = ARTIFACTS
     keep_runs: int | None = None
     """Runs of each DAG kept (its newest ended ones); a DAG's own setting wins."""
@@ -83,6 +83,7 @@ def parse_workspace_config(
         runs_dir=r.path_string("runs_dir") or defaults.runs_dir,
         repo_cache_dir=r.path_string("repo_cache_dir") or defaults.repo_cache_dir,
         dbt_driver=r.string("dbt_driver") or defaults.dbt_driver,
+        sync_interval=r.duration("sync_interval", positive=True),
         keep_artifacts=defaults.keep_artifacts if keep is None else keep,
         keep_runs=read_keep_runs(r),
         keep_days=read_keep_days(r),

@@ -4,12 +4,15 @@ the workspace, and a push between two runs is what the second one runs."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Pit, Workspace
+from pit.store.repos import checked_out
+from tests.conftest import Pit, Workspace, wait_until
+from tests.e2e.test_serve import serve
 from tests.gitremote import Upstream, git
 
 pytestmark = [pytest.mark.e2e]
@@ -195,3 +198,20 @@ def test_a_local_project_in_a_git_work_tree_records_its_commit(
     assert inside["code_version"] == outside["code_version"]  # the same files
     listing = pit("logs", "local", "--list").stdout
     assert f"@{head[:7]}" in listing
+
+
+def test_pit_serve_fetches_every_sync_interval(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    first = upstream.commit({"tasks/extract.sh": "echo one\n"})
+    git_project(workspace, upstream.url, extra='schedule = "0 0 1 1 *"')
+    workspace.config('sync_interval = "1s"\n')
+    clone = workspace.root / "repo_cache" / "claims"
+    with serve(pit, workspace) as server:
+        wait_until(lambda: checked_out(clone) == first, timeout=30, what="the first sync")
+        second = upstream.commit({"tasks/extract.sh": "echo two\n"})
+        wait_until(lambda: checked_out(clone) == second, timeout=30, what="the push synced")
+        server.signal(signal.SIGTERM)
+        assert server.exit_code() == 0
+        assert f"claims: {first[:12]} -> {second[:12]} (main)" in server.output()

@@ -77,11 +77,14 @@ def test_the_original_later_pit_config_keys_load_with_warnings() -> None:
     config, problems = parse_workspace_config(text)
 
     assert [p for p in problems if p.is_error] == []
-    # the run store's and the API's token (the name of the secret holding it) are used
-    assert {p.key for p in problems} == set(LATER_KEYS) - {"metadata_db", "api_token"}
+    # the run store's, the API's token (the name of the secret holding it), the git clones'
+    # folder and dbt-sqlserver's ODBC driver are used
+    used = {"metadata_db", "api_token", "repo_cache_dir", "dbt_driver"}
+    assert {p.key for p in problems} == set(LATER_KEYS) - used
     assert all(p.message == "does nothing yet in this pit" for p in problems)
     assert config.metadata_db == "pit.db"
     assert config.api_token == "t0ken"
+    assert (config.repo_cache_dir, config.dbt_driver) == ("cache", "ODBC Driver 18 for SQL Server")
 
 
 def test_the_later_keys_are_type_checked() -> None:

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from pit.cli.context import CliContext
 from pit.errors import RunError, WorkspaceError
+from pit.runners.dbt import dbt_command
 from pit.spec.dag import DagSpec
 from pit.store.repos import check_out, checked_out, git_source
 
-VENV_TIMEOUT = 600.0
-"""Seconds `uv sync` may take to make a clone's venv."""
+PREPARE_TIMEOUT = 600.0
+"""Seconds making a clone's venv (`uv sync`), or installing its dbt, may take."""
 
 
 def sync_command(cli: CliContext, *, dags: list[str], as_json: bool) -> int:
@@ -59,6 +60,7 @@ def _sync(dag: DagSpec, clone: Path) -> dict[str, str | bool | None]:
         "after": None,
         "changed": False,
         "venv": None,
+        "dbt": None,
         "error": None,
     }
     try:
@@ -68,25 +70,29 @@ def _sync(dag: DagSpec, clone: Path) -> dict[str, str | bool | None]:
         return result
     result.update(after=after, changed=after != before)
     if (clone / "pyproject.toml").is_file():
-        result["venv"], result["error"] = _venv(clone)
+        result["venv"], result["error"] = _prepared(
+            ["uv", "sync", "--quiet", "--project", str(clone)]
+        )
+        if result["venv"] is not None:
+            result["venv"] = str(clone / ".venv")
+    if dag.dbt is not None and result["error"] is None:  # dbt installed in uv's cache
+        done, result["error"] = _prepared([*dbt_command(dag.dbt), "--help"])
+        result["dbt"] = done is not None
     return result
 
 
-def _venv(clone: Path) -> tuple[str | None, str | None]:
-    """Make the clone's venv as its Python tasks will use it: (where, None) or (None, why not)."""
+def _prepared(argv: list[str]) -> tuple[str | None, str | None]:
+    """Run what makes an environment ready (the clone's venv, dbt in uv's cache): ("ok", None),
+    or (None, why not)."""
     try:
         done = subprocess.run(
-            ["uv", "sync", "--quiet", "--project", str(clone)],
-            capture_output=True,
-            text=True,
-            timeout=VENV_TIMEOUT,
-            check=False,
+            argv, capture_output=True, text=True, timeout=PREPARE_TIMEOUT, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"uv sync of {clone}: {exc}"
+        return None, f"{' '.join(argv[:2])}: {exc}"
     if done.returncode != 0:
-        return None, f"uv sync of {clone} failed: {done.stderr.strip()}"
-    return str(clone / ".venv"), None
+        return None, f"{' '.join(argv)} failed: {done.stderr.strip()[-2000:]}"
+    return "ok", None
 
 
 def _said(result: dict[str, str | bool | None]) -> str:
@@ -101,6 +107,8 @@ def _said(result: dict[str, str | bool | None]) -> str:
         line = f"up to date at {after}"
     if result["venv"]:
         line += f"; venv ready ({result['venv']})"
+    if result["dbt"]:
+        line += "; dbt installed"
     elif result["error"]:
         line += f"; {result['error']}"
     return line

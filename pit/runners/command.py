@@ -12,7 +12,7 @@ from typing import BinaryIO, Protocol
 
 import attrs
 
-from pit.runners.dbt import dbt_env
+from pit.runners.dbt import dbt_command, dbt_env
 from pit.spec.dag import DagSpec, RunnerKind, TaskSpec, TaskType
 from pit.spec.secrets import SecretNotFound, Secrets
 
@@ -203,13 +203,8 @@ def _dbt_argv(place: RunPlace, task: TaskSpec) -> tuple[tuple[str, ...], Path]:
     dbt = place.dag.dbt
     assert dbt is not None, "validation requires [dag.dbt] for dbt tasks"
     project = place.snapshot_dir / (dbt.project_dir or ".")
-    deps = [arg for dep in (dbt.adapter, *dbt.extra_deps) for arg in ("--with", dep)]
     argv = (
-        "uvx",
-        "--from",
-        f"dbt-core=={dbt.version}",
-        *deps,
-        "dbt",
+        *dbt_command(dbt),
         *shlex.split(task.script),
         "--project-dir",
         str(project),

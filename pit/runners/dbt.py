@@ -25,6 +25,7 @@ import attrs
 from pit.errors import RunError
 from pit.spec.dag import DagSpec
 from pit.spec.secrets import SecretNotFound, Secrets
+from pit.spec.tables import DbtSpec
 
 PROFILES = "profiles.yml"
 _INTEGERS = {"port", "threads", "connect_timeout", "keepalives_idle", "retries", "login_timeout"}
@@ -113,6 +114,12 @@ def _output(
     if adapter.type == "sqlserver":
         output.setdefault("driver", driver)
     return output
+
+
+def dbt_command(dbt: DbtSpec) -> tuple[str, ...]:
+    """dbt as uv runs it for `[dag.dbt]`: the pinned dbt-core with the adapter and extras."""
+    deps = [arg for dep in (dbt.adapter, *dbt.extra_deps) for arg in ("--with", dep)]
+    return ("uvx", "--from", f"dbt-core=={dbt.version}", *deps, "dbt")
 
 
 @contextmanager

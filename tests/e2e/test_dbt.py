@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import Pit, Workspace
+from tests.gitremote import Upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -156,3 +158,20 @@ def test_dbt_postgres_runs_against_a_real_server(
     assert "PASS unique_orders_id" in (logs / "test.log").read_text()
     for log in logs.iterdir():
         assert password not in log.read_text(errors="replace"), log
+
+
+def test_pit_sync_installs_a_git_backed_dbt_projects_dbt(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    upstream = Upstream(tmp_path / "remote")
+    upstream.commit(FILES)
+    toml = PIT_TOML.replace(
+        '[dag]\nname = "shop"\n',
+        f'[dag]\nname = "shop"\ngit_url = "{upstream.url}"\ngit_ref = "main"\n',
+    )
+    workspace.project("shop", toml)
+    done = pit("sync", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = json.loads(done.stdout)
+    assert result["dbt"] is True
+    assert result["error"] is None

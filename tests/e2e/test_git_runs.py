@@ -149,6 +149,7 @@ def test_pit_sync_fetches_ahead_and_says_what_changed(
         "after": second,
         "changed": False,
         "venv": None,
+        "dbt": None,
         "error": None,
     }
     assert (workspace.root / "repo_cache" / "claims" / "tasks" / "extract.sh").is_file()

@@ -15,6 +15,7 @@ from typing import Protocol
 import attrs
 import trio
 
+from pit.clock import Clock, SystemClock
 from pit.messages.run import RunRecord
 from pit.messages.trigger import SupervisorInbox
 from pit.spec.dag import DagSpec
@@ -109,6 +110,8 @@ class WebHandle:
     store: Path
     """The run store, which the API reads on connections of its own."""
     metrics: ServeMetrics = attrs.field(factory=ServeMetrics)
+    clock: Clock = attrs.field(factory=SystemClock)
+    """What the API reckons next fire times from."""
 
 
 class WebListener(Protocol):

@@ -184,7 +184,7 @@ def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
             return {d.name: runs.runs(dag=d.name, limit=recent, tasks=False) for d in specs}
 
         found = await store.read(recent_of)
-        now = dt.datetime.now(dt.UTC)
+        now = handle.clock.now()
         answer: list[DagSummaryJson] = []
         for dag in specs:
             shown = [run_json(record) for record in found.get(dag.name, [])]
@@ -208,7 +208,7 @@ def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
             return error(404, "dag not found")
         recent = await store.read(lambda runs: runs.runs(dag=name, limit=RECENT_RUNS, tasks=False))
         return {
-            **_dag_summary(spec, dt.datetime.now(dt.UTC), paused=name in served.paused),
+            **_dag_summary(spec, handle.clock.now(), paused=name in served.paused),
             "overlap": spec.overlap.value,
             "timeout": _go_duration(spec.timeout),
             "timeout_seconds": spec.timeout,

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,15 @@ def test_the_commit_of_a_work_tree_is_read_from_its_files(
     empty = tmp_path / "empty"
     subprocess.run(["git", "init", "--quiet", str(empty)], check=True)
     assert work_tree_commit(empty) is None  # a branch with no commit yet
+
+
+def test_concurrent_check_outs_of_one_clone_take_turns(tmp_path: Path, upstream: Upstream) -> None:
+    """Runs of one DAG and `pit sync` at once: each waits for the clone's lock, none sees a
+    half-made clone, and all end on the ref's commit."""
+    commit = upstream.commit({"a.txt": "a\n"})
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda _: check_out(source(tmp_path, upstream)), range(8)))
+    assert {checkout.commit for checkout in done} == {commit}
+    clone = tmp_path / "repo_cache" / "dag"
+    assert git(clone, "status", "--porcelain") == ""
+    assert not (tmp_path / "repo_cache" / ".dag.cloning").exists()

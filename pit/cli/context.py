@@ -10,6 +10,7 @@ from pit.errors import WorkspaceError
 
 if TYPE_CHECKING:  # the specs are imported when a command reads the workspace, not for --help
     from pit.spec.load import Workspace
+    from pit.spec.secrets import Secrets
 
 
 class CliContext(NamedTuple):  # not attrs or a dataclass: imports `pit --help` need not pay
@@ -33,6 +34,21 @@ class CliContext(NamedTuple):  # not attrs or a dataclass: imports `pit --help` 
             for warning in workspace.config_warnings:
                 print(f"pit: {warning}", file=sys.stderr)
         return workspace
+
+    def age_identity(self, workspace: Workspace) -> Path | None:
+        """The age identity pit_config.toml names (`age_identity`), for an encrypted secrets
+        file; None when it names none."""
+        configured = workspace.config.age_identity
+        return workspace.resolve(configured) if configured else None
+
+    def load_secrets(self, workspace: Workspace, flag: Path | None = None) -> Secrets | None:
+        """The secrets file read (decrypted if it is age's); None when there is none."""
+        from pit.spec.load import load_secrets
+
+        path = self.secrets_path(workspace, flag)
+        if path is None:
+            return None
+        return load_secrets(path, age_identity=self.age_identity(workspace))
 
     def secrets_path(self, workspace: Workspace, flag: Path | None = None) -> Path | None:
         """The secrets file: a command's own --secrets, the global one, then pit_config.toml."""

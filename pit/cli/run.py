@@ -10,7 +10,7 @@ from pit.cli.context import CliContext
 from pit.errors import WorkspaceError
 from pit.messages.run import RunPlan
 from pit.spec.dag import RunnerKind
-from pit.spec.load import Workspace, load_secrets
+from pit.spec.load import Workspace
 from pit.spec.problems import did_you_mean
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
@@ -23,9 +23,8 @@ def run_command(cli: CliContext, *, target: str, verbose: bool, secrets: Path | 
     """`pit run`: the exit code, 0 on success, 1 on failure, 130 if interrupted."""
     workspace = cli.workspace()
     request = _request(workspace, target)
-    secrets_path = cli.secrets_path(workspace, secrets)
     # Read before the run starts: a broken secrets file stops it with the file and key named.
-    loaded = load_secrets(secrets_path) if secrets_path is not None else None
+    loaded = cli.load_secrets(workspace, secrets)
     if loaded is None and any(t.runner.kind is RunnerKind.SQL for t in request.dag.tasks):
         print(
             "pit: warning: no secrets file (--secrets or secrets_dir): SQL tasks run in STUB "

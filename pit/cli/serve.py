@@ -16,7 +16,7 @@ from pit.cli.context import CliContext
 from pit.cli.signals import forward_signals
 from pit.errors import WorkspaceError, single_pit_error
 from pit.spec.dag import DagSpec
-from pit.spec.load import Workspace, load_secrets
+from pit.spec.load import Workspace
 from pit.spec.problems import plural
 
 if TYPE_CHECKING:  # imported when pit serve starts, not for every command
@@ -31,8 +31,7 @@ def serve_command(
     """`pit serve`, until its signals end it: the exit code."""
     workspace = cli.workspace()
     serving = servable(workspace, keep_going=keep_going)
-    secrets_path = cli.secrets_path(workspace, secrets)
-    loaded = load_secrets(secrets_path) if secrets_path is not None else None
+    loaded = cli.load_secrets(workspace, secrets)
     if loaded is None and (hooked := [d.name for d in serving if d.webhook]):
         print(
             f"pit: no secrets file, so the webhook tokens of {', '.join(hooked)} cannot be read: "

@@ -26,7 +26,7 @@ from pit.cli.context import CliContext
 from pit.clock import SystemClock
 from pit.errors import SteerError
 from pit.messages.run import RunRecord
-from pit.spec.load import Workspace, load_secrets
+from pit.spec.load import Workspace
 from pit.spec.secrets import GLOBAL
 from pit.store.owner import owner_alive
 from pit.store.paused import PAUSED_FILE, Pause, set_paused
@@ -148,8 +148,7 @@ def rerun_command(
     plan = plan_rerun(record, paths, workspace, tasks=tasks, latest_code=latest_code)
     reused = ", ".join(sorted(plan.reused)) or "none"
     print(f"pit: re-running {run_id}; reusing {reused}", file=sys.stderr)
-    secrets_path = cli.secrets_path(workspace, secrets)
-    loaded = load_secrets(secrets_path) if secrets_path is not None else None
+    loaded = cli.load_secrets(workspace, secrets)
     return run_plan(cli, workspace, plan, loaded, verbose=verbose)
 
 
@@ -166,10 +165,10 @@ def _api_token(cli: CliContext, workspace: Workspace) -> str | None:
     name = workspace.config.api_token
     if name is None:
         return None
-    secrets_path = cli.secrets_path(workspace)
-    if secrets_path is None:
+    loaded = cli.load_secrets(workspace)
+    if loaded is None:
         raise SteerError(f"api_token names secret '{name}', and there is no secrets file")
-    return load_secrets(secrets_path).resolve(GLOBAL, name)
+    return loaded.resolve(GLOBAL, name)
 
 
 def _error_of(exc: urllib.error.HTTPError) -> str:

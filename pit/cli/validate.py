@@ -22,7 +22,7 @@ def validate_command(cli: CliContext, *, as_json: bool, remote: bool = False) ->
         project.folder: [*project.problems, *project.warnings] for project in workspace.projects
     }
     if secrets_path is not None:
-        secrets = load_secrets(secrets_path)
+        secrets = load_secrets(secrets_path, age_identity=cli.age_identity(workspace))
         for project in workspace.projects:
             if project.dag is not None:
                 by_project[project.folder] += validate_secret_names(

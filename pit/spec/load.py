@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 
 from pit.errors import WorkspaceError
+from pit.spec import agefile
 from pit.spec.problems import Problem, did_you_mean, errors, warnings
 from pit.spec.secrets import Secrets, parse_secrets
 from pit.spec.workspace import CONFIG_FILE, WorkspaceConfig, parse_workspace_config
@@ -106,12 +109,18 @@ def _load_projects(root: Path) -> tuple[Project, ...]:
     )
 
 
-def load_secrets(path: Path) -> Secrets:
-    """Parse the secrets file; any problem is fatal, since a half-read secrets file misleads."""
+def load_secrets(
+    path: Path, *, age_identity: Path | None = None, env: Mapping[str, str] = os.environ
+) -> Secrets:
+    """Parse the secrets file, decrypting it first when it is age's (`.age`, `age_identity`
+    being pit_config.toml's); any problem is fatal, since a half-read secrets file misleads."""
     if not path.is_file():
         raise WorkspaceError(f"secrets file {path} does not exist (check --secrets or secrets_dir)")
     try:
-        text = _read(path).decode("utf-8")
+        data = _read(path)
+        if agefile.is_encrypted(path):
+            data = agefile.decrypt(path, data, configured=age_identity, env=env)
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorkspaceError(f"cannot read {path}: not UTF-8 text ({exc})") from exc
     secrets, problems = parse_secrets(text, str(path))

@@ -13,10 +13,7 @@ from pit.spec.toml import parse_toml
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_SHUTDOWN_GRACE = 60.0
 DEFAULT_MAX_QUEUED_RUNS = 100
-NOT_YET_USED = (
-    "age_identity",
-    "secrets_recipients",
-)
+NOT_YET_USED = ("secrets_recipients",)
 """Keys of the original Pit's `pit_config.toml`: read and type-checked so that its files load,
 but no feature of this pit uses them yet (a warning says so)."""
 

@@ -78,8 +78,8 @@ def test_the_original_later_pit_config_keys_load_with_warnings() -> None:
 
     assert [p for p in problems if p.is_error] == []
     # the run store's, the API's token (the name of the secret holding it), the git clones'
-    # folder and dbt-sqlserver's ODBC driver are used
-    used = {"metadata_db", "api_token", "repo_cache_dir", "dbt_driver"}
+    # folder, dbt-sqlserver's ODBC driver and the age identity are used
+    used = {"metadata_db", "api_token", "repo_cache_dir", "dbt_driver", "age_identity"}
     assert {p.key for p in problems} == set(LATER_KEYS) - used
     assert all(p.message == "does nothing yet in this pit" for p in problems)
     assert config.metadata_db == "pit.db"

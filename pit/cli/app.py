@@ -266,6 +266,53 @@ def init(
     _exit(init_command(_cli(ctx), name=name, type_=type_))
 
 
+secrets_app = typer.Typer(
+    help="Age identities, and the secrets pit reads (names, or one value).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("keygen")
+def secrets_keygen(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Where to write it (default ~/.config/pit/age-key.txt)."
+        ),
+    ] = None,
+) -> None:
+    """Make an age identity (0600; never replacing one) and print its public key."""
+    from pit.cli.secrets import keygen_command
+
+    _exit(keygen_command(output=output))
+
+
+@secrets_app.command("get")
+def secrets_get(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="The DAG whose section is read first.")],
+    key: Annotated[str, typer.Argument(help="The secret.")],
+) -> None:
+    """Print a secret as a task of `project` would get it (a structured one as TOML)."""
+    from pit.cli.secrets import get_command
+
+    _exit(get_command(_cli(ctx), project=project, key=key))
+
+
+@secrets_app.command("list")
+def secrets_list(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Argument(help="Only this DAG's and [global].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the secrets by section: their names, never their values."""
+    from pit.cli.secrets import list_command
+
+    _exit(list_command(_cli(ctx), project=project, as_json=as_json))
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,

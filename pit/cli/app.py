@@ -289,6 +289,24 @@ def secrets_keygen(
     _exit(keygen_command(output=output))
 
 
+@secrets_app.command("encrypt")
+def secrets_encrypt(
+    ctx: typer.Context,
+    source: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="The plaintext file (default: the one in use)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where (default: <input>.age).")
+    ] = None,
+) -> None:
+    """Encrypt a plaintext secrets file for the recipients in secrets_recipients (once: an
+    encrypted file is never replaced; the plaintext is left for you to delete)."""
+    from pit.cli.secrets import encrypt_command
+
+    _exit(encrypt_command(_cli(ctx), source=source, output=output))
+
+
 @secrets_app.command("get")
 def secrets_get(
     ctx: typer.Context,

@@ -1,4 +1,5 @@
-"""`pit secrets keygen | get | list`: an age identity, and a look at the secrets pit reads.
+"""`pit secrets keygen | encrypt | get | list`: an age identity, an encrypted secrets file, and a
+look at the secrets pit reads.
 
 `get` and `list` read the secrets file as a run would (decrypting an age file with the same
 identity), so they show what tasks will be given. `list` names secrets, never their values.
@@ -14,8 +15,9 @@ from pathlib import Path
 from pit.cli.context import CliContext
 from pit.clock import SystemClock
 from pit.errors import WorkspaceError
-from pit.spec.agefile import DEFAULT_IDENTITY
-from pit.spec.secrets import GLOBAL, SecretNotFound, Secrets
+from pit.spec.agefile import DEFAULT_IDENTITY, SUFFIX, is_encrypted
+from pit.spec.load import Workspace
+from pit.spec.secrets import GLOBAL, SecretNotFound, Secrets, parse_secrets
 
 
 def keygen_command(*, output: Path | None) -> int:
@@ -84,3 +86,68 @@ def _secrets(cli: CliContext) -> Secrets:
     if loaded is None:
         raise WorkspaceError("no secrets file: give --secrets FILE or set secrets_dir")
     return loaded
+
+
+def encrypt_command(cli: CliContext, *, source: Path | None, output: Path | None) -> int:
+    """Encrypt a plaintext secrets file for the workspace's recipients (`secrets_recipients`),
+    once: the file must parse, and an existing encrypted file is never replaced."""
+    import pyrage
+    from pyrage import x25519
+
+    workspace = cli.workspace(config_must_be_valid=False)
+    plain = source or cli.secrets_path(workspace)
+    if plain is None or is_encrypted(plain):
+        raise WorkspaceError(
+            "name the plaintext secrets file to encrypt: pit secrets encrypt --input secrets.toml"
+        )
+    try:
+        text = plain.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkspaceError(f"cannot read {plain}: {exc}") from None
+    _, problems = parse_secrets(text, str(plain))
+    if problems:
+        raise WorkspaceError("fix it first: " + "; ".join(str(p) for p in problems))
+    recipients = [x25519.Recipient.from_str(key) for key in _recipients(cli, workspace)]
+    target = output or plain.with_name(plain.name + SUFFIX)
+    if target.exists():
+        raise WorkspaceError(f"{target} already exists: pit never replaces an encrypted file")
+    write_private(target, pyrage.encrypt(text.encode(), recipients))
+    print(f"encrypted {plain} for {len(recipients)} recipient(s) into {target}")
+    print(f"  point secrets_dir at {target.name}, then delete {plain}")
+    return 0
+
+
+def _recipients(cli: CliContext, workspace: Workspace) -> list[str]:
+    """The public keys of `secrets_recipients` (one `age1...` per line; comments allowed)."""
+    configured = workspace.config.secrets_recipients
+    if not configured:
+        raise WorkspaceError(
+            "set secrets_recipients in pit_config.toml: a file of age public keys (age1...), "
+            "one per line (`pit secrets keygen` prints yours)"
+        )
+    path = workspace.resolve(configured)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read the recipients {path}: {exc.strerror or exc}") from None
+    keys = [line.split("#")[0].strip() for line in lines]
+    keys = [key for key in keys if key]
+    wrong = [key for key in keys if not key.startswith("age1")]
+    if wrong or not keys:
+        raise WorkspaceError(f"{path} must list age public keys (age1...), not {wrong or 'none'}")
+    return keys
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (0600) atomically: a crash leaves the old file, or none, whole."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise WorkspaceError(f"cannot write {path}: {exc.strerror or exc}") from None

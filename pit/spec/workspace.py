@@ -13,9 +13,6 @@ from pit.spec.toml import parse_toml
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_SHUTDOWN_GRACE = 60.0
 DEFAULT_MAX_QUEUED_RUNS = 100
-NOT_YET_USED = ("secrets_recipients",)
-"""Keys of the original Pit's `pit_config.toml`: read and type-checked so that its files load,
-but no feature of this pit uses them yet (a warning says so)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -57,8 +54,8 @@ class WorkspaceConfig:
 def parse_workspace_config(
     text: str | bytes, file: str = CONFIG_FILE, *, strict: bool = True
 ) -> tuple[WorkspaceConfig, list[Problem]]:
-    """The config and its problems. `strict` is for `pit validate`: an unknown key is an error
-    and each key that does nothing yet gets a warning. Otherwise (`pit run`, `pit serve`) an
+    """The config and its problems. `strict` is for `pit validate`: an unknown key is an error.
+    Otherwise (`pit run`, `pit serve`) an
     unknown key is only a warning, so that a setting of a newer pit does not stop them."""
     raw, problems = parse_toml(text, file)
     if raw is None:
@@ -72,9 +69,6 @@ def parse_workspace_config(
     shutdown_grace = r.duration("shutdown_grace")
     queued_cap = r.integer("max_queued_runs", default=0, minimum=1, maximum=limits.MAX_QUEUED)
     later = {key: r.path_string(key) for key in ("metadata_db", "age_identity")}
-    for key in NOT_YET_USED if strict else ():
-        if r.has(key):
-            r.warn(key, "does nothing yet in this pit", "remove it, or keep it for a later pit")
     config = WorkspaceConfig(
         secrets_path=r.path_string("secrets_dir"),
         runs_dir=r.path_string("runs_dir") or defaults.runs_dir,

@@ -263,19 +263,15 @@ def test_hostile_values_are_problems_not_tracebacks(workspace, pit):
     ]
 
 
-def test_the_original_pit_config_keys_warn_but_do_not_fail(workspace, pit):
+def test_the_original_pit_config_keys_are_valid(workspace, pit):
     workspace.shell_project("etl", GOOD)
     workspace.config('metadata_db = "pit.db"\napi_token = "t"\nsecrets_recipients = "r.txt"\n')
 
     result = pit("validate")
 
     assert result.returncode == 0, result.stdout
-    warnings = groups(result.stdout)["pit_config.toml"]
-    assert warnings == [
-        "warning: pit_config.toml: secrets_recipients: does nothing yet in this pit "
-        "(remove it, or keep it for a later pit)",
-    ]
-    assert result.stdout.splitlines()[-1] == "1 of 1 project valid, 0 problems, 1 warning"
+    assert "pit_config.toml" not in groups(result.stdout)
+    assert result.stdout.splitlines()[-1] == "1 of 1 project valid, 0 problems"
 
 
 def test_an_unknown_config_key_fails_validate_but_not_run(workspace, pit):

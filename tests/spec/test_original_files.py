@@ -71,17 +71,15 @@ LATER_KEYS = {
 }
 
 
-def test_the_original_later_pit_config_keys_load_with_warnings() -> None:
+def test_the_original_later_pit_config_keys_load_and_are_used() -> None:
     text = "".join(f'{key} = "{value}"\n' for key, value in LATER_KEYS.items())
 
     config, problems = parse_workspace_config(text)
 
     assert [p for p in problems if p.is_error] == []
-    # the run store's, the API's token (the name of the secret holding it), the git clones'
-    # folder, dbt-sqlserver's ODBC driver and the age identity are used
-    used = {"metadata_db", "api_token", "repo_cache_dir", "dbt_driver", "age_identity"}
-    assert {p.key for p in problems} == set(LATER_KEYS) - used
-    assert all(p.message == "does nothing yet in this pit" for p in problems)
+    # the run store, the API's token (the name of the secret holding it), the git clones'
+    # folder, dbt-sqlserver's ODBC driver, the age identity and recipients: all used now
+    assert problems == []
     assert config.metadata_db == "pit.db"
     assert config.api_token == "t0ken"
     assert (config.repo_cache_dir, config.dbt_driver) == ("cache", "ODBC Driver 18 for SQL Server")

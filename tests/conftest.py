@@ -175,13 +175,15 @@ class Pit:
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = HANG_GUARD,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `pit [-C workspace] args...` to its end; return its exit code and output."""
+        """Run `pit [-C workspace] args...` to its end (`stdin` its input; none when None);
+        return its exit code and output."""
         return subprocess.run(
             self.argv(args, with_root=with_root),
             cwd=cwd or self.root,
             env=self.env(env),
-            stdin=subprocess.DEVNULL,
+            **({"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -307,6 +307,59 @@ def secrets_encrypt(
     _exit(encrypt_command(_cli(ctx), source=source, output=output))
 
 
+@secrets_app.command("set")
+def secrets_set(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="The section: a DAG's name, or global.")],
+    key: Annotated[str, typer.Argument(help="The secret.")],
+    value: Annotated[
+        str | None, typer.Argument(help="Its value; - reads it from stdin (out of history).")
+    ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field", help="name=value of a structured secret (repeatable; value - reads stdin)."
+        ),
+    ] = None,
+) -> None:
+    """Set a plain secret, or fields of a structured one; the file is rewritten whole
+    (encrypted again when it is age's, the previous one kept as .bak)."""
+    from pit.cli.secrets import set_command
+
+    _exit(set_command(_cli(ctx), project=project, key=key, value=value, fields=field or []))
+
+
+@secrets_app.command("remove")
+def secrets_remove(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="The section.")],
+    key: Annotated[str, typer.Argument(help="The secret.")],
+) -> None:
+    """Remove a secret (the previous file kept as .bak)."""
+    from pit.cli.secrets import remove_command
+
+    _exit(remove_command(_cli(ctx), project=project, key=key))
+
+
+@secrets_app.command("add-recipient")
+def secrets_add_recipient(
+    ctx: typer.Context,
+    public_key: Annotated[str, typer.Argument(help="An age public key (age1...).")],
+) -> None:
+    """Add a recipient to secrets_recipients and encrypt the secrets file for all of them."""
+    from pit.cli.secrets import add_recipient_command
+
+    _exit(add_recipient_command(_cli(ctx), public_key=public_key))
+
+
+@secrets_app.command("edit")
+def secrets_edit(ctx: typer.Context) -> None:
+    """Edit the secrets in $EDITOR; saved (encrypted again) only once they parse."""
+    from pit.cli.secrets import edit_command
+
+    _exit(edit_command(_cli(ctx)))
+
+
 @secrets_app.command("get")
 def secrets_get(
     ctx: typer.Context,

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+
+import attrs
 
 from pit.cli.context import CliContext
 from pit.clock import SystemClock
 from pit.errors import WorkspaceError
 from pit.spec.agefile import DEFAULT_IDENTITY, SUFFIX, is_encrypted
 from pit.spec.load import Workspace
-from pit.spec.secrets import GLOBAL, SecretNotFound, Secrets, parse_secrets
+from pit.spec.secrets import GLOBAL, SecretNotFound, Secrets, dump_secrets, parse_secrets
 
 
 def keygen_command(*, output: Path | None) -> int:
@@ -151,3 +157,145 @@ def write_private(path: Path, data: bytes) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise WorkspaceError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def set_command(
+    cli: CliContext, *, project: str, key: str, value: str | None, fields: list[str]
+) -> int:
+    """Set a plain secret (`value`, or stdin for `-`) or fields of a structured one (k=v)."""
+    if (value is None) == (not fields):
+        raise WorkspaceError("give a value, or --field name=value (repeatable), not both")
+    store = _SecretsFile.open(cli)
+    sections = {name: dict(entries) for name, entries in store.secrets.sections.items()}
+    section = sections.setdefault(project, {})
+    if value is not None:
+        section[key] = sys.stdin.read().rstrip("\n") if value == "-" else value
+        what = "set"
+    else:
+        current = section.get(key)
+        table = dict(current) if isinstance(current, Mapping) else {}
+        for pair in fields:
+            name, sep, text = pair.partition("=")
+            if not sep or not name.strip():
+                raise WorkspaceError(f"--field wants name=value, not '{pair}'")
+            table[name.strip()] = sys.stdin.read().rstrip("\n") if text == "-" else text
+        section[key] = table
+        what = f"set {len(fields)} field(s) of"
+    store.save(attrs.evolve(store.secrets, sections=sections))
+    print(f"{what} [{project}] {key} in {store.path}")
+    return 0
+
+
+def remove_command(cli: CliContext, *, project: str, key: str) -> int:
+    store = _SecretsFile.open(cli)
+    sections = {name: dict(entries) for name, entries in store.secrets.sections.items()}
+    if key not in sections.get(project, {}):
+        raise WorkspaceError(f"no secret '{key}' in [{project}] of {store.path}")
+    del sections[project][key]
+    marked = {k: v for k, v in store.secrets.marked.items() if k != (project, key)}
+    store.save(Secrets(sections=sections, marked=marked))
+    print(f"removed [{project}] {key} from {store.path}")
+    return 0
+
+
+def add_recipient_command(cli: CliContext, *, public_key: str) -> int:
+    """Add a public key to secrets_recipients and encrypt the secrets file for all of them."""
+    from pyrage import x25519
+
+    try:
+        x25519.Recipient.from_str(public_key)
+    except Exception:  # pyrage's own error type
+        raise WorkspaceError(f"'{public_key}' is not an age public key (age1...)") from None
+    store = _SecretsFile.open(cli)
+    if not store.encrypted:
+        raise WorkspaceError(f"{store.path} is not encrypted: `pit secrets encrypt` it first")
+    path = store.recipients_file()
+    known = _recipients(cli, store.workspace)
+    if public_key in known:
+        print(f"{public_key} is a recipient already")
+        return 0
+    text = path.read_text(encoding="utf-8")
+    write_private(path, (text + ("" if text.endswith("\n") else "\n") + public_key + "\n").encode())
+    store.save(store.secrets)
+    print(f"added {public_key}; {store.path} encrypted for {len(known) + 1} recipients")
+    return 0
+
+
+def edit_command(cli: CliContext) -> int:
+    """Open the secrets in $EDITOR (from a private folder in memory where there is one), and save
+    them re-encrypted once they parse; a file that does not parse reopens with the error."""
+    store = _SecretsFile.open(cli)
+    editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, not disk, when it can
+    with tempfile.TemporaryDirectory(prefix="pit-secrets-", dir=base) as folder:
+        draft = Path(folder) / "secrets.toml"
+        write_private(draft, store.text.encode())
+        while True:
+            if subprocess.run([*editor, str(draft)], check=False).returncode != 0:
+                raise WorkspaceError("the editor failed: nothing saved")
+            text = draft.read_text(encoding="utf-8")
+            secrets, problems = parse_secrets(text, str(store.path))
+            if not problems:
+                break
+            said = "\n".join(f"# {problem}" for problem in problems)
+            print(f"pit: not saved, fix it:\n{said}", file=sys.stderr)
+            write_private(draft, (said + "\n" + _without_said(text)).encode())
+    if text == store.text:
+        print("no change")
+        return 0
+    store.save(secrets, text=text)
+    print(f"saved {store.path}")
+    return 0
+
+
+def _without_said(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("# ")) + "\n"
+
+
+@attrs.define
+class _SecretsFile:
+    """The secrets file being changed: read (decrypted) whole, written back whole."""
+
+    cli: CliContext
+    workspace: Workspace
+    path: Path
+    text: str
+    secrets: Secrets
+
+    @property
+    def encrypted(self) -> bool:
+        return is_encrypted(self.path)
+
+    @classmethod
+    def open(cls, cli: CliContext) -> _SecretsFile:
+        from pit.spec.load import read_secrets_text
+
+        workspace = cli.workspace(config_must_be_valid=False)
+        path = cli.secrets_path(workspace)
+        if path is None:
+            raise WorkspaceError("no secrets file: give --secrets FILE or set secrets_dir")
+        text = read_secrets_text(path, age_identity=cli.age_identity(workspace))
+        secrets, problems = parse_secrets(text, str(path))
+        if problems:
+            raise WorkspaceError("\n".join(str(p) for p in problems))
+        return cls(cli, workspace, path, text, secrets)
+
+    def recipients_file(self) -> Path:
+        configured = self.workspace.config.secrets_recipients
+        if not configured:
+            raise WorkspaceError("set secrets_recipients in pit_config.toml")
+        return self.workspace.resolve(configured)
+
+    def save(self, secrets: Secrets, *, text: str | None = None) -> None:
+        """Write the secrets back (encrypted for every recipient when the file is age's),
+        atomically, the previous file kept as `<file>.bak`."""
+        body = (text if text is not None else dump_secrets(secrets)).encode()
+        if self.encrypted:
+            import pyrage
+            from pyrage import x25519
+
+            keys = _recipients(self.cli, self.workspace)
+            body = pyrage.encrypt(body, [x25519.Recipient.from_str(key) for key in keys])
+        if self.path.exists():
+            write_private(self.path.with_name(self.path.name + ".bak"), self.path.read_bytes())
+        write_private(self.path, body)

@@ -114,6 +114,17 @@ def load_secrets(
 ) -> Secrets:
     """Parse the secrets file, decrypting it first when it is age's (`.age`, `age_identity`
     being pit_config.toml's); any problem is fatal, since a half-read secrets file misleads."""
+    text = read_secrets_text(path, age_identity=age_identity, env=env)
+    secrets, problems = parse_secrets(text, str(path))
+    if problems:
+        raise WorkspaceError("\n".join(str(p) for p in problems))
+    return secrets
+
+
+def read_secrets_text(
+    path: Path, *, age_identity: Path | None = None, env: Mapping[str, str] = os.environ
+) -> str:
+    """The secrets file's TOML, decrypted when it is age's."""
     if not path.is_file():
         raise WorkspaceError(f"secrets file {path} does not exist (check --secrets or secrets_dir)")
     try:
@@ -123,10 +134,7 @@ def load_secrets(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorkspaceError(f"cannot read {path}: not UTF-8 text ({exc})") from exc
-    secrets, problems = parse_secrets(text, str(path))
-    if problems:
-        raise WorkspaceError("\n".join(str(p) for p in problems))
-    return secrets
+    return text
 
 
 def project_folders(root: Path) -> list[Path]:

@@ -190,3 +190,34 @@ def _scalar(value: object) -> str | None:
     if isinstance(value, str | int | float):
         return str(value)
     return None
+
+
+def dump_secrets(secrets: Secrets) -> str:
+    """The TOML of `secrets`, read back by `parse_secrets` as the same secrets (`pit secrets`
+    rewrites a file with it: comments in the file are not kept)."""
+    lines: list[str] = []
+    for section, entries in secrets.sections.items():
+        lines.append(f"[{_toml_key(section)}]")
+        lines += [
+            f"{_toml_key(k)} = {_toml_str(v)}" for k, v in entries.items() if isinstance(v, str)
+        ]
+        lines.append("")
+        for key, value in entries.items():
+            if isinstance(value, str):
+                continue
+            lines.append(f"[{_toml_key(section)}.{_toml_key(key)}]")
+            lines += [f"{_toml_key(field)} = {_toml_str(text)}" for field, text in value.items()]
+            if fields := secrets.marked.get((section, key)):
+                listed = ", ".join(_toml_str(field) for field in sorted(fields))
+                lines.append(f"{SENSITIVE} = [{listed}]")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_str(key)
+
+
+def _toml_str(text: str) -> str:
+    """A TOML basic string: JSON's string escapes are TOML's, and TOML escapes DEL too."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -104,3 +104,80 @@ def test_encrypt_refuses_a_broken_file_or_no_recipients(workspace: Workspace, pi
     unset = pit("secrets", "encrypt")
     assert "set secrets_recipients in pit_config.toml" in unset.stderr
     assert not (workspace.root / "secrets.toml.age").exists()
+
+
+def encrypted_workspace(workspace: Workspace, pit: Pit, tmp_path: Path) -> tuple[Path, Path]:
+    """A workspace whose secrets file is encrypted (by pit) for one identity: (file, key)."""
+    key = tmp_path / "key.txt"
+    public = pit("secrets", "keygen", "-o", str(key)).stdout.strip()
+    workspace.write("recipients.txt", f"{public}\n")
+    workspace.write("secrets.toml", SECRETS)
+    workspace.shell_project("etl", {"a": "true\n"})
+    workspace.config('secrets_dir = "secrets.toml"\nsecrets_recipients = "recipients.txt"\n')
+    assert pit("secrets", "encrypt").returncode == 0
+    (workspace.root / "secrets.toml").unlink()
+    workspace.config(
+        f'secrets_dir = "secrets.toml.age"\nage_identity = "{key}"\n'
+        'secrets_recipients = "recipients.txt"\n'
+    )
+    return workspace.root / "secrets.toml.age", key
+
+
+def test_set_and_remove_rewrite_the_encrypted_file_keeping_a_backup(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    sealed, key = encrypted_workspace(workspace, pit, tmp_path)
+    before = sealed.read_bytes()
+    assert pit("secrets", "set", "etl", "token", "n3w").returncode == 0
+    assert (workspace.root / "secrets.toml.age.bak").read_bytes() == before
+    assert pit("secrets", "get", "etl", "token").stdout == "n3w\n"
+    from_stdin = pit("secrets", "set", "global", "api", "-", stdin="from-stdin\n")
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert pit("secrets", "get", "etl", "api").stdout == "from-stdin\n"
+    fields = pit("secrets", "set", "etl", "ftp", "--field", "user=u", "--field", "host=h2")
+    assert fields.returncode == 0, fields.stderr
+    assert (
+        pit("secrets", "get", "etl", "ftp").stdout
+        == 'host = "h2"\npassword = "p\\"q"\nuser = "u"\n'
+    )
+    assert pit("secrets", "remove", "etl", "token").returncode == 0
+    assert pit("secrets", "get", "etl", "token").returncode == 2
+    assert pit("secrets", "remove", "etl", "token").returncode == 2
+    # what age itself reads: the file was encrypted again each time
+    opened = subprocess.run(
+        ["age", "-d", "-i", str(key), str(sealed)], capture_output=True, check=True
+    )
+    assert b'api = "from-stdin"' in opened.stdout
+    assert b"t0k3n" not in opened.stdout
+
+
+def test_add_recipient_encrypts_for_the_new_key_too(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    sealed, _ = encrypted_workspace(workspace, pit, tmp_path)
+    second = tmp_path / "second.txt"
+    public = pit("secrets", "keygen", "-o", str(second)).stdout.strip()
+    done = pit("secrets", "add-recipient", public)
+    assert done.returncode == 0, done.stderr
+    opened = subprocess.run(
+        ["age", "-d", "-i", str(second), str(sealed)], capture_output=True, check=True
+    )
+    assert b"t0k3n" in opened.stdout
+    assert public in (workspace.root / "recipients.txt").read_text()
+    assert "not an age public key" in pit("secrets", "add-recipient", "age1nope").stderr
+
+
+def test_edit_saves_only_what_parses(workspace: Workspace, pit: Pit, tmp_path: Path) -> None:
+    encrypted_workspace(workspace, pit, tmp_path)
+    # An "editor" that breaks the file the first time and fixes it the second.
+    editor = workspace.write(
+        "editor.sh",
+        '#!/bin/sh\nif [ ! -e "$0.once" ]; then touch "$0.once"; echo "broken = " >> "$1"\n'
+        'else grep -v "^broken" "$1" > "$1.new"; echo \'[global]\' > "$1"; '
+        'echo \'added = "yes"\' >> "$1"; grep -v \'^\\[global\\]\' "$1.new" >> "$1"; fi\n',
+    )
+    editor.chmod(0o755)
+    done = pit("secrets", "edit", env={"EDITOR": str(editor)})
+    assert done.returncode == 0, done.stderr
+    assert "not saved, fix it" in done.stderr
+    assert pit("secrets", "get", "x", "added").stdout == "yes\n"

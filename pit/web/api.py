@@ -608,8 +608,9 @@ def _go_duration(seconds: float | None) -> str:
 
 
 def _whole(text: str | None, default: int, name: str) -> int:
-    """A query parameter that must be a whole number of at least 1 (absent: `default`)."""
-    if not text:
+    """A query parameter that must be a whole number of at least 1 (absent: `default`; given
+    empty, as `?limit=`, it is no number: 400, as the OpenAPI document says)."""
+    if text is None:
         return default
     if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) >= 1):
         raise BadRequest(f"{name} must be a whole number from 1")

@@ -113,7 +113,7 @@ def encrypt_command(cli: CliContext, *, source: Path | None, output: Path | None
     _, problems = parse_secrets(text, str(plain))
     if problems:
         raise WorkspaceError("fix it first: " + "; ".join(str(p) for p in problems))
-    recipients = [x25519.Recipient.from_str(key) for key in _recipients(cli, workspace)]
+    recipients = [x25519.Recipient.from_str(key) for key in _recipients(workspace)]
     target = output or plain.with_name(plain.name + SUFFIX)
     if target.exists():
         raise WorkspaceError(f"{target} already exists: pit never replaces an encrypted file")
@@ -123,15 +123,19 @@ def encrypt_command(cli: CliContext, *, source: Path | None, output: Path | None
     return 0
 
 
-def _recipients(cli: CliContext, workspace: Workspace) -> list[str]:
-    """The public keys of `secrets_recipients` (one `age1...` per line; comments allowed)."""
+def _recipients_file(workspace: Workspace) -> Path:
     configured = workspace.config.secrets_recipients
     if not configured:
         raise WorkspaceError(
             "set secrets_recipients in pit_config.toml: a file of age public keys (age1...), "
             "one per line (`pit secrets keygen` prints yours)"
         )
-    path = workspace.resolve(configured)
+    return workspace.resolve(configured)
+
+
+def _recipients(workspace: Workspace) -> list[str]:
+    """The public keys of `secrets_recipients` (one `age1...` per line; comments allowed)."""
+    path = _recipients_file(workspace)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -209,8 +213,8 @@ def add_recipient_command(cli: CliContext, *, public_key: str) -> int:
     store = _SecretsFile.open(cli)
     if not store.encrypted:
         raise WorkspaceError(f"{store.path} is not encrypted: `pit secrets encrypt` it first")
-    path = store.recipients_file()
-    known = _recipients(cli, store.workspace)
+    path = _recipients_file(store.workspace)
+    known = _recipients(store.workspace)
     if public_key in known:
         print(f"{public_key} is a recipient already")
         return 0
@@ -256,7 +260,6 @@ def _without_said(text: str) -> str:
 class _SecretsFile:
     """The secrets file being changed: read (decrypted) whole, written back whole."""
 
-    cli: CliContext
     workspace: Workspace
     path: Path
     text: str
@@ -278,13 +281,7 @@ class _SecretsFile:
         secrets, problems = parse_secrets(text, str(path))
         if problems:
             raise WorkspaceError("\n".join(str(p) for p in problems))
-        return cls(cli, workspace, path, text, secrets)
-
-    def recipients_file(self) -> Path:
-        configured = self.workspace.config.secrets_recipients
-        if not configured:
-            raise WorkspaceError("set secrets_recipients in pit_config.toml")
-        return self.workspace.resolve(configured)
+        return cls(workspace, path, text, secrets)
 
     def save(self, secrets: Secrets, *, text: str | None = None) -> None:
         """Write the secrets back (encrypted for every recipient when the file is age's),
@@ -294,7 +291,7 @@ class _SecretsFile:
             import pyrage
             from pyrage import x25519
 
-            keys = _recipients(self.cli, self.workspace)
+            keys = _recipients(self.workspace)
             body = pyrage.encrypt(body, [x25519.Recipient.from_str(key) for key in keys])
         if self.path.exists():
             write_private(self.path.with_name(self.path.name + ".bak"), self.path.read_bytes())

@@ -5,35 +5,49 @@ makes 20,000 one-request-per-connection exchanges as sdk-wire-protocol.md descri
 write the request, half-close, read the answer to EOF) against each, in rotating rounds.
 
 - pit: `pit.actors.broker.Broker` with a secrets file holding the asked-for secret (so each
-  request is also parsed, resolved and audited to the run's secret_access.jsonl, as in a run).
+  request is also parsed, its client taken to its task, resolved and audited to the run's
+  secret_access.jsonl, as in a run).
 - bare: a trio program that reads each request to EOF and answers one constant response.
 
+The broker answers only its run's tasks: it takes a client's pid (SO_PEERCRED) to a task
+through `pit.actors.peers`, by the process group it is in. So each round starts the client
+first, as the leader of a process group of its own (a new session, as a task's attempt), idle
+until it reads the socket path on stdin; then the server, given the client's pid: pit's joins
+that group as task "client" of its run ("bench") before it prints its socket path, the bare
+one ignores it. The client starts its clock once it has the path. Both sides go through the
+same steps.
+
 Target: pit's throughput >= 0.6x the bare server's (its time <= 1/0.6 of the bare time), and
-zero errors.
+zero errors: an answer that is an error (a "refused" one included) or not the secret counts.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from _harness import PYTHON, Report, child_env, cleanup, common_args, make_tmp, median, rounds
 
 TARGET = 0.6
 CLIENTS = 50
+TIMEOUT = 300.0
+"""Seconds one client process may take before the benchmark stops (a hung server)."""
 
 PIT_SERVER = """
 import sys, trio
 from pathlib import Path
+from pit.actors import peers
 from pit.actors.broker import Broker
 from pit.clock import SystemClock
 from pit.spec.secrets import parse_secrets
 
-folder = Path(sys.argv[1])
+folder, client_pid = Path(sys.argv[1]), int(sys.argv[2])
 secrets, _ = parse_secrets('[global]\\napi_token = "tok-1234567890"\\n', "secrets.toml")
+# The client leads its own process group: the broker finds it there, as a task of run "bench".
+peers.join(client_pid, peers.Member("bench", "client"))
 
 async def main():
     broker = Broker(run_id="bench", project="bench", secrets=secrets, data_dir=folder,
@@ -60,7 +74,7 @@ async def handle(stream):
         await stream.send_all(REPLY)
 
 async def main():
-    path = Path(sys.argv[1]) / "bare.sock"
+    path = Path(sys.argv[1]) / "bare.sock"  # sys.argv[2], the client's pid: not needed here
     path.unlink(missing_ok=True)  # left by the previous round's server
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     await sock.bind(str(path))
@@ -74,9 +88,10 @@ trio.run(main)
 CLIENT = """
 import json, sys, time, trio
 
-path, total, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+total, clients = int(sys.argv[1]), int(sys.argv[2])
 REQUEST = json.dumps({"method": "get_secret", "params": {"key": "api_token"}}).encode()
-errors = 0
+errors = refused = 0
+first_error = None
 left = total
 
 async def exchange():
@@ -90,33 +105,45 @@ async def exchange():
     return json.loads(data)
 
 async def client():
-    global errors, left
+    global errors, refused, first_error, left
     while left > 0:
         left -= 1
         try:
             answer = await exchange()
             if answer.get("error") or answer.get("result") != "tok-1234567890":
                 errors += 1
-        except Exception:
+                refused += "refused" in str(answer.get("error"))
+                first_error = first_error or str(answer)
+        except Exception as exc:
             errors += 1
+            first_error = first_error or repr(exc)
 
 async def main():
     async with trio.open_nursery() as nursery:
         for _ in range(clients):
             nursery.start_soon(client)
 
+path = sys.stdin.readline().strip()  # the server's socket, once it serves this process group
 started = time.perf_counter()
 trio.run(main)
-print(json.dumps({"seconds": time.perf_counter() - started, "errors": errors}))
+print(json.dumps({"seconds": time.perf_counter() - started, "errors": errors,
+                  "refused": refused, "first_error": first_error}))
 """
 
 
 def main() -> int:
-    parser = common_args(__doc__ or "")
+    parser = common_args(__doc__.splitlines()[0])
     args = parser.parse_args()
     total = 2_000 if args.quick else 20_000
     repeat = args.repeat or (2 if args.quick else 5)
     tmp = make_tmp("broker", args)
+    try:
+        return _run(tmp, args, total, repeat)
+    finally:
+        cleanup(tmp, args)
+
+
+def _run(tmp: Path, args: argparse.Namespace, total: int, repeat: int) -> int:
     env = child_env(tmp, pyc_cache=not args.no_pyc_cache)
     for name, source in (
         ("pit_server.py", PIT_SERVER),
@@ -125,28 +152,48 @@ def main() -> int:
     ):
         (tmp / name).write_text(source)
     errors: dict[str, int] = {"pit": 0, "bare": 0}
+    refused: dict[str, int] = {"pit": 0, "bare": 0}
+    first_errors: dict[str, str] = {}
 
     def measure(side: str, script: str) -> float:
         folder = tmp / side
         folder.mkdir(exist_ok=True)
-        server = subprocess.Popen(
-            [PYTHON, str(tmp / script), str(folder)], env=env, stdout=subprocess.PIPE, text=True
+        # The client first, leading a process group of its own (its pgid is its pid), waiting
+        # for the socket path; then the server, told the client's pid.
+        client = subprocess.Popen(
+            [PYTHON, str(tmp / "client.py"), str(total), str(CLIENTS)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
+        server = None
         try:
+            server = subprocess.Popen(
+                [PYTHON, str(tmp / script), str(folder), str(client.pid)],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert server.stdout is not None
             socket_path = server.stdout.readline().strip()
-            result = subprocess.run(
-                [PYTHON, str(tmp / "client.py"), socket_path, str(total), str(CLIENTS)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+            if not socket_path:
+                raise SystemExit(f"broker: the {side} server did not start ({server.wait()})")
+            out, err = client.communicate(socket_path + "\n", timeout=TIMEOUT)
+            if client.returncode != 0:
+                raise SystemExit(f"broker: the client failed ({client.returncode}):\n{err}")
         finally:
-            server.kill()
-            server.wait()
-        figures = json.loads(result.stdout)
+            for process in (client, server):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+        figures = json.loads(out)
         errors[side] += figures["errors"]
+        refused[side] += figures["refused"]
+        if figures["first_error"] and side not in first_errors:
+            first_errors[side] = figures["first_error"]
         return float(figures["seconds"])
 
     print(
@@ -166,9 +213,11 @@ def main() -> int:
     ratio = bare_time / pit_time
     report.info.append(
         f"pit {total / pit_time:,.0f} req/s, bare {total / bare_time:,.0f} req/s: "
-        f"{ratio:.2f}x the bare server's throughput; errors pit {errors['pit']}, "
-        f"bare {errors['bare']}"
+        f"{ratio:.2f}x the bare server's throughput; errors pit {errors['pit']} "
+        f"({refused['pit']} refused), bare {errors['bare']}"
     )
+    for side, text in first_errors.items():
+        report.info.append(f"first error of {side}: {text}")
     report.check(
         "time / bare server's time (throughput >= 0.6x)",
         pit_time / bare_time,
@@ -176,9 +225,7 @@ def main() -> int:
         detail=f"throughput {ratio:.2f}x",
     )
     report.check("errors", errors["pit"] + errors["bare"], 0, unit="")
-    time.sleep(0)
-    cleanup(tmp, args)
-    return report.finish(Path(args.json) if args.json else None)
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ BENCHMARKS = (
     "store",
     "status",
     "broker",
+    "secrets",
     "load",
     "serve",
     "api",

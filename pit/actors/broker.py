@@ -10,12 +10,15 @@ a request over 1 MiB, unknown methods and missing params are error responses, a 
 sends nothing is dropped after `read_timeout`, and a pit bug met while answering one connection
 is an `internal error` response (its traceback logged to `pit.broker`), never an exception in a
 sibling. Secret values never leave through anything but a result: error responses are masked.
-Each access is recorded (run, task, secret, time) in the run's `secret_access.jsonl`.
+Each access and each refusal is recorded (run, task, secret, time, outcome) in the run's
+`secret_access.jsonl`, never a value.
 
-Which task asked: the peer process's PIT_TASK_NAME (its pid from SO_PEERCRED, its environment
-from /proc), which a client cannot choose by what it sends. The request's `task` param is only
-a claim: used when the peer cannot be identified (`"verified": false` in the audit), and kept as
-`claimed_task` when it disagrees with the verified name.
+Who asks: the broker answers only the run's own tasks. The client's pid (SO_PEERCRED) is taken
+to its task by `peers.identify`: the task process group it or an ancestor is in, or the marker
+of a process pit adopted. Anything else (another run's task, any other process of the user) is
+refused and audited. The request's `task` param is only a claim: never the task named, kept as
+`claimed_task` when it disagrees. A task with a `secrets` list (its own, or its DAG's) may read
+only the secrets it names.
 """
 
 from __future__ import annotations
@@ -31,20 +34,23 @@ import socket
 import struct
 import tempfile
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import attrs
 import trio
 
+from pit.actors import peers
 from pit.actors.masking import Masker
+from pit.actors.peers import FoundBy
 from pit.clock import Clock
 from pit.connectors.sql import Database, data_file, parquet_path
 from pit.connectors.target import ConnectorError, Dialect, parse_target
+from pit.errors import PitError
 from pit.messages.sdk import BadRequest, RequestFrame, SdkRequest, SdkResponse, decode_request
 from pit.spec.dag import LoadMode
-from pit.spec.secrets import SecretNotFound, Secrets
+from pit.spec.secrets import Secret, SecretNotFound, Secrets, as_text, field_of
 from pit.store.rundir import CRASH_LOG
 
 if TYPE_CHECKING:
@@ -59,13 +65,17 @@ log.addHandler(logging.NullHandler())  # `pit run` configures no logging: keep i
 
 @attrs.frozen(kw_only=True)
 class Asker:
-    """Who sent a request, for the audit."""
+    """The task that sent a request, as the broker found it."""
 
-    task: str | None
-    verified: bool
-    """Whether `task` is the peer process's own PIT_TASK_NAME, not the request's claim."""
+    task: str
+    by: FoundBy
     claimed: str | None = None
-    """The request's `task` param when it disagrees with the verified name."""
+    """The request's `task` param when it disagrees with the task found."""
+
+
+class Refused(PitError):
+    """A request the broker will not answer: its client is no task of the run, or its task
+    may not read the secret. Audited."""
 
 
 @attrs.frozen(kw_only=True)
@@ -121,11 +131,11 @@ class Broker:
     clock: Clock
     sockets: SocketFolder | None = None
     """Where the socket goes; None: a private folder of the broker's own."""
+    readable: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+    """Task -> the only secrets it may read (its `secrets` list); a task absent reads any."""
     read_timeout: float = DEFAULT_READ_TIMEOUT
     _handlers: dict[str, Callable[[SdkRequest, Asker], Awaitable[str]]] = attrs.field(init=False)
     _audit_file: TextIO | None = attrs.field(init=False, default=None)
-    _tasks_by_pid: dict[int, tuple[int, str | None]] = attrs.field(init=False, factory=dict)
-    """pid -> (its process group, its PIT_TASK_NAME): a task's client asks again and again."""
     _masker: Masker = attrs.field(init=False)
     """Masks error responses: a driver's or pit's message must not carry a secret."""
 
@@ -163,7 +173,7 @@ class Broker:
             try:
                 response = await self._read(stream, frame)
                 if response is None and frame.received and not frame.gone:
-                    response = await self._respond(frame, _peer_pid(stream))
+                    response = await self._respond(frame, _peer(stream))
             except Exception as exc:  # a pit bug: this connection's answer, nobody else's
                 response = self._internal_error(exc)
             if response is None:
@@ -202,14 +212,15 @@ class Broker:
             while await stream.receive_some(_RECEIVE_SIZE):
                 pass
 
-    async def _respond(self, frame: RequestFrame, peer: int | None) -> SdkResponse:
+    async def _respond(self, frame: RequestFrame, peer: peers.Found | None) -> SdkResponse:
         try:
             request = decode_request(frame.request())
+            asker = self._asker(request, peer)
             handler = self._handlers.get(request.method)
             if handler is None:
                 return SdkResponse(error=self._masker.mask(f"unknown method: {request.method}"))
-            return SdkResponse(result=await handler(request, self._asker(request, peer)))
-        except (BadRequest, SecretNotFound, ConnectorError) as exc:
+            return SdkResponse(result=await handler(request, asker))
+        except (BadRequest, SecretNotFound, ConnectorError, Refused) as exc:
             return SdkResponse(error=self._masker.mask(str(exc)))
 
     def _internal_error(self, exc: Exception) -> SdkResponse:
@@ -221,33 +232,42 @@ class Broker:
             crash.write(text)
         return SdkResponse(error=message)
 
-    def _asker(self, request: SdkRequest, peer: int | None) -> Asker:
-        verified = self._task_of(peer) if peer is not None else None
-        if verified is None:
-            return Asker(task=request.claimed_task, verified=False)
-        claimed = request.claimed_task if request.claimed_task != verified else None
-        return Asker(task=verified, verified=True, claimed=claimed)
+    def _asker(self, request: SdkRequest, peer: peers.Found | None) -> Asker:
+        """The run's task that sent `request`; Refused (and audited) for any other client."""
+        if peer is None or peer.member.run_id != self.run_id:
+            self._audit(request, None, _named_secret(request), refused="no task of this run")
+            raise Refused(f"{request.method}: refused: the asking process is no task of this run")
+        task = peer.member.task
+        claimed = request.claimed_task if request.claimed_task != task else None
+        return Asker(task=task, by=peer.by, claimed=claimed)
 
     # --- methods ---------------------------------------------------------------------------
 
-    def _need_secrets(self) -> Secrets:
+    def _secret(self, request: SdkRequest, asker: Asker, name: str, field: str = "") -> Secret:
+        """Secret `name` for `asker`: refused (and audited) outside its task's list, audited
+        once found (as `name.field` when the request is for a field of it)."""
         if self.secrets is None:
             raise SecretNotFound(
                 "no secrets file: pass --secrets FILE or set secrets_dir in pit_config.toml"
             )
-        return self.secrets
+        listed = self.readable.get(asker.task)
+        if listed is not None and name not in listed:
+            self._audit(request, asker, name, refused="not in the task's secrets list")
+            allowed = ", ".join(sorted(listed)) or "none"
+            raise Refused(
+                f"{request.method}: refused: task '{asker.task}' may not read secret '{name}'"
+                f" (its secrets list: {allowed}); add it to the list in pit.toml"
+            )
+        value = self.secrets.find(self.project, name)
+        self._audit(request, asker, f"{name}.{field}" if field else name)
+        return value
 
     async def _get_secret(self, request: SdkRequest, asker: Asker) -> str:
-        key = request.param("key")
-        value = self._need_secrets().resolve(self.project, key)
-        self._audit(request, asker, key)
-        return value
+        return as_text(self._secret(request, asker, request.param("key")))
 
     async def _get_secret_field(self, request: SdkRequest, asker: Asker) -> str:
         secret, field = request.param("secret"), request.param("field")
-        value = self._need_secrets().resolve_field(self.project, secret, field)
-        self._audit(request, asker, f"{secret}.{field}")
-        return value
+        return field_of(secret, self._secret(request, asker, secret, field), field)
 
     async def _load_data(self, request: SdkRequest, asker: Asker) -> str:
         # Imported on first use: the loader brings pyarrow, ~100 ms of start-up.
@@ -262,9 +282,7 @@ class Broker:
         except ValueError:
             modes = ", ".join(m.value for m in LoadMode)
             raise BadRequest(f"load_data: unknown mode '{mode_name}' (use {modes})") from None
-        secrets = self._need_secrets()
-        value = secrets.find(self.project, connection)
-        self._audit(request, asker, connection)
+        value = self._secret(request, asker, connection)
         target = parse_target(value, self.workspace, secret=connection)
         path = parquet_path(self.data_dir, file)
         if not path.is_file():
@@ -286,9 +304,7 @@ class Broker:
         """A client connected to the FTP server the request's secret names."""
         from pit.connectors.ftp import FtpClient, ftp_target  # here: ftplib and ssl cost start-up
 
-        name = request.param("secret", empty=False)
-        value = self._need_secrets().find(self.project, name)
-        self._audit(request, asker, name)
+        value = self._secret(request, asker, request.param("secret", empty=False))
         return await FtpClient.connect(ftp_target(value))
 
     async def _ftp_list(self, request: SdkRequest, asker: Asker) -> str:
@@ -328,17 +344,23 @@ class Broker:
             await ftp.move(src, dst)
         return ""
 
-    def _audit(self, request: SdkRequest, asker: Asker, secret: str) -> None:
-        entry = {
+    def _audit(
+        self, request: SdkRequest, asker: Asker | None, secret: str | None, refused: str = ""
+    ) -> None:
+        entry: dict[str, object] = {
             "run_id": self.run_id,
-            "task": asker.task,
-            "verified": asker.verified,
+            "task": asker and asker.task,
+            "found_by": asker and asker.by.value,
             "method": request.method,
             "secret": secret,
+            "outcome": "refused" if refused else "accessed",
             "at": self.clock.now().isoformat(timespec="milliseconds"),
         }
-        if asker.claimed is not None:
-            entry["claimed_task"] = asker.claimed
+        if refused:
+            entry["reason"] = refused
+        claimed = asker.claimed if asker else request.claimed_task
+        if claimed is not None:
+            entry["claimed_task"] = claimed
         # Opened at the first access and kept: an access is one appended line, flushed at once
         # (quicker than a thread hop). A run that asks for no secret gets no audit file.
         if self._audit_file is None:
@@ -349,37 +371,21 @@ class Broker:
         if self._audit_file is not None:
             self._audit_file.close()
 
-    def _task_of(self, pid: int) -> str | None:
-        """The task a client process belongs to, for clients that do not say (the original
-        pit_sdk). Cached per pid; the process group tells a reused pid from the cached one."""
-        try:
-            group = os.getpgid(pid)
-        except OSError:  # gone already
-            return None
-        cached = self._tasks_by_pid.get(pid)
-        if cached is not None and cached[0] == group:
-            return cached[1]
-        task = _task_in_environ(pid)
-        self._tasks_by_pid[pid] = (group, task)
-        return task
 
-
-def _peer_pid(stream: trio.SocketStream) -> int | None:
+def _peer(stream: trio.SocketStream) -> peers.Found | None:
+    """The task process at the other end of `stream` (SO_PEERCRED), if any."""
     try:
         data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     except OSError:
         return None
     pid, _uid, _gid = _PEERCRED.unpack(data)
-    return pid or None
+    return peers.identify(pid) if pid else None
 
 
-def _task_in_environ(pid: int) -> str | None:
-    """PIT_TASK_NAME of a peer process (a client that does not say which task it is)."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    for entry in environ.split(b"\0"):
-        if entry.startswith(b"PIT_TASK_NAME="):
-            return entry.partition(b"=")[2].decode(errors="replace")
+def _named_secret(request: SdkRequest) -> str | None:
+    """The secret a request names, for the audit of a refusal."""
+    for name in ("key", "secret", "connection"):
+        value = request.params.get(name)
+        if isinstance(value, str):
+            return value
     return None

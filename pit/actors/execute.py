@@ -274,6 +274,7 @@ async def _run_in_folder(
             audit_path=paths.root / AUDIT_FILE,
             clock=run.clock,
             sockets=run.sockets,
+            readable=plan.dag.secret_lists(),
         )
         socket = (await services.start(broker.run)).socket_path
         place = RunPlace(

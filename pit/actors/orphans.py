@@ -102,12 +102,12 @@ def _adopted(marker: set[bytes], unmarked: bool) -> list[int]:
     for pid in _thread_children(me, me):
         if pid in _own:
             continue
-        environ = _environ(pid)
-        if environ is None:  # a zombie (or gone): reap it, nothing to kill
+        entries = environ(pid)
+        if entries is None:  # a zombie (or gone): reap it, nothing to kill
             _reap_now(pid)
             continue
-        mine = marker <= environ
-        if mine or (unmarked and not any(e.startswith(b"PIT_RUN_ID=") for e in environ)):
+        mine = marker <= entries
+        if mine or (unmarked and not any(e.startswith(b"PIT_RUN_ID=") for e in entries)):
             victims.extend(_tree(pid))
     return victims
 
@@ -119,8 +119,8 @@ def _marked_anywhere(marker: set[bytes]) -> list[int]:
     me = os.getpid()
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and int(entry.name) != me:
-            environ = _environ(int(entry.name))
-            if environ is not None and marker <= environ:
+            entries = environ(int(entry.name))
+            if entries is not None and marker <= entries:
                 found.append(int(entry.name))
     return found
 
@@ -152,7 +152,7 @@ def _tree(pid: int) -> list[int]:
     return tree
 
 
-def _environ(pid: int) -> set[bytes] | None:
+def environ(pid: int) -> set[bytes] | None:
     """The environment `pid` was started with; None for a zombie or a process that is gone
     (or another user's)."""
     try:

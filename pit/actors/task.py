@@ -17,6 +17,7 @@ from typing import BinaryIO, assert_never
 import attrs
 import trio
 
+from pit.actors import peers
 from pit.actors.masking import Masker
 from pit.actors.orphans import end_escapees
 from pit.actors.process import (
@@ -226,6 +227,7 @@ class TaskActor:
             log.write(f"pit: {message}\n".encode())
             return Outcome(exit_code=None, error=message)
         dbt = DbtLog() if self._dbt else None
+        peers.join(process.pid, peers.Member(launch.env.get("PIT_RUN_ID", ""), self.task.name))
         try:
             await self.run_inbox.send(started)
             if process.output is None:
@@ -244,6 +246,7 @@ class TaskActor:
             # from outside (a pit bug or a teardown): kill at once, never leave it behind.
             with trio.CancelScope(shield=True):
                 await self._end_tree(process, launch)
+            peers.leave(process.pid)
             process.close()
         natural = _exit_outcome(process.returncode)
         if dbt is not None:

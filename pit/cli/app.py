@@ -82,12 +82,16 @@ def validate(
         bool,
         typer.Option("--remote", help="Also look up each git-backed DAG's git_ref on its remote."),
     ] = False,
+    secrets: Annotated[
+        Path | None,
+        typer.Option("--secrets", help="Check every secret the DAGs name against this file."),
+    ] = None,
 ) -> None:
     """Validate pit_config.toml and every projects/*/pit.toml. Exit code 1 if anything is wrong
     (warnings alone do not fail), 2 if there is no workspace to validate."""
     from pit.cli.validate import validate_command
 
-    _exit(validate_command(_cli(ctx), as_json=as_json, remote=remote))
+    _exit(validate_command(_cli(ctx), as_json=as_json, remote=remote, secrets=secrets))
 
 
 @app.command("logs")

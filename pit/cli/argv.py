@@ -102,7 +102,11 @@ COMMANDS = {
     ),
     "validate": Command(
         arguments=(),
-        options={"--json": Option("as_json"), "--remote": Option("remote")},
+        options={
+            "--json": Option("as_json"),
+            "--remote": Option("remote"),
+            "--secrets": Option("secrets", Path),
+        },
         call=_validate,
     ),
     "logs": Command(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from pit.cli.context import CliContext
 from pit.spec.dag import DagSpec
@@ -13,20 +14,23 @@ from pit.spec.validate import validate_secret_names
 from pit.spec.workspace import CONFIG_FILE
 
 
-def validate_command(cli: CliContext, *, as_json: bool, remote: bool = False) -> int:
+def validate_command(
+    cli: CliContext, *, as_json: bool, remote: bool = False, secrets: Path | None = None
+) -> int:
     """`pit validate`: the exit code, 1 if anything is wrong (warnings alone do not fail).
-    With `remote`, each git-backed DAG's ref is also looked up on its remote (git ls-remote)."""
+    With `remote`, each git-backed DAG's ref is also looked up on its remote (git ls-remote).
+    The secrets every DAG names are checked against `secrets` (else the workspace's file)."""
     workspace = cli.workspace(config_must_be_valid=False)
-    secrets_path = cli.secrets_path(workspace)
+    secrets_path = cli.secrets_path(workspace, secrets)
     by_project = {
         project.folder: [*project.problems, *project.warnings] for project in workspace.projects
     }
     if secrets_path is not None:
-        secrets = load_secrets(secrets_path, age_identity=cli.age_identity(workspace))
+        loaded = load_secrets(secrets_path, age_identity=cli.age_identity(workspace))
         for project in workspace.projects:
             if project.dag is not None:
                 by_project[project.folder] += validate_secret_names(
-                    project.dag, project.file, secrets
+                    project.dag, project.file, loaded
                 )
     if remote:
         for project in workspace.projects:

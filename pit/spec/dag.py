@@ -140,6 +140,8 @@ class TaskSpec:
     """For SQL tasks: `script` runs the file; `save` streams its query's result to
     `data/<output>.parquet`; `load` loads `data/<source>.parquet` into `table`."""
     sql: SqlTaskFields = attrs.field(factory=SqlTaskFields)
+    secrets: tuple[str, ...] | None = None
+    """The only secrets the task may ask the broker for; None: the DAG's list, or any."""
 
     def retry_wait(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry), at most
@@ -186,6 +188,8 @@ class DagSpec:
     requires: tuple[RequireSpec, ...] = ()
     """Accepted and type-checked; not enforced yet (a warning says so)."""
     outputs: tuple[OutputSpec, ...] = ()
+    secrets: tuple[str, ...] | None = None
+    """The only secrets its tasks may ask the broker for (a task's own list replaces it)."""
     _by_name: Mapping[str, TaskSpec] = attrs.field(init=False, eq=False, repr=False)
     """The tasks by name: a run looks each one up as it starts (a fan-out of 1,000 did a
     linear search each time)."""
@@ -199,6 +203,12 @@ class DagSpec:
 
     def task(self, name: str) -> TaskSpec:
         return self._by_name[name]
+
+    def secret_lists(self) -> dict[str, frozenset[str]]:
+        """Task -> the only secrets it may read, for each task with a list (its own or the
+        DAG's); a task without one reads any secret of the DAG's section or [global]."""
+        lists = {t.name: t.secrets if t.secrets is not None else self.secrets for t in self.tasks}
+        return {task: frozenset(names) for task, names in lists.items() if names is not None}
 
 
 @attrs.frozen(kw_only=True)
@@ -341,6 +351,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
     webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
     requires = read_requires(r)
+    secrets = r.strings("secrets")
     r.finish()
     return {
         "name": name or "",
@@ -361,6 +372,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "ftp_watch": ftp,
         "webhook": webhook,
         "requires": requires,
+        "secrets": secrets,
     }
 
 
@@ -404,6 +416,7 @@ def _read_task(r: TableReader) -> TaskSpec | None:
     retry_delay = r.duration("retry_delay") or 0.0
     retry_backoff = r.number("retry_backoff", default=1.0, minimum=1.0, maximum=limits.MAX_BACKOFF)
     sql = _read_sql_fields(r, type_)
+    secrets = r.strings("secrets")
     r.finish()
     if name is None or script is None:
         return None
@@ -440,6 +453,7 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         retry_backoff=retry_backoff,
         type=type_,
         sql=sql,
+        secrets=secrets,
     )
 
 

@@ -1,7 +1,7 @@
 """The secrets TOML: `[global]` and per-project sections of plain and structured secrets.
 
 Resolution looks in the project's section first, then `[global]`. Values never leave this object
-except through `resolve`/`resolve_field`; they never enter a task's environment.
+except through `find`/`resolve`; they never enter a task's environment.
 
 What must be masked (`Secrets.values`) is the sensitive part only: a plain secret whole; the
 credential fields of a structured secret (`password`, `db_password`, `api_key`, `token`, ...)
@@ -78,17 +78,22 @@ class Secrets:
 
     def resolve(self, project: str, key: str) -> str:
         """A plain secret's value, or a structured one's fields as a JSON object string."""
-        value = self.find(project, key)
-        return value if isinstance(value, str) else json.dumps(dict(value))
+        return as_text(self.find(project, key))
 
-    def resolve_field(self, project: str, secret: str, field: str) -> str:
-        value = self.find(project, secret)
-        if isinstance(value, str):
-            raise SecretNotFound(f"secret '{secret}' is a plain value and has no field '{field}'")
-        if field not in value:
-            fields = ", ".join(sorted(value)) or "none"
-            raise SecretNotFound(f"secret '{secret}' has no field '{field}' (it has: {fields})")
-        return value[field]
+
+def as_text(secret: Secret) -> str:
+    """A plain secret's value, or a structured one's fields as a JSON object string."""
+    return secret if isinstance(secret, str) else json.dumps(dict(secret))
+
+
+def field_of(name: str, secret: Secret, field: str) -> str:
+    """Field `field` of secret `name`, whose value is `secret`."""
+    if isinstance(secret, str):
+        raise SecretNotFound(f"secret '{name}' is a plain value and has no field '{field}'")
+    if field not in secret:
+        fields = ", ".join(sorted(secret)) or "none"
+        raise SecretNotFound(f"secret '{name}' has no field '{field}' (it has: {fields})")
+    return secret[field]
 
 
 def parse_secrets(text: str, file: str) -> tuple[Secrets, list[Problem]]:

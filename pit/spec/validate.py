@@ -7,7 +7,7 @@ dependency of the others: `pit validate` reports everything in one pass.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from pit.spec.connections import connection_problem
 from pit.spec.cron import cron_problem
@@ -108,9 +108,9 @@ def validate_dag_names(dags: Iterable[tuple[str, DagSpec]]) -> list[Problem]:
 
 
 def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Problem]:
-    """Every secret the DAG names (SQL connections, dbt, webhook, FTP) that the secrets file
-    lacks, looked up as a run would: the DAG's section, then [global]. A SQL connection that
-    names no database pit supports (`mysql://`) is a problem too."""
+    """Every secret the DAG names (SQL connections, dbt, webhook, FTP, `secrets` lists) that
+    the secrets file lacks, looked up as a run would: the DAG's section, then [global]. A SQL
+    connection that names no database pit supports (`mysql://`) is a problem too."""
     named: list[tuple[str, str]] = []
     sql_keys: set[str] = set()
     default_connection = dag.sql.connection if dag.sql else None
@@ -129,6 +129,8 @@ def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Pro
         # A host written in pit.toml means the original's form, where the key is password_secret.
         key = "password_secret" if dag.ftp_watch.host else "secret"
         named.append((f"dag.ftp_watch.{key}", dag.ftp_watch.secret))
+    for key, names in _secret_lists(dag):
+        named.extend((f"{key}[{i}]", name) for i, name in enumerate(names))
     problems = []
     for key, name in dict(named).items():
         try:
@@ -149,3 +151,11 @@ def validate_secret_names(dag: DagSpec, file: str, secrets: Secrets) -> list[Pro
                 Problem(file=file, key=key, message=f"secret '{name}' {message}", fix=fix)
             )
     return problems
+
+
+def _secret_lists(dag: DagSpec) -> Iterator[tuple[str, tuple[str, ...]]]:
+    if dag.secrets is not None:
+        yield "dag.secrets", dag.secrets
+    for index, task in enumerate(dag.tasks):
+        if task.secrets is not None:
+            yield f"tasks[{index}].secrets", task.secrets

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import stat
 import subprocess
 import sys
-import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
+from pit.actors import peers
 from pit.actors.broker import Broker, BrokerHandle
 from pit.clock import SystemClock
 from pit.connectors import sql
@@ -68,9 +70,21 @@ def actor(tmp_path: Path) -> Broker:
 
 @pytest.fixture
 async def broker(actor: Broker) -> AsyncIterator[BrokerHandle]:
-    async with trio.open_nursery() as nursery:
-        yield await nursery.start(actor.run)
-        nursery.cancel_scope.cancel()
+    """The broker, with this test process taken for its run's task `extract` (so the tests
+    can be its client)."""
+    with joined(os.getpgid(0), peers.Member("run-1", "extract")):
+        async with trio.open_nursery() as nursery:
+            yield await nursery.start(actor.run)
+            nursery.cancel_scope.cancel()
+
+
+@contextlib.contextmanager
+def joined(group: int, member: peers.Member) -> Iterator[None]:
+    peers.join(group, member)
+    try:
+        yield
+    finally:
+        peers.leave(group)
 
 
 async def exchange(handle: BrokerHandle, payload: bytes) -> bytes:
@@ -169,9 +183,9 @@ async def test_each_access_is_audited_without_its_value(
     await call(broker, "get_secret", key="api_token", task="extract")
     await call(broker, "get_secret_field", secret="warehouse", field="password")
     lines = [json.loads(line) for line in (tmp_path / AUDIT_FILE).read_text().splitlines()]
-    assert [(e["task"], e["secret"]) for e in lines] == [
-        ("extract", "api_token"),
-        (None, "warehouse.password"),  # this test process has no PIT_TASK_NAME
+    assert [(e["task"], e["secret"], e["outcome"]) for e in lines] == [
+        ("extract", "api_token", "accessed"),
+        ("extract", "warehouse.password", "accessed"),
     ]
     assert all(e["run_id"] == "run-1" and e["at"] for e in lines)
     assert "global-token" not in (tmp_path / AUDIT_FILE).read_text()
@@ -188,16 +202,17 @@ async def test_the_socket_is_private_short_and_removed_at_the_end(tmp_path: Path
         audit_path=tmp_path / AUDIT_FILE,
         clock=SystemClock(),
     )
-    async with trio.open_nursery() as nursery:
-        handle = await nursery.start(actor.run)
-        path = handle.socket_path
-        assert len(str(path)) < 100
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
-        answer = await call(handle, "get_secret", key="x")
-        assert "no secrets file" in answer["error"]
-        assert "--secrets" in answer["error"]
-        nursery.cancel_scope.cancel()
+    with joined(os.getpgid(0), peers.Member("r", "t")):
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(actor.run)
+            path = handle.socket_path
+            assert len(str(path)) < 100
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+            answer = await call(handle, "get_secret", key="x")
+            assert "no secrets file" in answer["error"]
+            assert "--secrets" in answer["error"]
+            nursery.cancel_scope.cancel()
     assert not path.parent.exists()
 
 
@@ -366,28 +381,134 @@ async def test_a_refused_sql_server_says_why_without_the_password(
 # --- who asked ---------------------------------------------------------------------------------
 
 CLIENT = """
-import json, socket, sys
+import json, os, socket, sys
+path, key, claim, setsid = sys.argv[1:]
+sys.stdin.readline()  # the test has placed this process
+if setsid == "yes" and os.fork():  # the child, in a session of its own, asks
+    os.wait()
+    sys.exit(0)
+if setsid == "yes":
+    os.setsid()
 connection = socket.socket(socket.AF_UNIX)
-connection.connect(sys.argv[1])
-request = {"method": "get_secret", "params": {"key": "api_token", "task": sys.argv[2]}}
+connection.connect(path)
+request = {"method": "get_secret", "params": {"key": key, "task": claim}}
 connection.sendall(json.dumps(request).encode())
 connection.shutdown(socket.SHUT_WR)
 print(connection.recv(65536).decode())
 """
 
 
-async def test_the_audit_trusts_the_peer_process_not_the_request(
+async def ask_from_process(
+    handle: BrokerHandle,
+    *,
+    key: str = "api_token",
+    claim: str = "extract",
+    member: peers.Member | None = None,
+    env: dict[str, str] | None = None,
+    setsid: bool = False,
+) -> dict[str, Any]:
+    """Ask for `key` from a process of a session of its own: the group of `member`'s task
+    (none: no task's group); with `setsid`, from its child in yet another session."""
+    argv = [sys.executable, "-c", CLIENT, str(handle.socket_path), key, claim]
+    argv.append("yes" if setsid else "no")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PIT_")}
+    client = await trio.lowlevel.open_process(
+        argv,
+        env={**environment, **(env or {})},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert client.stdin is not None
+    assert client.stdout is not None
+    with contextlib.ExitStack() as stack, trio.fail_after(20):
+        if member is not None:
+            stack.enter_context(joined(client.pid, member))
+        await client.stdin.send_all(b"go\n")
+        output = b""
+        while chunk := await client.stdout.receive_some():
+            output += chunk
+        await client.wait()
+    stdout = output
+    answer: dict[str, Any] = json.loads(stdout)
+    return answer
+
+
+def audit(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / AUDIT_FILE).read_text().splitlines()]
+
+
+async def test_the_audit_names_the_task_found_never_the_claim(
     broker: BrokerHandle, tmp_path: Path
 ) -> None:
-    def ask(claim: str) -> None:
-        env = {**os.environ, "PIT_TASK_NAME": "load"}
-        argv = [sys.executable, "-c", textwrap.dedent(CLIENT), str(broker.socket_path), claim]
-        subprocess.run(argv, env=env, check=True, capture_output=True, timeout=20)
+    load = peers.Member("run-1", "load")
+    assert (await ask_from_process(broker, member=load, claim="extract"))["error"] is None
+    assert (await ask_from_process(broker, member=load, claim="load"))["error"] is None
+    assert [(e["task"], e["found_by"], e.get("claimed_task")) for e in audit(tmp_path)] == [
+        ("load", "process group", "extract"),
+        ("load", "process group", None),
+    ]
 
-    await trio.to_thread.run_sync(ask, "extract")  # a forged claim
-    await trio.to_thread.run_sync(ask, "load")
-    lines = [json.loads(line) for line in (tmp_path / AUDIT_FILE).read_text().splitlines()]
-    assert [(e["task"], e["verified"], e.get("claimed_task")) for e in lines] == [
-        ("load", True, "extract"),
-        ("load", True, None),
+
+async def test_a_process_that_left_its_task_group_is_found_by_its_parent_chain(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    load = peers.Member("run-1", "load")
+    answer = await ask_from_process(broker, member=load, setsid=True)
+    assert answer == {"result": "global-token", "error": None}
+    assert [(e["task"], e["found_by"]) for e in audit(tmp_path)] == [("load", "process group")]
+
+
+async def test_a_process_of_no_task_is_refused_and_audited(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    answer = await ask_from_process(broker, claim="extract")
+    assert answer["result"] is None
+    assert "refused: the asking process is no task of this run" in answer["error"]
+    other_run = peers.Member("run-2", "extract")
+    answer = await ask_from_process(broker, member=other_run, key="shared")
+    assert "refused" in answer["error"]
+    assert [
+        (e["task"], e["secret"], e["outcome"], e["reason"], e.get("claimed_task"))
+        for e in audit(tmp_path)
+    ] == [
+        (None, "api_token", "refused", "no task of this run", "extract"),
+        (None, "shared", "refused", "no task of this run", "extract"),
+    ]
+
+
+async def test_an_adopted_escapee_is_known_by_its_run_marker(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    # A child of pit outside every task group: what a task's double-forked daemon becomes
+    # once pit, the subreaper, adopts it. Its environment says which run's task it was.
+    marked = {"PIT_RUN_ID": "run-1", "PIT_TASK_NAME": "load"}
+    assert (await ask_from_process(broker, env=marked))["result"] == "global-token"
+    other_run = {"PIT_RUN_ID": "run-2", "PIT_TASK_NAME": "load"}
+    assert "refused" in (await ask_from_process(broker, env=other_run))["error"]
+    assert [(e["task"], e["found_by"], e["outcome"]) for e in audit(tmp_path)] == [
+        ("load", "marker", "accessed"),
+        (None, None, "refused"),
+    ]
+
+
+async def test_a_task_reads_only_the_secrets_its_list_names(tmp_path: Path) -> None:
+    actor = attrs.evolve(new_broker(tmp_path), readable={"extract": frozenset({"warehouse"})})
+    async with trio.open_nursery() as nursery:
+        with joined(os.getpgid(0), peers.Member("run-1", "extract")):
+            handle = await nursery.start(actor.run)
+            allowed = await call(handle, "get_secret_field", secret="warehouse", field="host")
+            refused = await call(handle, "get_secret", key="api_token")
+            ftp = await call(handle, "ftp_list", secret="ftp", directory="/")
+        nursery.cancel_scope.cancel()
+    assert allowed == {"result": "db.example.com", "error": None}
+    assert refused["error"] == (
+        "get_secret: refused: task 'extract' may not read secret 'api_token'"
+        " (its secrets list: warehouse); add it to the list in pit.toml"
+    )
+    assert "refused" in ftp["error"]
+    assert [(e["secret"], e["outcome"]) for e in audit(tmp_path)] == [
+        ("warehouse.host", "accessed"),
+        ("api_token", "refused"),
+        ("ftp", "refused"),
     ]

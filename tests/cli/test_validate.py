@@ -319,3 +319,27 @@ def test_a_broken_task_does_not_hide_the_cycle_of_the_others(workspace, pit):
     found = groups(result.stdout)["etl"]
     assert [line.split(": ")[1] for line in found] == ["tasks[2].script", "tasks"]
     assert "dependency cycle: a -> b -> a" in found[1]
+
+
+@pytest.mark.parametrize("where", ["validate --secrets s.toml", "--secrets s.toml validate"])
+def test_secrets_names_the_list_entries_the_file_lacks(workspace, pit, where):
+    workspace.write("s.toml", "[global]\napi_token = 't'\n")
+    workspace.project(
+        "etl",
+        """
+        [dag]
+        name = "etl"
+        secrets = ["api_token", "vendr"]
+
+        [[tasks]]
+        name = "a"
+        script = "a.sh"
+        """,
+        {"a.sh": "echo a\n"},
+    )
+    result = pit(*where.split())
+    assert result.returncode == 1
+    assert groups(result.stdout)["etl"] == [
+        "projects/etl/pit.toml: dag.secrets[1]: secret 'vendr' is not in the secrets file"
+        " (add it under [etl] or [global])"
+    ]

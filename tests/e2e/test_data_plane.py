@@ -160,6 +160,58 @@ def test_secrets_come_from_the_broker_masked_and_never_from_the_environment(work
     ]
 
 
+def test_a_task_reads_only_the_secrets_its_list_names_and_refusals_are_audited(
+    workspace, pit
+) -> None:
+    workspace.write("secrets.toml", SECRETS)
+    workspace.config('secrets_dir = "secrets.toml"\n')
+    ask = """
+        from pit_sdk import get_secret
+        for name in NAMES:
+            try:
+                get_secret(name)
+                print(f"read {name}")
+            except Exception as exc:
+                print(f"could not read {name}: {exc}")
+    """
+    workspace.project(
+        "shop",
+        f"""
+        [dag]
+        name = "shop"
+        secrets = ["api_token"]
+
+        [[tasks]]
+        name = "narrow"
+        script = "narrow.py"
+        runner = "{PYTHON}"
+
+        [[tasks]]
+        name = "wide"
+        script = "wide.py"
+        runner = "{PYTHON}"
+        secrets = ["vendor"]
+        """,
+        {
+            "narrow.py": ask.replace("NAMES", '["api_token", "vendor"]'),
+            "wide.py": ask.replace("NAMES", '["vendor"]'),
+        },
+    )
+    result = pit("run", "shop")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = workspace.only_run("shop")
+    narrow = (run / "logs" / "narrow.log").read_text()
+    assert "read api_token" in narrow
+    assert "could not read vendor: SDK error: get_secret: refused: task 'narrow'" in narrow
+    assert "read vendor" in (run / "logs" / "wide.log").read_text()
+    audit = [json.loads(line) for line in (run / "secret_access.jsonl").read_text().splitlines()]
+    assert sorted((a["task"], a["secret"], a["outcome"], a["found_by"]) for a in audit) == [
+        ("narrow", "api_token", "accessed", "process group"),
+        ("narrow", "vendor", "refused", "process group"),
+        ("wide", "vendor", "accessed", "process group"),
+    ]
+
+
 def test_a_sql_task_timeout_stops_the_query_in_the_database(workspace, pit) -> None:
     shop(
         workspace,

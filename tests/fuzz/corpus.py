@@ -27,7 +27,7 @@ from pit.actors.masking import MIN_LENGTH, Masker
 from pit.spec.cron import next_fire
 from pit.spec.dag import DagSpec, read_dag
 from pit.spec.problems import Problem
-from pit.spec.secrets import parse_secrets
+from pit.spec.secrets import field_of, parse_secrets
 from pit.spec.validate import validate_dag, validate_secret_names
 from pit.spec.workspace import WorkspaceConfig, parse_workspace_config
 
@@ -437,7 +437,7 @@ def check_secrets(data: bytes) -> bool:
         for key, secret in section.items():
             secrets.resolve(project, key)
             for field in secret if not isinstance(secret, str) else ():
-                secrets.resolve_field(project, key, field)
+                field_of(key, secrets.find(project, key), field)
     return True
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import socket
 import string
@@ -35,6 +36,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pit.actors import peers
 from pit.actors.broker import Broker
 from pit.actors.masking import MIN_LENGTH, Masker
 from pit.clock import SystemClock
@@ -270,6 +272,8 @@ class BrokerThread:
             clock=SystemClock(),
             read_timeout=READ_TIMEOUT,
         )
+        # The fuzzer's requests come from this process: the broker takes it for a task of its run.
+        peers.join(os.getpgid(0), peers.Member("fuzz", "fuzzer"))
         self.error: BaseException | None = None
         self.socket_path = ""
         self._ready = threading.Event()
@@ -294,6 +298,7 @@ class BrokerThread:
             with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(self._scope.cancel, trio_token=self._token)
         self._thread.join(10)
+        peers.leave(os.getpgid(0))
 
     def _run(self) -> None:
         async def serve() -> None:

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from pit.errors import PitError
-from pit.spec.secrets import SecretNotFound, Secrets, parse_secrets
+from pit.spec.secrets import SecretNotFound, Secrets, field_of, parse_secrets
 
 SECRETS_FILE = "/etc/pit/secrets.toml"
 
@@ -68,14 +68,19 @@ def test_structured_secret_resolves_to_json(secrets: Secrets) -> None:
     }
 
 
+def resolve_field(secrets: Secrets, project: str, name: str, field: str) -> str:
+    """A field of a structured secret, as the broker's get_secret_field finds it."""
+    return field_of(name, secrets.find(project, name), field)
+
+
 def test_resolve_field(secrets: Secrets) -> None:
-    assert secrets.resolve_field("claims_pipeline", "ftp_creds", "host") == "ftp.example.com"
-    assert secrets.resolve_field("x", "warehouse_db", "port") == "1433"
+    assert resolve_field(secrets, "claims_pipeline", "ftp_creds", "host") == "ftp.example.com"
+    assert resolve_field(secrets, "x", "warehouse_db", "port") == "1433"
 
 
 def test_resolve_field_of_a_missing_field_names_the_fields(secrets: Secrets) -> None:
     with pytest.raises(SecretNotFound) as info:
-        secrets.resolve_field("x", "warehouse_db", "database")
+        resolve_field(secrets, "x", "warehouse_db", "database")
 
     assert str(info.value) == (
         "secret 'warehouse_db' has no field 'database' (it has: host, password, port, user)"
@@ -84,14 +89,14 @@ def test_resolve_field_of_a_missing_field_names_the_fields(secrets: Secrets) -> 
 
 def test_resolve_field_of_a_plain_secret(secrets: Secrets) -> None:
     with pytest.raises(SecretNotFound, match="is a plain value and has no field 'host'"):
-        secrets.resolve_field("x", "smtp_password", "host")
+        resolve_field(secrets, "x", "smtp_password", "host")
 
 
 def test_resolve_field_of_a_missing_secret(secrets: Secrets) -> None:
     with pytest.raises(
         SecretNotFound, match=r"secret 'nope' not found in sections \[x\] or \[global\]"
     ):
-        secrets.resolve_field("x", "nope", "host")
+        resolve_field(secrets, "x", "nope", "host")
 
 
 def test_secret_not_found_is_a_pit_error() -> None:
@@ -108,8 +113,8 @@ def test_numbers_and_booleans_become_strings() -> None:
     assert secrets.resolve("p", "port") == "1433"
     assert secrets.resolve("p", "ratio") == "0.5"
     assert secrets.resolve("p", "flag") == "true"
-    assert secrets.resolve_field("p", "db", "port") == "5432"
-    assert secrets.resolve_field("p", "db", "tls") == "false"
+    assert resolve_field(secrets, "p", "db", "port") == "5432"
+    assert resolve_field(secrets, "p", "db", "tls") == "false"
 
 
 def test_empty_file_has_no_secrets() -> None:
@@ -239,7 +244,7 @@ def test_a_secret_marks_more_fields_sensitive() -> None:
 def test_a_string_field_named_sensitive_is_an_ordinary_field() -> None:
     secrets, problems = parse_secrets('[global.x]\nsensitive = "yes"\n', SECRETS_FILE)
     assert problems == []
-    assert secrets.resolve_field("p", "x", "sensitive") == "yes"
+    assert resolve_field(secrets, "p", "x", "sensitive") == "yes"
     assert secrets.values() == set()
 
 

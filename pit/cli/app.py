@@ -388,6 +388,21 @@ def secrets_list(
     _exit(list_command(_cli(ctx), project=project, as_json=as_json))
 
 
+@secrets_app.command("audit")
+def secrets_audit(
+    ctx: typer.Context,
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="Only this secret (and its fields).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Who read, was refused or changed which secret, and when: newest first, never a value."""
+    from pit.cli.secrets import audit_command
+
+    _exit(audit_command(_cli(ctx), secret=secret, limit=limit, as_json=as_json))
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,

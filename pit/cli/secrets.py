@@ -7,6 +7,7 @@ identity), so they show what tasks will be given. `list` names secrets, never th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shlex
@@ -19,11 +20,19 @@ from pathlib import Path
 import attrs
 
 from pit.cli.context import CliContext
-from pit.clock import SystemClock
+from pit.clock import SystemClock, local_zone
 from pit.errors import WorkspaceError
 from pit.spec.agefile import DEFAULT_IDENTITY, SUFFIX, is_encrypted
 from pit.spec.load import Workspace
 from pit.spec.secrets import GLOBAL, SecretNotFound, Secrets, dump_secrets, parse_secrets
+from pit.store.secretaudit import (
+    CHANGES_FILE,
+    SecretChange,
+    changes_between,
+    read_changes,
+    record_changes,
+    who,
+)
 
 
 def keygen_command(*, output: Path | None) -> int:
@@ -285,7 +294,8 @@ class _SecretsFile:
 
     def save(self, secrets: Secrets, *, text: str | None = None) -> None:
         """Write the secrets back (encrypted for every recipient when the file is age's),
-        atomically, the previous file kept as `<file>.bak`."""
+        atomically, the previous file kept as `<file>.bak`; each secret created, updated or
+        deleted is then logged (`store.secretaudit`)."""
         body = (text if text is not None else dump_secrets(secrets)).encode()
         if self.encrypted:
             import pyrage
@@ -296,3 +306,56 @@ class _SecretsFile:
         if self.path.exists():
             write_private(self.path.with_name(self.path.name + ".bak"), self.path.read_bytes())
         write_private(self.path, body)
+        _audit_changes(self.workspace, self.secrets, secrets)
+
+
+def _audit_changes(workspace: Workspace, before: Secrets, after: Secrets) -> None:
+    at, by = SystemClock().now().isoformat(timespec="milliseconds"), who()
+    changes = [
+        SecretChange(event=event, project=project, secret=secret, at=at, by=by)
+        for event, project, secret in changes_between(_by_key(before), _by_key(after))
+    ]
+    if not changes:
+        return
+    try:
+        record_changes(workspace.root, changes)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"saved the secrets, but cannot log the change in {workspace.root / CHANGES_FILE}:"
+            f" {exc.strerror or exc}"
+        ) from None
+
+
+def _by_key(secrets: Secrets) -> dict[tuple[str, str], object]:
+    """Each secret by (section, name), with what makes it differ: its value and its marks."""
+    return {
+        (section, name): (value, secrets.marked.get((section, name)))
+        for section, entries in secrets.sections.items()
+        for name, value in entries.items()
+    }
+
+
+def audit_command(cli: CliContext, *, secret: str | None, limit: int, as_json: bool) -> int:
+    """The latest accesses, refusals and changes of secrets, newest first, from the run store
+    (its index of the changes brought up to date from their log first)."""
+    from pit.cli.store import indexed_store
+
+    workspace = cli.workspace(projects=False)
+    with indexed_store(workspace) as store:
+        store.put_secret_changes(read_changes(workspace.root))
+        events = store.secret_events(secret, limit)
+    if as_json:
+        print(json.dumps([event.to_json() for event in events], indent=2))
+        return 0
+    zone = local_zone()
+    for event in events:
+        at = dt.datetime.fromisoformat(event.at).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+        if event.run_id is None:
+            where = f"[{event.project}] by {event.by}"
+        else:
+            where = f"{event.project}/{event.task or '?'} in run {event.run_id}"
+        reason = f": {event.reason}" if event.reason else ""
+        print(f"{at}  {event.event:<8}  {event.secret}  {where}{reason}")
+    if not events:
+        print("no secret accessed or changed yet", file=sys.stderr)
+    return 0

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from pit.cli.context import CliContext
+from pit.cli.store import indexed_store
 from pit.clock import SystemClock, local_zone
 from pit.spec.durations import format_duration
 from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
 from pit.spec.states import RunState
 from pit.store.owner import INTERRUPTED
 from pit.store.paused import read_paused_or_warn
-from pit.store.runstore import DagFacts, RunRow, RunStore, rebuild, store_path
+from pit.store.runstore import DagFacts, RunRow, RunStore
 
 WINDOW = 20
 """Runs the success rate is taken over."""
@@ -30,12 +31,8 @@ WINDOW = 20
 def status_command(cli: CliContext, *, as_json: bool) -> int:
     """`pit status`: the exit code (0; 2, through PitError, for a workspace it cannot read)."""
     workspace = cli.workspace(projects=False)
-    path = store_path(workspace.root, workspace.config.metadata_db)
-    if not path.exists():  # runs of a pit from before the store: index them once
-        count = rebuild(path, workspace.runs_dir)
-        print(f"pit: made the run store {path} ({count} runs)", file=sys.stderr)
     now = SystemClock().now()
-    with RunStore.open(path) as store:
+    with indexed_store(workspace) as store:
         dags = _dag_facts(store, workspace.root)
         _settle_open_runs(store, workspace.runs_dir, now)
         active = store.active()

@@ -425,10 +425,15 @@ def seed_data(paths: RunPaths, files: tuple[Path, ...]) -> None:
 
 
 def read_audit(paths: RunPaths) -> list[dict[str, Any]]:
-    """The run's secret accesses, as its audit file holds them (a damaged line is skipped);
-    none when it asked for no secret."""
+    """The run's secret accesses and refusals, as its audit file holds them; none when it
+    asked for no secret."""
+    return read_jsonl(paths.root / AUDIT_FILE)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The objects of a file of JSON lines (a damaged line is skipped); none without the file."""
     try:
-        text = (paths.root / AUDIT_FILE).read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     entries = []

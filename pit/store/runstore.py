@@ -108,6 +108,20 @@ _MIGRATIONS = (
     """
     ALTER TABLE runs ADD COLUMN code_version TEXT;
     """,
+    # 6: refused requests beside accesses, and the changes `pit secrets` makes.
+    """
+    ALTER TABLE secret_access ADD COLUMN outcome TEXT;
+    ALTER TABLE secret_access ADD COLUMN reason TEXT;
+    ALTER TABLE secret_access ADD COLUMN found_by TEXT;
+    CREATE TABLE secret_changes (
+        line INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        project TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        by TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT = 10.0
@@ -161,6 +175,27 @@ class Changes:
 
 class StoreError(PitError):
     """The store cannot be used: written by a newer pit, damaged, or unreachable."""
+
+
+@attrs.frozen
+class SecretEvent:
+    """A secret accessed or refused (by a run's task) or created, updated or deleted (by
+    `pit secrets`), as the store holds it."""
+
+    at: str
+    event: str
+    secret: str
+    project: str
+    """The DAG of the run that asked, or the section `pit secrets` changed."""
+    task: str | None
+    run_id: str | None
+    by: str | None
+    """Who made a change."""
+    reason: str | None
+    """Why a request was refused."""
+
+    def to_json(self) -> dict[str, str | None]:
+        return attrs.asdict(self)
 
 
 class RunStore:
@@ -294,21 +329,39 @@ class RunStore:
             if self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 self._db.execute("DELETE FROM secret_access WHERE run_id = ?", (run_id,))
                 self._db.executemany(
-                    "INSERT INTO secret_access VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO secret_access VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             run_id,
                             line,
                             entry.get("at"),
                             entry.get("task"),
-                            entry.get("verified"),
+                            # Before pit found every asker: whether it was found, not claimed.
+                            entry.get("verified", entry.get("found_by") is not None),
                             entry.get("method"),
                             entry.get("secret"),
                             entry.get("claimed_task"),
+                            entry.get("outcome", "accessed"),
+                            entry.get("reason"),
+                            entry.get("found_by"),
                         )
                         for line, entry in enumerate(entries)
                     ],
                 )
+
+    def put_secret_changes(self, entries: Iterable[dict[str, object]]) -> None:
+        """The changes `pit secrets` made, as the workspace's log holds them (replacing any
+        held: the log is short, and read whole)."""
+        rows = [
+            (line, e.get("at"), e.get("event"), e.get("project"), e.get("secret"), e.get("by"))
+            for line, e in enumerate(entries)
+        ]
+        with self._transaction():
+            self._db.execute("DELETE FROM secret_changes")
+            self._db.executemany(
+                "INSERT INTO secret_changes VALUES (?, ?, ?, ?, ?, ?)",
+                [row for row in rows if None not in row[1:5]],
+            )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -321,6 +374,29 @@ class RunStore:
         self._db.execute("COMMIT")
 
     # --- reading ---------------------------------------------------------------------------
+
+    def secret_events(self, secret: str | None = None, limit: int = 50) -> list[SecretEvent]:
+        """The latest accesses, refusals and changes of secrets (of `secret` only, its fields'
+        accesses included, when given), newest first."""
+        where_access = where_change = ""
+        params: list[object] = []
+        if secret is not None:
+            where_access = "WHERE a.secret = ? OR substr(a.secret, 1, ?) = ?"
+            where_change = "WHERE c.secret = ?"
+            params = [secret, len(secret) + 1, secret + ".", secret]
+        rows = self._db.execute(
+            f"""
+            SELECT a.at, COALESCE(a.outcome, 'accessed'), a.secret, r.dag, a.task, a.run_id,
+                   NULL, a.reason, a.line
+            FROM secret_access AS a JOIN runs AS r USING (run_id) {where_access}
+            UNION ALL
+            SELECT c.at, c.event, c.secret, c.project, NULL, NULL, c.by, NULL, c.line
+            FROM secret_changes AS c {where_change}
+            ORDER BY 1 DESC, 9 DESC LIMIT ?
+            """,
+            [*params, limit],
+        )
+        return [SecretEvent(*row[:-1]) for row in rows]  # the line: only the order of a tie
 
     def get(self, run_id: str) -> RunRecord | None:
         found = self._records("SELECT * FROM runs WHERE run_id = ?", [run_id])
@@ -514,7 +590,7 @@ class RunStore:
         """Every row of every table, in order: two stores hold the same when their dumps are
         equal (`pit store rebuild` against the live store)."""
         rows: list[tuple[object, ...]] = []
-        for table in ("runs", "tasks", "attempts", "secret_access"):
+        for table in ("runs", "tasks", "attempts", "secret_access", "secret_changes"):
             found = self._db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
             rows += [(table, *row) for row in found]
         return rows
@@ -571,13 +647,15 @@ def store_path(workspace: Path, configured: str | None) -> Path:
     return workspace / (configured or STORE_FILE)
 
 
-def rebuild(path: Path, runs_dir: Path) -> int:
-    """Recreate the store at `path` from the run folders (every readable run.json); returns
-    the number of runs indexed. Built beside it and moved into place, so a reader sees the old
-    store or the new one, and a store of a newer pit or a damaged one is replaced too. Meant
-    for when no pit is running: a writer still open keeps writing to the store replaced."""
+def rebuild(path: Path, runs_dir: Path, workspace: Path) -> int:
+    """Recreate the store at `path` from the run folders (every readable run.json) and the
+    workspace's log of secret changes; returns the number of runs indexed. Built beside it
+    and moved into place, so a reader sees the old store or the new one, and a store of a
+    newer pit or a damaged one is replaced too. Meant for when no pit is running: a writer
+    still open keeps writing to the store replaced."""
     fresh = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
     from pit.store.rundir import RunPaths, list_run_folders, read_audit
+    from pit.store.secretaudit import read_changes
 
     records = [record for _, record in list_run_folders(runs_dir) if record is not None]
     try:
@@ -588,6 +666,7 @@ def rebuild(path: Path, runs_dir: Path) -> int:
             for record in records:
                 if audit := read_audit(RunPaths(root=runs_dir / record.run_id)):
                     store.put_audit(record.run_id, audit)
+            store.put_secret_changes(read_changes(workspace))
             store.checkpoint()
         _remove_with_log(path, keep_main=True)
         os.replace(fresh, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,65 @@ def test_edit_saves_only_what_parses(workspace: Workspace, pit: Pit, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert "not saved, fix it" in done.stderr
     assert pit("secrets", "get", "x", "added").stdout == "yes\n"
+    # Encrypting and editing logged one change: the secret the editor added.
+    changes = json.loads(pit("secrets", "audit", "--json").stdout)
+    assert [(c["event"], c["project"], c["secret"]) for c in changes] == [
+        ("created", "global", "added")
+    ]
+
+
+def test_every_change_access_and_refusal_is_in_the_audit_never_a_value(
+    workspace: Workspace, pit: Pit, tmp_path: Path
+) -> None:
+    encrypted_workspace(workspace, pit, tmp_path)
+    assert pit("secrets", "set", "etl", "api", "first-v4lue").returncode == 0
+    assert pit("secrets", "set", "etl", "api", "second-v4lue").returncode == 0
+    assert pit("secrets", "remove", "etl", "token").returncode == 0
+    workspace.project(
+        "etl",
+        f"""
+        [dag]
+        name = "etl"
+
+        [[tasks]]
+        name = "reader"
+        script = "reader.py"
+        runner = "$ {sys.executable}"
+        secrets = ["api"]
+        """,
+        {
+            "reader.py": (
+                "from pit_sdk import get_secret\nget_secret('api')\n"
+                "try:\n    get_secret('warehouse')\nexcept Exception as exc:\n    print(exc)\n"
+            )
+        },
+    )
+    ran = pit("run", "etl")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+
+    shown = pit("secrets", "audit", "--json")
+    assert shown.returncode == 0, shown.stderr
+    events = json.loads(shown.stdout)
+    assert [(e["event"], e["secret"], e["project"], e["task"]) for e in events] == [
+        ("refused", "warehouse", "etl", "reader"),
+        ("accessed", "api", "etl", "reader"),
+        ("deleted", "token", "etl", None),
+        ("updated", "api", "etl", None),
+        ("created", "api", "etl", None),
+    ]
+    assert events[0]["reason"] == "not in the task's secrets list"
+    assert events[0]["run_id"] == workspace.only_run("etl").name
+    assert all(e["by"] for e in events[2:])
+    text = pit("secrets", "audit", "--secret", "api").stdout
+    assert [line.split()[2] for line in text.splitlines()] == ["accessed", "updated", "created"]
+    everything = (
+        text
+        + shown.stdout
+        + (workspace.root / ".pit").joinpath("pit.db").read_text(errors="replace")
+    )
+    assert "v4lue" not in everything
+
+    # The store is an index: made again from the run folders and the changes log, it says
+    # the same.
+    assert pit("store", "rebuild").returncode == 0
+    assert json.loads(pit("secrets", "audit", "--json").stdout) == events

@@ -106,7 +106,7 @@ def test_kill_9_of_pit_serve_at_random_points_leaves_every_run_settled(
         assert record["state"] in FINAL, (folder.name, record)
     with RunStore.open(workspace.root / ".pit" / "pit.db") as store:
         held = store.dump()
-    rebuild(workspace.root / "rebuilt.db", runs_dir)
+    rebuild(workspace.root / "rebuilt.db", runs_dir, workspace.root)
     with RunStore.open(workspace.root / "rebuilt.db") as rebuilt:
         assert held == rebuilt.dump(), f"seed {seed}"
 

@@ -142,7 +142,7 @@ def test_rebuild_indexes_exactly_what_the_run_folders_hold(tmp_path: Path) -> No
     live = RunStore.open(tmp_path / "live.db")
     live.put(records)
 
-    assert rebuild(tmp_path / "rebuilt.db", tmp_path / "runs") == 4
+    assert rebuild(tmp_path / "rebuilt.db", tmp_path / "runs", tmp_path) == 4
 
     with RunStore.open(tmp_path / "rebuilt.db") as rebuilt:
         assert rebuilt.dump() == live.dump()
@@ -161,7 +161,7 @@ def test_rebuild_replaces_a_damaged_store_or_one_of_a_newer_pit(
         path.write_bytes(old)
     write_runs(tmp_path / "runs", [record("20261201_060000.000_etl")])
 
-    assert rebuild(path, tmp_path / "runs") == 1
+    assert rebuild(path, tmp_path / "runs", tmp_path) == 1
 
     with RunStore.open(path) as store:
         assert [r.run_id for r in store.runs()] == ["20261201_060000.000_etl"]
@@ -223,7 +223,7 @@ def test_a_store_that_cannot_be_made_is_named_in_the_error(tmp_path: Path) -> No
     path = tmp_path / "a-file" / "pit.db"
 
     with pytest.raises(StoreError, match=r"cannot rebuild the run store .*a-file/pit\.db: "):
-        rebuild(path, tmp_path / "runs")
+        rebuild(path, tmp_path / "runs", tmp_path)
     with pytest.raises(StoreError, match=r"cannot open the run store .*a-file/pit\.db: "):
         RunStore.open(path)
 
@@ -293,6 +293,6 @@ def test_the_secret_accesses_of_a_run_are_indexed_from_its_audit_file(tmp_path: 
         (run.run_id, 0, "db"),
         (run.run_id, 1, "api"),
     ]
-    rebuild(tmp_path / "rebuilt.db", runs_dir)
+    rebuild(tmp_path / "rebuilt.db", runs_dir, tmp_path)
     with RunStore.open(tmp_path / "rebuilt.db") as rebuilt:
         assert [row[1:] for row in rebuilt.dump() if row[0] == "secret_access"] == held

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 from pathlib import Path
 from typing import Protocol
@@ -51,3 +52,17 @@ def local_zone() -> dt.tzinfo:
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 continue
     return dt.UTC
+
+
+@functools.cache  # the machine's zone is looked up once, not once per DAG
+def zone_of(name: str | None) -> dt.tzinfo:
+    """A DAG's time zone: the IANA zone it names, else the machine's. ValueError (or OSError)
+    for a name that is no zone: validation keeps those out."""
+    if name is None:
+        return local_zone()
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except zoneinfo.ZoneInfoNotFoundError as exc:
+        raise ValueError(f"no time zone {name!r}") from exc

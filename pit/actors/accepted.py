@@ -18,13 +18,14 @@ import trio
 
 from pit.actors.admission import Admission, Refuse, Start
 from pit.actors.executor_process import ExecutorProcess
-from pit.clock import Clock
+from pit.clock import Clock, zone_of
 from pit.errors import RunError
 from pit.messages.run import RunEnded, RunPlan, RunRecord, TaskRecord
 from pit.messages.trigger import CancelAnswer, RunRequested
 from pit.messages.web import ServeMetrics
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
 from pit.spec.dag import DagSpec
+from pit.spec.params import ParamError, Params, param_values, resolve_params
 from pit.spec.states import CANCELLED
 from pit.store.owner import this_process
 from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
@@ -38,6 +39,8 @@ class _Accepted:
 
     request: RunRequested
     paths: RunPaths
+    params: Params
+    """Its params, resolved when it was accepted (a re-run's: those of the run re-run)."""
 
 
 @attrs.define(kw_only=True)
@@ -60,6 +63,15 @@ class AcceptedRuns:
     ) -> RunRequestAnswer:
         """A run of `dag` (None: no such DAG) is requested: accept it, and start it if its
         turn has come, or refuse it."""
+        params: Params = {}
+        if dag is not None and request.rerun is None:
+            logical = request.scheduled_time or self.clock.now()
+            try:
+                params = resolve_params(
+                    dag.params, request.params, logical=logical, zone=zone_of(dag.timezone)
+                )
+            except ParamError as exc:
+                return _rejected(request, "params", str(exc))
         verdict = self.admission.consider(request.dag, dag.overlap if dag else None)
         if isinstance(verdict, Refuse):
             return _rejected(request, verdict.reason, verdict.message)
@@ -68,8 +80,8 @@ class AcceptedRuns:
             paths = claim_run_dir(runs_dir, dag.name, self.clock.now())
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
-        self._accepted[paths.run_id] = _Accepted(request=request, paths=paths)
-        self._record_pending(request, dag, paths)
+        self._accepted[paths.run_id] = _Accepted(request=request, paths=paths, params=params)
+        self._record_pending(request, dag, paths, params)
         self.metrics.started(dag.name)
         if request.scheduled_time is not None:
             lag = (self.clock.now() - request.scheduled_time).total_seconds()
@@ -116,7 +128,9 @@ class AcceptedRuns:
             return "cancelled"
         return "unknown"
 
-    def _record_pending(self, request: RunRequested, dag: DagSpec, paths: RunPaths) -> None:
+    def _record_pending(
+        self, request: RunRequested, dag: DagSpec, paths: RunPaths, params: Params
+    ) -> None:
         """The accepted run's first record, `pending`, owned by this process: if pit serve
         dies before the run has ended, the next one finds it and settles it. On the event
         loop: one small file, written before the executor can write the run's next record."""
@@ -128,6 +142,7 @@ class AcceptedRuns:
             tasks=tuple(TaskRecord(name=task.name) for task in dag.tasks),
             owner=this_process(),
             rerun_of=request.rerun.of if request.rerun else None,
+            params=param_values(params),
         )
         try:
             write_manifest(paths, record)
@@ -141,8 +156,10 @@ class AcceptedRuns:
         plan = self.plan(accepted.request)
         if isinstance(plan, str):  # e.g. its DAG was removed by a reload while it waited
             self.nursery.start_soon(self._never_started, start.run_id, plan)
-        else:
+        elif accepted.request.rerun is not None:
             self.executor.execute(plan, accepted.paths)
+        else:
+            self.executor.execute(attrs.evolve(plan, params=accepted.params), accepted.paths)
 
     async def _never_started(self, run_id: str, why: str) -> None:
         """An accepted run that will not start still ends with a truthful run.json."""

@@ -33,6 +33,7 @@ from pit.runners.command import RunPlace, build_launch, run_env
 from pit.runners.dbt import profile, profiles_folder
 from pit.spec.dag import RunnerKind
 from pit.spec.defaults import ARTIFACTS
+from pit.spec.params import param_values
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
 from pit.store.owner import this_process
@@ -286,7 +287,13 @@ async def _run_in_folder(
             snapshot_dir=paths.project,
             data_dir=paths.data,
             env=run_env(
-                run.env, paths.run_id, plan.dag.name, paths.data, socket, plan.scheduled_time
+                run.env,
+                paths.run_id,
+                plan.dag.name,
+                paths.data,
+                socket,
+                plan.scheduled_time,
+                plan.params,
             ),
             workspace=run.workspace,
             secrets=run.secrets,
@@ -313,6 +320,7 @@ async def _run_in_folder(
             code_version=code.version,
             code_commit=code.commit,
             code_note=code.note,
+            params=param_values(plan.params),
             reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from pit.clock import SystemClock, zone_of
 from pit.errors import RunError
 from pit.messages.run import RunPlan, RunRecord
 from pit.spec.graph import downstream
 from pit.spec.load import Project, Workspace, load_project
+from pit.spec.params import ParamError, resolve_params
 from pit.spec.retention import Retention
 from pit.spec.states import TaskState
 from pit.store.rundir import RunPaths, read_manifest
@@ -97,7 +99,20 @@ def plan_rerun(
         if t.name not in chosen
     }
     carried = tuple(sorted(old_paths.data.iterdir())) if old_paths.data.is_dir() else ()
-    plan = plan_run(project, workspace, trigger=trigger, rerun_of=old.run_id, reused=reused)
+    try:  # the old run's values, typed by the DAG as it is now
+        logical = old.scheduled_time or old.started_at or old.ended_at or SystemClock().now()
+        params = resolve_params(dag.params, old.params, logical=logical, zone=zone_of(dag.timezone))
+    except ParamError as exc:
+        raise RunError(f"the params of {old.run_id} no longer fit the DAG: {exc}") from None
+    plan = plan_run(
+        project,
+        workspace,
+        trigger=trigger,
+        rerun_of=old.run_id,
+        reused=reused,
+        scheduled_time=old.scheduled_time,
+        params=params,
+    )
     if latest_code:
         return attrs.evolve(plan, seed_files=carried)
     # From the old snapshot: the old code (a git-backed DAG's commit, not fetched again).

@@ -50,6 +50,7 @@ from pit.spec.dag import DagSpec, TaskSpec
 from pit.spec.defaults import DEFAULT_STOP_GRACE
 from pit.spec.durations import format_duration
 from pit.spec.graph import downstream
+from pit.spec.params import Value
 from pit.spec.states import (
     CANCELLED,
     RunState,
@@ -93,6 +94,7 @@ class RunActor:
     code_version: str | None = None
     code_commit: str | None = None
     code_note: str | None = None
+    params: Mapping[str, Value] = attrs.field(factory=dict)
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
     """A re-run's tasks that succeeded in the run re-run: they start as its records say (with
     `reused_from`), and count as done for the tasks that depend on them."""
@@ -124,6 +126,7 @@ class RunActor:
             code_version=self.code_version,
             code_commit=self.code_commit,
             code_note=self.code_note,
+            params=self.params,
         )
         for task in self.dag.tasks:
             reused = self.reused.get(task.name)

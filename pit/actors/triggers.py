@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import zoneinfo
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import trio
 
 from pit.actors.cron import CronTrigger
 from pit.actors.ftpwatch import FtpWatch
-from pit.clock import Clock, local_zone
+from pit.clock import Clock, zone_of
 from pit.connectors.ftp import FtpTarget, ftp_target
 from pit.connectors.target import ConnectorError
 from pit.messages.trigger import SupervisorInbox
@@ -131,7 +130,7 @@ def _cron_trigger(
     if not dag.schedule:
         return None
     try:
-        tz = local_zone() if dag.timezone is None else zoneinfo.ZoneInfo(dag.timezone)
+        tz = zone_of(dag.timezone)
     except (ValueError, OSError) as exc:  # validation should have caught it: keep serving
         log.error("%s: schedule not started: timezone %r: %s", dag.name, dag.timezone, exc)
         return None

@@ -67,11 +67,18 @@ def run(
         bool, typer.Option("--verbose", "-v", help="Stream task output live.")
     ] = False,
     secrets: Annotated[Path | None, typer.Option("--secrets", help="Secrets TOML file.")] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A param of the run, name=value (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run a DAG now. Exit code 0 on success, 1 on failure, 130 if interrupted."""
+    """Run a DAG now. Exit code 0 on success, 1 on failure, 130 if interrupted, 2 for a param
+    that does not fit the DAG's [dag.params]."""
     from pit.cli.run import run_command
 
-    _exit(run_command(_cli(ctx), target=target, verbose=verbose, secrets=secrets))
+    _exit(
+        run_command(_cli(ctx), target=target, verbose=verbose, secrets=secrets, params=params or [])
+    )
 
 
 @app.command("validate")

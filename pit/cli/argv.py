@@ -11,8 +11,8 @@ declarations, and checks on generated command lines that both read them the same
 
 Read here: an option's value as `--name value`, `--name=value` or `-x value`; a flag as `--name`
 or `-x`; the global options before the command (as typer reads them) and the command's own
-after it, in any order among its arguments; a repeated option's last value. A value that is
-empty or starts with `-` is left to typer.
+after it, in any order among its arguments; a repeated option's last value (every value, in
+order, of one declared to repeat). A value that is empty or starts with `-` is left to typer.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Option(NamedTuple):  # NamedTuples: dataclasses would import inspect (~10 
     """The implementation's keyword."""
     convert: Callable[[str], object] | None = None
     """How its value is read; None for a flag (True when given, else False)."""
+    repeat: bool = False
+    """Each time it is given adds a value to a list (empty when never given)."""
 
 
 class Command(NamedTuple):
@@ -97,6 +99,7 @@ COMMANDS = {
             "--verbose": Option("verbose"),
             "-v": Option("verbose"),
             "--secrets": Option("secrets", Path),
+            "--param": Option("params", str, repeat=True),
         },
         call=_run,
     ),
@@ -148,7 +151,7 @@ def parse(args: Sequence[str], environ: Mapping[str, str]) -> Invocation | None:
     if read is None or len(read[1]) != len(command.arguments):
         return None
     options, arguments, _ = read
-    unset = {o.dest: None if o.convert else False for o in command.options.values()}
+    unset = {o.dest: _unset(o) for o in command.options.values()}
     values: dict[str, Any] = unset
     values |= options | dict(zip(command.arguments, arguments, strict=True))
     root = given.get("project_dir") or Path(environ.get(PROJECT_DIR_VARIABLE) or ".")
@@ -192,5 +195,17 @@ def _read(
             return None
         if not value or value.startswith("-"):
             return None
-        values[option.dest] = option.convert(value)
+        if option.repeat:
+            listed = values.setdefault(option.dest, [])
+            assert isinstance(listed, list)
+            listed.append(option.convert(value))
+        else:
+            values[option.dest] = option.convert(value)
     return values, arguments, index
+
+
+def _unset(option: Option) -> object:
+    """An option's value when it is not given."""
+    if option.repeat:
+        return []
+    return None if option.convert else False

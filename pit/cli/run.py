@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import attrs
+
 from pit.actors.plans import plan_run
 from pit.cli.context import CliContext
+from pit.clock import SystemClock, zone_of
 from pit.errors import WorkspaceError
 from pit.messages.run import RunPlan
 from pit.spec.dag import RunnerKind
 from pit.spec.load import Workspace
+from pit.spec.params import parse_assignments, resolve_params
 from pit.spec.problems import did_you_mean
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
@@ -19,10 +23,27 @@ from pit.store.runstore import store_path
 EXIT_INTERRUPTED = 130
 
 
-def run_command(cli: CliContext, *, target: str, verbose: bool, secrets: Path | None) -> int:
-    """`pit run`: the exit code, 0 on success, 1 on failure, 130 if interrupted."""
+def run_command(
+    cli: CliContext,
+    *,
+    target: str,
+    verbose: bool,
+    secrets: Path | None,
+    params: list[str] | None = None,
+) -> int:
+    """`pit run`: the exit code, 0 on success, 1 on failure, 130 if interrupted; a param that
+    does not fit the DAG (`--param name=value`) stops it before it starts."""
     workspace = cli.workspace()
     request = _request(workspace, target)
+    given = parse_assignments(params or [])
+    if given or request.dag.params:
+        resolved = resolve_params(
+            request.dag.params,
+            given,
+            logical=SystemClock().now(),
+            zone=zone_of(request.dag.timezone),
+        )
+        request = attrs.evolve(request, params=resolved)
     # Read before the run starts: a broken secrets file stops it with the file and key named.
     loaded = cli.load_secrets(workspace, secrets)
     if loaded is None and any(t.runner.kind is RunnerKind.SQL for t in request.dag.tasks):

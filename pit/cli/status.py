@@ -8,7 +8,6 @@ zone), its triggers, its last run (state, when, how long), its success rate over
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from pit.cli.context import CliContext
 from pit.cli.store import indexed_store
-from pit.clock import SystemClock, local_zone
+from pit.clock import SystemClock, zone_of
 from pit.spec.durations import format_duration
 from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
 from pit.spec.states import RunState
@@ -133,7 +132,7 @@ def _row(dag: DagFacts, recent: list[RunRow], active: int, now: dt.datetime) -> 
         "active_runs": active,
     }
     if dag.schedule:
-        fire = next_fire(dag.schedule, now, _zone(dag.timezone))
+        fire = next_fire(dag.schedule, now, zone_of(dag.timezone))
         row["next_run"] = fire.isoformat(timespec="minutes")
     if recent:
         last = recent[0]
@@ -152,16 +151,6 @@ def _row(dag: DagFacts, recent: list[RunRow], active: int, now: dt.datetime) -> 
         if ended:
             row["success_rate"] = sum(r.state is RunState.SUCCESS for r in ended) / len(ended)
     return row
-
-
-@functools.cache  # the machine's zone is looked up once, not once per DAG
-def _zone(name: str | None) -> dt.tzinfo:
-    """The DAG's time zone: the one it names, else the machine's."""
-    if name is None:
-        return local_zone()
-    import zoneinfo
-
-    return zoneinfo.ZoneInfo(name)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -206,5 +195,5 @@ def _local(iso: str | None, zone: str | None) -> str:
     """A fire time as the DAG's zone has it, e.g. `2026-12-03 06:00 CET`."""
     if iso is None:
         return "-"
-    at = dt.datetime.fromisoformat(iso).astimezone(_zone(zone))
+    at = dt.datetime.fromisoformat(iso).astimezone(zone_of(zone))
     return f"{at:%Y-%m-%d %H:%M} {at.tzname() or ''}".rstrip()

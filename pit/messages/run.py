@@ -16,6 +16,7 @@ from pit.spec.defaults import (
     DEFAULT_MAX_ACTIVE_TASKS,
     DEFAULT_STOP_GRACE,
 )
+from pit.spec.params import Params, Value
 from pit.spec.retention import Retention
 from pit.spec.states import RunState, TaskState
 
@@ -120,6 +121,8 @@ class RunRecord:
     code_note: str | None = None
     """Why the code is not what the DAG names: a git fetch failed and `offline_ok` ran the
     commit checked out before."""
+    params: Mapping[str, Value] = attrs.field(factory=dict)
+    """The run's params (`[dag.params]`), as JSON holds them."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class RunRecord:
             "code_version": self.code_version,
             "code_commit": self.code_commit,
             "code_note": self.code_note,
+            "params": dict(self.params),
         }
 
 
@@ -183,6 +187,8 @@ class RunPlan:
     and its snapshot taken from there (with the project's pit.toml). None: `source_dir` alone."""
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
     """A re-run's tasks that succeeded in the run re-run: recorded as such, not run again."""
+    params: Params = attrs.field(factory=dict)
+    """The run's params, resolved (`pit.spec.params.resolve_params`)."""
 
 
 @attrs.frozen(kw_only=True)

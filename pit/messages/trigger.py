@@ -4,6 +4,7 @@ runs; the supervisor answers and reports how they ended."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,9 @@ class RunRequested:
     seed_files: tuple[Path, ...] = ()
     """Files copied into the run's data/ before its first task (an FTP drop)."""
     rerun: Rerun | None = None
+    params: Mapping[str, object] = attrs.field(factory=dict)
+    """The params given (text or JSON values), checked against the DAG's `[dag.params]` when
+    the run is asked for; the defaults fill the rest."""
     reply: trio.MemorySendChannel[RunRequestAnswer] | None = None
     ended: trio.MemorySendChannel[RunEnded] | None = None
     """Told when the run ends, if it was accepted. Buffered: the supervisor never waits on it

@@ -14,6 +14,7 @@ import attrs
 
 from pit.runners.dbt import dbt_command, dbt_env
 from pit.spec.dag import DagSpec, RunnerKind, TaskSpec, TaskType
+from pit.spec.params import Params, param_env
 from pit.spec.secrets import SecretNotFound, Secrets
 
 # Variables that belong to pit's own environment and would mislead a task's `uv run`.
@@ -129,6 +130,7 @@ def run_env(
     data_dir: Path,
     socket: Path | None,
     scheduled_time: dt.datetime | None = None,
+    params: Params | None = None,
 ) -> dict[str, str]:
     """Pit's environment `base_env` as every task of a run inherits it. Nothing from the
     secrets file enters it: tasks ask the broker at `socket` (PIT_SOCKET)."""
@@ -138,6 +140,7 @@ def run_env(
         env["PIT_SOCKET"] = str(socket)
     if scheduled_time is not None:
         env["PIT_SCHEDULED_TIME"] = scheduled_time.isoformat()
+    env.update(param_env(params or {}))
     if SDK_PATH is not None:  # pit_sdk is importable in every Python a task starts
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SDK_PATH), env.get("PYTHONPATH")]))
     return env

@@ -16,6 +16,7 @@ from pit.spec import limits
 from pit.spec.cron import timezone_problem
 from pit.spec.defaults import DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_ACTIVE_TASKS
 from pit.spec.git import git_ref_problem, git_url_problem
+from pit.spec.params import ParamSpec, read_params
 from pit.spec.problems import Problem, shown
 from pit.spec.reader import TableReader
 from pit.spec.tables import (
@@ -190,6 +191,8 @@ class DagSpec:
     outputs: tuple[OutputSpec, ...] = ()
     secrets: tuple[str, ...] | None = None
     """The only secrets its tasks may ask the broker for (a task's own list replaces it)."""
+    params: tuple[ParamSpec, ...] = ()
+    """`[dag.params]`: the typed params a run takes (see `pit.spec.params`)."""
     _by_name: Mapping[str, TaskSpec] = attrs.field(init=False, eq=False, repr=False)
     """The tasks by name: a run looks each one up as it starts (a fan-out of 1,000 did a
     linear search each time)."""
@@ -351,6 +354,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
     webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
     requires = read_requires(r)
+    params = read_params(sub) if (sub := r.table("params")) else ()
     secrets = r.strings("secrets")
     r.finish()
     return {
@@ -373,6 +377,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "webhook": webhook,
         "requires": requires,
         "secrets": secrets,
+        "params": params,
     }
 
 

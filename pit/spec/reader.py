@@ -184,6 +184,12 @@ class TableReader:
                 )
         return readers
 
+    def value(self, name: str) -> Any:
+        """The value as written, of any type (None when absent), for a key whose type depends
+        on another key: its caller checks it."""
+        self._read.add(name)
+        return self.raw.get(name)
+
     def unread(self) -> dict[str, Any]:
         """Keys not read so far, for tables that keep extra fields (such as outputs)."""
         return {k: v for k, v in self.raw.items() if k not in self._read}

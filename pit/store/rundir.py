@@ -335,6 +335,7 @@ def record_from_json(raw: dict[str, Any]) -> RunRecord:
         code_version=raw.get("code_version"),
         code_commit=raw.get("code_commit"),
         code_note=raw.get("code_note"),
+        params=raw.get("params") or {},
     )
 
 

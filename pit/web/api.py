@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import zoneinfo
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Literal, TypeVar
 
@@ -43,7 +42,7 @@ from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 from werkzeug.exceptions import BadRequest
 
-from pit.clock import local_zone
+from pit.clock import zone_of
 from pit.messages.run import RunRecord
 from pit.messages.trigger import CancelAnswer, CancelRequested, PauseRequested, Rerun
 from pit.messages.web import WebHandle
@@ -391,9 +390,10 @@ def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
         if handle.stopping.is_set():
             return error(503, "pit is shutting down; it takes no new runs")
         asked = await _json_body(frozenset({"params"}))
-        if asked.get("params", {}) != {}:
-            return error(400, "this pit has no run params yet; send {} or no body")
-        answer = await request_run(handle.inbox, name, trigger="api")
+        params = asked.get("params", {})
+        if not isinstance(params, dict):
+            return error(400, "params must be a JSON object of the DAG's params")
+        answer = await request_run(handle.inbox, name, trigger="api", params=params)
         return run_answer(name, answer, unknown="dag not found")
 
     async def _json_body(allowed: frozenset[str]) -> dict[str, Any]:
@@ -586,7 +586,7 @@ def _next_fire(dag: DagSpec, now: dt.datetime) -> dt.datetime | None:
     if not dag.schedule:
         return None
     try:
-        tz = local_zone() if dag.timezone is None else zoneinfo.ZoneInfo(dag.timezone)
+        tz = zone_of(dag.timezone)
         return next_fire(dag.schedule, now, tz)
     except (ValueError, OSError, KeyError):  # validation keeps these out: show no time
         return None

@@ -25,6 +25,7 @@ connection hypercorn does close (a 413 past `DRAIN_LIMIT`, a 408) is really clos
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -121,7 +122,10 @@ def create_app(handle: WebHandle) -> QuartTrio:
         if not same_token(presented, token):
             log.warning("webhook %s: wrong token from %s", dag, request.remote_addr)
             return unauthorized("wrong token")
-        answer = await request_run(handle.inbox, dag, trigger="webhook")
+        params = _webhook_params(await request.get_data())
+        if params is None:
+            return error(400, 'params must be a JSON object: {"params": {"name": value}}')
+        answer = await request_run(handle.inbox, dag, trigger="webhook", params=params)
         return run_answer(dag, answer)
 
     sessions = Sessions()
@@ -175,3 +179,16 @@ async def _read_body() -> ResponseReturnValue | None:
 def _too_large(*, close: bool) -> ResponseReturnValue:
     headers = {"Connection": "close"} if close else {}
     return error(413, f"the body is over {MAX_BODY // 1024} KiB", headers)
+
+
+def _webhook_params(body: str | bytes) -> dict[str, object] | None:
+    """The run's params a webhook's body gives (`{"params": {...}}`); none from a body that is
+    not a JSON object (a sender's own payload); None when its `params` is not an object."""
+    try:
+        payload = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return {}
+    if not isinstance(payload, dict):
+        return {}
+    params = payload.get("params", {})
+    return params if isinstance(params, dict) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import Any, assert_never
 
 import trio
@@ -21,6 +22,7 @@ REJECTED_STATUS: dict[RejectReason, int] = {
     "unknown": 404,
     "paused": 409,
     "invalid": 409,
+    "params": 400,
 }
 
 
@@ -30,12 +32,17 @@ async def request_run(
     *,
     trigger: str,
     rerun: Rerun | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> RunRequestAnswer:
     """Ask the supervisor for a run of `dag`, as a trigger does; it answers at once, without
     waiting for the run to start. A full inbox is a busy answer, never a wait."""
     reply_send, reply = trio.open_memory_channel[RunRequestAnswer](1)
     try:
-        inbox.send_nowait(RunRequested(dag=dag, trigger=trigger, rerun=rerun, reply=reply_send))
+        inbox.send_nowait(
+            RunRequested(
+                dag=dag, trigger=trigger, rerun=rerun, params=params or {}, reply=reply_send
+            )
+        )
     except trio.WouldBlock:
         return RunRejected(reason="busy", message="too many requests waiting; try again")
     async with reply:

@@ -131,11 +131,16 @@ class PausedJson(TypedDict):
 
 RUN_REQUEST = {
     "type": "object",
-    "properties": {"params": {"type": "object", "maxProperties": 0}},
+    "properties": {
+        "params": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        }
+    },
     "additionalProperties": False,
 }
-"""The body of `POST /api/dags/{name}/runs`: none, `{}`, or empty params (none are supported
-yet)."""
+"""The body of `POST /api/dags/{name}/runs`: none, `{}`, or the run's params (`[dag.params]`:
+a value of each one's type, or its text; a date or datetime as ISO 8601 text)."""
 
 RERUN_REQUEST = {
     "type": "object",

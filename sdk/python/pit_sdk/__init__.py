@@ -6,9 +6,10 @@
     output_sql(conn, "SELECT * FROM staging.claims", "claims")  # -> $PIT_DATA_DIR/claims.parquet
     load_data("claims.parquet", "claims", "warehouse_db")  # the broker bulk-loads it
 
-`get_secret`, `get_secret_field`, `load_data` and the `ftp_*` functions ask the broker at
-`PIT_SOCKET`; `read_sql`, `output_sql`, `write_output` and `read_input` work in this process,
-on `PIT_DATA_DIR` and the database. Importing this package needs only the standard library:
+`get_param` reads the run's typed params from the environment. `get_secret`,
+`get_secret_field`, `load_data` and the `ftp_*` functions ask the broker at `PIT_SOCKET`;
+`read_sql`, `output_sql`, `write_output` and `read_input` work in this process, on
+`PIT_DATA_DIR` and the database. Importing this package needs only the standard library:
 pyarrow, connectorx, pandas and polars are imported by the functions that use them (extras
 `arrow`, `sql`, `pandas`, `polars`).
 """
@@ -23,6 +24,7 @@ from pit_sdk._client import (
     load_data,
 )
 from pit_sdk._data import read_input, write_output
+from pit_sdk._params import get_param, get_params
 from pit_sdk._sql import output_sql, read_sql
 
 __version__ = "0.1.0"
@@ -32,6 +34,8 @@ __all__ = [
     "ftp_list",
     "ftp_move",
     "ftp_upload",
+    "get_param",
+    "get_params",
     "get_secret",
     "get_secret_field",
     "load_data",

@@ -28,7 +28,13 @@ from pit.spec.dag import DagSpec
 from pit.spec.params import ParamError, Params, param_values, resolve_params
 from pit.spec.states import CANCELLED
 from pit.store.owner import this_process
-from pit.store.rundir import RunPaths, claim_run_dir, never_started, write_manifest
+from pit.store.rundir import (
+    RunPaths,
+    claim_fire_dir,
+    claim_run_dir,
+    never_started,
+    write_manifest,
+)
 
 log = logging.getLogger("pit.serve")
 
@@ -77,7 +83,13 @@ class AcceptedRuns:
             return _rejected(request, verdict.reason, verdict.message)
         assert dag is not None
         try:
-            paths = claim_run_dir(runs_dir, dag.name, self.clock.now())
+            if request.scheduled_time is None:
+                paths = claim_run_dir(runs_dir, dag.name, self.clock.now())
+            elif (fired := claim_fire_dir(runs_dir, dag.name, request.scheduled_time)) is None:
+                when = request.scheduled_time.isoformat()
+                return _rejected(request, "duplicate", f"the fire at {when} has its run already")
+            else:
+                paths = fired
         except RunError as exc:
             return _rejected(request, "busy", str(exc))
         self._accepted[paths.run_id] = _Accepted(request=request, paths=paths, params=params)

@@ -4,6 +4,8 @@ pit bug ends it, never passing that bug on to the other triggers or the runs."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,6 +23,7 @@ from pit.messages.trigger import SupervisorInbox
 from pit.spec.dag import DagSpec
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.store.ledger import ledger_path
+from pit.store.rundir import last_scheduled
 
 log = logging.getLogger("pit.serve")
 
@@ -99,7 +102,8 @@ def dag_triggers(
         supervisor=supervisor,
         recover=recover,
     )
-    return [t for t in (_cron_trigger(dag, clock, supervisor), watch) if t is not None]
+    cron = _cron_trigger(dag, runs_dir, clock, supervisor)
+    return [t for t in (cron, watch) if t is not None]
 
 
 async def run_triggers(scope: trio.CancelScope, dag: str, triggers: list[Trigger]) -> None:
@@ -125,7 +129,10 @@ async def restarting(dag: str, trigger: Trigger) -> None:
 
 
 def _cron_trigger(
-    dag: DagSpec, clock: Clock, supervisor: trio.MemorySendChannel[SupervisorInbox]
+    dag: DagSpec,
+    runs_dir: Path,
+    clock: Clock,
+    supervisor: trio.MemorySendChannel[SupervisorInbox],
 ) -> Trigger | None:
     if not dag.schedule:
         return None
@@ -138,7 +145,13 @@ def _cron_trigger(
 
     def start() -> Awaitable[None]:
         trigger = CronTrigger(
-            dag=dag.name, schedule=schedule, tz=tz, clock=clock, supervisor=supervisor.clone()
+            dag=dag.name,
+            schedule=schedule,
+            tz=tz,
+            clock=clock,
+            supervisor=supervisor.clone(),
+            catchup_window=dt.timedelta(seconds=dag.catchup_window) if dag.catchup else None,
+            last_fire=functools.partial(last_scheduled, runs_dir, dag.name),
         )
         return trigger.run()
 

@@ -14,7 +14,11 @@ import attrs
 
 from pit.spec import limits
 from pit.spec.cron import timezone_problem
-from pit.spec.defaults import DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_ACTIVE_TASKS
+from pit.spec.defaults import (
+    DEFAULT_CATCHUP_WINDOW,
+    DEFAULT_FETCH_TIMEOUT,
+    DEFAULT_MAX_ACTIVE_TASKS,
+)
 from pit.spec.git import git_ref_problem, git_url_problem
 from pit.spec.params import ParamSpec, read_params
 from pit.spec.problems import Problem, shown
@@ -170,6 +174,10 @@ class DagSpec:
     timezone: str | None = None
     """IANA zone the schedule is read in; None for the machine's local zone."""
     overlap: Overlap = Overlap.SKIP
+    catchup: bool = False
+    """After pit serve was down, run each fire it missed (within `catchup_window`), oldest
+    first, one at a time."""
+    catchup_window: float = DEFAULT_CATCHUP_WINDOW
     timeout: float | None = None
     keep_artifacts: tuple[str, ...] | None = None
     keep_runs: int | None = None
@@ -317,6 +325,13 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         Overlap.SKIP,
         "an overlap policy",
     )
+    catchup = r.boolean("catchup", default=False)
+    catchup_window = r.duration(
+        "catchup_window", positive=True, maximum=limits.MAX_AGE, maximum_text=limits.MAX_AGE_TEXT
+    )
+    for key in ("catchup", "catchup_window"):
+        if r.has(key) and schedule is None:
+            r.problem(key, "applies to scheduled DAGs only", "set schedule, or remove it")
     timeout = r.duration("timeout", positive=True)
     keep = read_artifacts(r)
     keep_runs, keep_days = read_keep_runs(r), read_keep_days(r)
@@ -362,6 +377,8 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "schedule": schedule,
         "timezone": timezone,
         "overlap": overlap,
+        "catchup": catchup,
+        "catchup_window": catchup_window or DEFAULT_CATCHUP_WINDOW,
         "timeout": timeout,
         "keep_artifacts": keep,
         "keep_runs": keep_runs,

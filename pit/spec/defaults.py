@@ -13,4 +13,6 @@ DEFAULT_STOP_GRACE = 10.0
 """Seconds a stopped task gets between SIGTERM and SIGKILL."""
 DEFAULT_DBT_DRIVER = "ODBC Driver 17 for SQL Server"
 DEFAULT_FETCH_TIMEOUT = 300.0
+DEFAULT_CATCHUP_WINDOW = 7 * 24 * 3600.0
+"""How far back `catchup` looks for missed fires unless `catchup_window` says."""
 """Seconds a git-backed DAG's fetch may take (`fetch_timeout`)."""

@@ -97,6 +97,38 @@ def claim_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
         raise RunError(f"cannot create a run folder under {runs_dir}: {exc}") from exc
 
 
+def claim_fire_dir(runs_dir: Path, dag: str, fire: dt.datetime) -> RunPaths | None:
+    """Make `runs/<run-id>/` for the run of the DAG's fire at `fire`, its id that time's
+    (`.000` milliseconds): None when it exists, so one fire is run once whoever asks again (a
+    pit serve restarted within the minute, a catch-up, a backfill resumed)."""
+    root = runs_dir / format_run_id(fire.replace(microsecond=0), dag)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        root.mkdir()
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise RunError(f"cannot create a run folder under {runs_dir}: {exc}") from exc
+    return RunPaths(root=root)
+
+
+def last_scheduled(runs_dir: Path, dag: str, *, look_at: int = 200) -> dt.datetime | None:
+    """The latest fire time a run of `dag` was made for (cron, catch-up, backfill), from its
+    newest `look_at` run folders; None when none was. Blocking: a few small reads."""
+    if not runs_dir.is_dir():
+        return None
+    names = sorted((p.name for p in runs_dir.iterdir() if dag_of(p.name) == dag), reverse=True)
+    found = None
+    for name in names[:look_at]:
+        try:
+            scheduled = read_manifest(runs_dir / name / MANIFEST).scheduled_time
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if scheduled is not None and (found is None or scheduled > found):
+            found = scheduled
+    return found
+
+
 def make_run_folders(paths: RunPaths) -> None:
     """The run's logs/ and data/ (there already, or not)."""
     try:

@@ -23,6 +23,7 @@ REJECTED_STATUS: dict[RejectReason, int] = {
     "paused": 409,
     "invalid": 409,
     "params": 400,
+    "duplicate": 409,
 }
 
 

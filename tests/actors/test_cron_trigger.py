@@ -15,8 +15,10 @@ import pytest
 import trio
 import trio.testing
 
-from pit.actors.cron import CronTrigger
+from pit.actors.cron import CATCHUP_RETRY, CronTrigger
+from pit.messages.run import RunEnded, RunRecord
 from pit.messages.trigger import RunRequested, SupervisorInbox
+from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -80,12 +82,26 @@ class Running:
 
 
 async def start_trigger(
-    nursery: trio.Nursery, schedule: str, tz: dt.tzinfo, start: dt.datetime
+    nursery: trio.Nursery,
+    schedule: str,
+    tz: dt.tzinfo,
+    start: dt.datetime,
+    *,
+    catchup: dt.timedelta | None = None,
+    last_fire: dt.datetime | None = None,
 ) -> Running:
     """A CronTrigger for DAG "etl" running in `nursery`, its clock reading `start` now."""
     clock = TrioWallClock(start.astimezone(UTC))
     send, receive = trio.open_memory_channel[SupervisorInbox](0)
-    trigger = CronTrigger(dag="etl", schedule=schedule, tz=tz, clock=clock, supervisor=send)
+    trigger = CronTrigger(
+        dag="etl",
+        schedule=schedule,
+        tz=tz,
+        clock=clock,
+        supervisor=send,
+        catchup_window=catchup,
+        last_fire=lambda: last_fire,
+    )
     scope = trio.CancelScope()
 
     async def run(task_status: trio.TaskStatus[None]) -> None:
@@ -249,3 +265,95 @@ async def test_cancelling_the_trigger_closes_its_channel(
         running.scope.cancel()
         with pytest.raises(trio.EndOfChannel):
             await running.inbox.next()
+
+
+# --- catch-up ------------------------------------------------------------------------------------
+
+
+async def answer(fire: Fire, verdict: RunRequestAnswer, *, end: bool = True) -> None:
+    """Answer a catch-up request as the supervisor would, and end its run at once."""
+    assert fire.request.reply is not None
+    await fire.request.reply.send(verdict)
+    if end and isinstance(verdict, RunAccepted):
+        assert fire.request.ended is not None
+        await fire.request.ended.send(
+            RunEnded(record=RunRecord(run_id="r", dag="etl", trigger="catchup"))
+        )
+
+
+async def test_missed_fires_run_oldest_first_one_at_a_time_then_the_schedule_goes_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    thursday_noon = MONDAY + dt.timedelta(days=3, hours=12)
+    async with trio.open_nursery() as nursery:
+        running = await start_trigger(
+            nursery,
+            "0 6 * * *",
+            UTC,
+            thursday_noon,
+            catchup=dt.timedelta(days=7),
+            last_fire=MONDAY.replace(hour=6),
+        )
+        caught: list[Fire] = []
+        for _ in range(3):
+            fire = await running.inbox.next()
+            caught.append(fire)
+            await trio.sleep(600)  # the run takes ten minutes: nothing is asked meanwhile
+            await answer(fire, RunAccepted(run_id="r"))
+        (friday,) = await running.inbox.take(1)
+        nursery.cancel_scope.cancel()
+
+    days = [MONDAY.replace(hour=6) + dt.timedelta(days=n) for n in (1, 2, 3)]
+    assert utc(caught) == days
+    assert {f.request.trigger for f in caught} == {"catchup"}
+    # each asked for when the one before had ended
+    assert [f.arrived - thursday_noon for f in caught] == [
+        dt.timedelta(minutes=10 * n) for n in range(3)
+    ]
+    assert (friday.request.trigger, utc([friday])) == ("cron", [days[-1] + dt.timedelta(days=1)])
+
+
+async def test_the_window_caps_how_far_back_and_a_duplicate_or_an_overlap_is_handled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    thursday_noon = MONDAY + dt.timedelta(days=3, hours=12)
+    async with trio.open_nursery() as nursery:
+        running = await start_trigger(
+            nursery,
+            "0 6 * * *",
+            UTC,
+            thursday_noon,
+            catchup=dt.timedelta(days=2),  # back to Tuesday noon: Wednesday's and Thursday's
+            last_fire=MONDAY.replace(hour=6),
+        )
+        wednesday = await running.inbox.next()
+        await answer(wednesday, RunRejected(reason="duplicate", message="ran already"))
+        thursday = await running.inbox.next()
+        await answer(thursday, RunRejected(reason="overlap", message="a run is active"))
+        again = await running.inbox.next()
+        await answer(again, RunAccepted(run_id="r"))
+        (friday,) = await running.inbox.take(1)
+        nursery.cancel_scope.cancel()
+
+    assert utc([wednesday, thursday, again]) == [
+        MONDAY.replace(hour=6) + dt.timedelta(days=n) for n in (2, 3, 3)
+    ]
+    assert again.arrived - thursday.arrived == dt.timedelta(seconds=CATCHUP_RETRY)
+    assert friday.request.trigger == "cron"
+
+
+async def test_without_a_last_fire_there_is_nothing_to_catch_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        start = MONDAY.replace(hour=10)
+        running = await start_trigger(
+            nursery, "0 6 * * *", UTC, start, catchup=dt.timedelta(days=7), last_fire=None
+        )
+        (first,) = await running.inbox.take(1)
+        nursery.cancel_scope.cancel()
+
+    assert (first.request.trigger, utc([first])) == (
+        "cron",
+        [MONDAY.replace(hour=6) + dt.timedelta(days=1)],
+    )

@@ -81,6 +81,45 @@ def run(
     )
 
 
+@app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    dag: Annotated[str, typer.Argument(help="The DAG whose fire times to run.")],
+    start: Annotated[
+        str, typer.Option("--from", help="First day (2026-11-01) or time, in the DAG's zone.")
+    ],
+    end: Annotated[str, typer.Option("--to", help="Last day (all of it) or time.")],
+    max_parallel: Annotated[
+        int, typer.Option("--max-parallel", min=1, max=64, help="Runs at a time.")
+    ] = 1,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the fire times and what would run.")
+    ] = False,
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A param of every run, name=value (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """Run a DAG once for each fire time of its schedule in a range, oldest first, each with its
+    own scheduled time. Fire times whose run succeeded are skipped: run it again to resume.
+    Exit 0 when every run succeeded, 1 when one failed, 130 if interrupted."""
+    from pit.cli.backfill import backfill_command
+
+    _exit(
+        backfill_command(
+            _cli(ctx),
+            dag=dag,
+            start=start,
+            end=end,
+            max_parallel=max_parallel,
+            dry_run=dry_run,
+            params=params or [],
+            as_json=as_json,
+        )
+    )
+
+
 @app.command("validate")
 def validate(
     ctx: typer.Context,

@@ -152,6 +152,21 @@ def next_fire(expr: str, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     return plain_next_fire(expr, after, tz) or croniter_next_fire(expr, after, tz)
 
 
+def fires_between(
+    expr: str, first: dt.datetime, last: dt.datetime, tz: dt.tzinfo, *, limit: int
+) -> list[dt.datetime]:
+    """Every fire time from `first` to `last` (both included), oldest first; ValueError when
+    there are more than `limit`."""
+    fires: list[dt.datetime] = []
+    fire = next_fire(expr, first - dt.timedelta(microseconds=1), tz)
+    while fire <= last:
+        if len(fires) == limit:
+            raise ValueError(f"more than {limit} fire times")
+        fires.append(fire)
+        fire = next_fire(expr, fire, tz)
+    return fires
+
+
 def croniter_next_fire(expr: str, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     from croniter import croniter  # lazy: croniter pulls in dateutil (~30 ms of start-up)
 

@@ -55,9 +55,11 @@ from pit.store.runstore import RunStore, StoreError
 from pit.web.access import Sessions, authorize
 from pit.web.follow import Batch, RunFeeds, read_record, run_paths
 from pit.web.graph import GraphJson, layout
+from pit.web.idempotency import HEADER as IDEMPOTENCY_HEADER
+from pit.web.idempotency import IdempotencyKeys
 from pit.web.metrics import CONTENT_TYPE, render
 from pit.web.openapi import Routes
-from pit.web.responses import error, request_run, run_answer
+from pit.web.responses import error, request_run, run_answer, start_run
 from pit.web.shapes import (
     RERUN_REQUEST,
     RUN_REQUEST,
@@ -124,9 +126,9 @@ class StoreReader:
             self._idle.pop().close()
 
 
-def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
+def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions, keys: IdempotencyKeys) -> None:
     """The API's routes on `app`, answering from `handle`; browsers are known by `sessions`
-    (`pit.web.access`)."""
+    (`pit.web.access`); a trigger's `Idempotency-Key` by `keys`."""
     store = StoreReader(handle)
     served = handle.served
     routes = Routes(app)
@@ -382,8 +384,9 @@ def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
 
     @routes.post(
         "/api/dags/<name>/runs",
-        "Start a run of the DAG now (admitted as a webhook's)",
-        {202: RunStartedJson, 400: ErrorJson, 404: ErrorJson, 409: ErrorJson},
+        "Start a run of the DAG now (admitted as a webhook's); with an Idempotency-Key header, "
+        "a repeat within 24 h answers the first run (200) and starts none",
+        {200: RunStartedJson, 202: RunStartedJson, 400: ErrorJson, 404: ErrorJson, 409: ErrorJson},
         body=RUN_REQUEST,
     )
     async def trigger(name: str) -> ResponseReturnValue:
@@ -393,8 +396,15 @@ def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions) -> None:
         params = asked.get("params", {})
         if not isinstance(params, dict):
             return error(400, "params must be a JSON object of the DAG's params")
-        answer = await request_run(handle.inbox, name, trigger="api", params=params)
-        return run_answer(name, answer, unknown="dag not found")
+        return await start_run(
+            handle.inbox,
+            keys,
+            name,
+            trigger="api",
+            params=params,
+            key=request.headers.get(IDEMPOTENCY_HEADER),
+            unknown="dag not found",
+        )
 
     async def _json_body(allowed: frozenset[str]) -> dict[str, Any]:
         """The request's JSON object, with no key but `allowed` (an empty body is `{}`);

@@ -40,12 +40,14 @@ from pit.web.access import Sessions
 from pit.web.api import add_api
 from pit.web.asgi import HTTPConnection
 from pit.web.dashboard import add_dashboard
+from pit.web.idempotency import FILE as IDEMPOTENCY_FILE
+from pit.web.idempotency import HEADER as IDEMPOTENCY_HEADER
+from pit.web.idempotency import IdempotencyKeys
 from pit.web.responses import (
     bearer_token,
     error,
-    request_run,
-    run_answer,
     same_token,
+    start_run,
     unauthorized,
 )
 
@@ -78,6 +80,7 @@ def create_app(handle: WebHandle) -> QuartTrio:
     # Unhandled errors are logged by `unexpected` below; this keeps Quart from ever giving its
     # logger a stderr handler (and a queue-listener thread) of its own.
     app.logger = log
+    keys = IdempotencyKeys.load(handle.store.with_name(IDEMPOTENCY_FILE), handle.clock)
 
     @app.before_request
     async def read_body() -> ResponseReturnValue | None:
@@ -125,11 +128,17 @@ def create_app(handle: WebHandle) -> QuartTrio:
         params = _webhook_params(await request.get_data())
         if params is None:
             return error(400, 'params must be a JSON object: {"params": {"name": value}}')
-        answer = await request_run(handle.inbox, dag, trigger="webhook", params=params)
-        return run_answer(dag, answer)
+        return await start_run(
+            handle.inbox,
+            keys,
+            dag,
+            trigger="webhook",
+            params=params,
+            key=request.headers.get(IDEMPOTENCY_HEADER),
+        )
 
     sessions = Sessions()
-    add_api(app, handle, sessions)
+    add_api(app, handle, sessions, keys)
     add_dashboard(app, handle, sessions)
 
     @app.errorhandler(HTTPException)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, assert_never
 
 import trio
@@ -11,6 +11,7 @@ from quart.typing import ResponseReturnValue
 
 from pit.messages.trigger import Rerun, RunRequested, SupervisorInbox
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
+from pit.web.idempotency import IdempotencyKeys, key_problem
 
 BUSY_RETRY_AFTER = 1
 """Seconds a 503 for a full request queue tells the caller to wait (`Retry-After`)."""
@@ -48,6 +49,33 @@ async def request_run(
         return RunRejected(reason="busy", message="too many requests waiting; try again")
     async with reply:
         return await reply.receive()
+
+
+async def start_run(
+    inbox: trio.MemorySendChannel[SupervisorInbox],
+    keys: IdempotencyKeys,
+    dag: str,
+    *,
+    trigger: str,
+    params: Mapping[str, object],
+    key: str | None,
+    unknown: str | None = None,
+) -> ResponseReturnValue:
+    """Ask for a run of `dag` (a webhook, the API) and answer as `run_answer` does; with an
+    `Idempotency-Key`, a repeat of an accepted request answers its run's id (200) and starts
+    nothing."""
+
+    def ask() -> Awaitable[RunRequestAnswer]:
+        return request_run(inbox, dag, trigger=trigger, params=params)
+
+    if key is None:
+        return run_answer(dag, await ask(), unknown=unknown)
+    if problem := key_problem(key):
+        return error(400, problem)
+    answer, repeat = await keys.once(dag, key, ask)
+    if repeat and isinstance(answer, RunAccepted):
+        return {"run_id": answer.run_id, "dag": dag}, 200, {"Idempotent-Replayed": "true"}
+    return run_answer(dag, answer, unknown=unknown)
 
 
 def bearer_token(header: str | None) -> str | None:

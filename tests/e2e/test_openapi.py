@@ -24,6 +24,8 @@ def test_the_live_api_keeps_to_its_openapi_document(workspace: Workspace, pit: P
         checked = subprocess.run(
             [
                 str(SCHEMATHESIS),
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"http://127.0.0.1:{server.port}/api/openapi.json",
                 "--checks",

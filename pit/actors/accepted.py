@@ -24,7 +24,7 @@ from pit.messages.run import RunEnded, RunPlan, RunRecord, TaskRecord
 from pit.messages.trigger import CancelAnswer, RunRequested
 from pit.messages.web import ServeMetrics
 from pit.messages.webhook import RejectReason, RunAccepted, RunRejected, RunRequestAnswer
-from pit.spec.dag import DagSpec
+from pit.spec.dag import DagSpec, Overlap
 from pit.spec.params import ParamError, Params, param_values, resolve_params
 from pit.spec.states import CANCELLED
 from pit.store.owner import this_process
@@ -103,6 +103,10 @@ class AcceptedRuns:
             log.info("%s %s: waits for its turn", dag.name, paths.run_id)
         else:
             self._start(start)
+        if dag.overlap is Overlap.LATEST:
+            for drop in self.admission.supersede(paths.run_id, dag.name):
+                why = f"superseded by {paths.run_id} (overlap = latest)"
+                self.nursery.start_soon(self._never_started, drop.run_id, why)
         return RunAccepted(run_id=paths.run_id)
 
     def ended(self, ended: RunEnded) -> None:

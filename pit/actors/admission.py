@@ -17,6 +17,9 @@ import attrs
 from pit.messages.webhook import RejectReason
 from pit.spec.dag import Overlap
 
+_WAITING = (Overlap.QUEUE, Overlap.LATEST)
+"""The policies under which a run waits behind its DAG's active run."""
+
 
 @attrs.frozen(kw_only=True)
 class Refuse:
@@ -87,7 +90,9 @@ class Admission:
             return Refuse(
                 reason="overlap", message=f"a run of {dag} is active and another is waiting"
             )
-        waits = bool(occupied and overlap is Overlap.QUEUE) or self._full()
+        waits = bool(occupied and overlap in _WAITING) or self._full()
+        if waits and overlap is Overlap.LATEST and queued:
+            return Accept(waits=True)  # it takes the place of the one waiting
         if waits and len(self._waiting) >= self.max_queued_runs:
             return Refuse(
                 reason="busy",
@@ -98,7 +103,7 @@ class Admission:
 
     def admit(self, run_id: str, dag: str, overlap: Overlap) -> Start | None:
         """The accepted run got its id (its folder is made): start it now, or None (it waits)."""
-        behind = overlap is Overlap.QUEUE and bool(
+        behind = overlap in _WAITING and bool(
             self.active_runs(dag) or any(w.dag == dag for w in self._waiting)
         )
         if behind or self._full():
@@ -106,6 +111,13 @@ class Admission:
             return None
         self._active[run_id] = dag
         return Start(run_id=run_id)
+
+    def supersede(self, run_id: str, dag: str) -> list[Drop]:
+        """`overlap = "latest"`: the runs of `dag` waiting behind its active run before
+        `run_id` will never start (record them as cancelled)."""
+        older = {w.run_id for w in self._waiting if w.dag == dag and w.behind_its_dag} - {run_id}
+        self._waiting = deque(w for w in self._waiting if w.run_id not in older)
+        return [Drop(run_id=old) for old in sorted(older)]
 
     def ended(self, run_id: str) -> list[Start]:
         """A run ended (or, waiting, will never start): the runs that start in its place."""

@@ -49,6 +49,8 @@ class Overlap(enum.StrEnum):
     """Keep at most one run waiting for the active one."""
     ALLOW = "allow"
     """Start the run alongside."""
+    LATEST = "latest"
+    """Keep only the newest run waiting for the active one: a newer request replaces it."""
 
 
 OVERLAP_SPELLINGS = {"wait": Overlap.QUEUE}

@@ -50,6 +50,18 @@ def test_queue_keeps_one_waiting_and_starts_it_when_the_active_one_ends() -> Non
     assert admission.ended("r1") == [Start(run_id="r2")]
 
 
+def test_latest_keeps_only_the_newest_waiting_run() -> None:
+    admission = Admission()
+    accept(admission, "r1", "etl", Overlap.LATEST)
+    assert accept(admission, "r2", "etl", Overlap.LATEST) is None
+    assert admission.supersede("r2", "etl") == []
+    assert accept(admission, "r3", "etl", Overlap.LATEST) is None
+    assert admission.supersede("r3", "etl") == [Drop(run_id="r2")]
+    assert admission.waiting_runs() == ["r3"]
+    assert admission.ended("r1") == [Start(run_id="r3")]
+    assert admission.supersede("r3", "etl") == []  # it runs: nothing waits behind it
+
+
 def test_allow_runs_concurrently() -> None:
     admission = Admission()
     starts = [accept(admission, f"r{n}", "etl", Overlap.ALLOW) for n in range(3)]

@@ -32,7 +32,7 @@ def test_an_unknown_overlap_is_a_problem_and_reads_as_the_default() -> None:
 
     assert spec is not None
     assert spec.overlap is Overlap.SKIP
-    assert the_problem(problems, "dag.overlap").fix == "use one of skip, queue, allow"
+    assert the_problem(problems, "dag.overlap").fix == "use one of skip, queue, allow, latest"
 
 
 def test_sql_task_types_and_load_modes_read_into_their_enums() -> None:

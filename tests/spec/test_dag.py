@@ -388,7 +388,7 @@ def test_invalid_overlap() -> None:
     assert spec is not None  # the rest of the file is still checked
     problem = the_problem(problems, "dag.overlap")
     assert problem.message == "'parallel' is not an overlap policy"
-    assert problem.fix == "use one of skip, queue, allow"
+    assert problem.fix == "use one of skip, queue, allow, latest"
 
 
 @pytest.mark.parametrize(

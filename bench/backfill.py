@@ -16,8 +16,8 @@ A backfill skips fires whose run succeeded, so each side's `runs/` and `.pit/` (
 are removed before each of its measurements (outside the timing); within a measurement the runs
 pile up as they would for a user. stdout goes to DEVNULL (pit's plain view). One untimed warm-up
 of each side (3 fires, 3 runs: the byte-code cache), then rounds alternating the two sides
-(default 2, `--quick` 1: a full round is about 3 minutes, nearly all of it the baseline's 365
-process start-ups); figures are medians of the totals. `info` lines give the spread of the
+(default 2, `--quick` 1: a full round takes about 2 minutes, nearly all of it the baseline's
+365 process start-ups); figures are medians of the totals. `info` lines give the spread of the
 baseline's single `pit run` processes.
 
 Target: backfill time <= 0.5x the one-by-one time (the issue: "a backfill of 365 daily fires of

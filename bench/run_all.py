@@ -27,6 +27,7 @@ BENCHMARKS = (
     "status",
     "broker",
     "secrets",
+    "backfill",
     "load",
     "serve",
     "api",

@@ -22,6 +22,7 @@ import trio
 from pit.actors.broker import Broker, SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.manifest import ManifestWriter
+from pit.actors.pools import Pools
 from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
 from pit.actors.store import StoreWriter
@@ -73,6 +74,7 @@ async def execute_run(
     secrets: Secrets | None = None,
     paths: RunPaths | None = None,
     sockets: SocketFolder | None = None,
+    pools: Pools | None = None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
     guard: RunGuard | None = None,
@@ -85,9 +87,10 @@ async def execute_run(
     `secrets` reach tasks only through the run's SDK broker and SQL tasks, and their sensitive
     values are masked in task output. `paths` is the run's folder when the caller made it
     already (the scheduler does, to answer with the run id at once); `sockets` the folder for
-    the SDK socket when the caller keeps one for all its runs; `guard` the guard told of the
-    run, which ends it if this process dies; `store` the run store's writer, given each record
-    written to run.json. A run that cannot start raises `RunError` (its run.json says why)."""
+    the SDK socket when the caller keeps one for all its runs; `pools` the pools its runs
+    share (else the run's own); `guard` the guard told of the run, which ends it if this
+    process dies; `store` the run store's writer, given each record written to run.json. A
+    run that cannot start raises `RunError` (its run.json says why)."""
     started = clock.now()
     if paths is None:
         paths = await trio.to_thread.run_sync(create_run_dir, plan.runs_dir, plan.dag.name, started)
@@ -98,6 +101,7 @@ async def execute_run(
         env=env,
         secrets=secrets,
         sockets=sockets,
+        pools=pools or Pools(),
         observers=observers,
         output=output,
         store=store,
@@ -121,6 +125,7 @@ class _Run:
     env: Mapping[str, str]
     secrets: Secrets | None
     sockets: SocketFolder | None
+    pools: Pools
     observers: Sequence[trio.MemorySendChannel[RunEvent]]
     output: trio.MemorySendChannel[TaskOutput] | None
     store: StoreWriter | None
@@ -321,6 +326,8 @@ async def _run_in_folder(
             code_commit=code.commit,
             code_note=code.note,
             params=param_values(plan.params),
+            pools=run.pools,
+            pool_sizes=plan.pool_sizes,
             reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:

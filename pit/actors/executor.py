@@ -22,6 +22,7 @@ from pit.actors.frames import FrameError, FrameReader, encode
 from pit.actors.guard import RunGuard
 from pit.actors.lines import OutputLines
 from pit.actors.orphans import end_escapees
+from pit.actors.pools import Pools
 from pit.actors.run import RunHandle
 from pit.actors.store import StoreWriter
 from pit.clock import Clock
@@ -51,6 +52,8 @@ class Executor:
     """Cancels of runs not started yet, carried out as they start."""
     _services: trio.Nursery = attrs.field(init=False)
     _store: StoreWriter | None = attrs.field(init=False, default=None)
+    _pools: Pools = attrs.field(init=False, factory=Pools)
+    """The pools every run of pit serve shares."""
     """The process's one writer of the run store."""
 
     async def run(self) -> None:
@@ -163,6 +166,7 @@ class Executor:
                             secrets=self._setup.secrets,
                             paths=paths,
                             sockets=sockets,
+                            pools=self._pools,
                             observers=(events,),
                             output=output,
                             guard=self.guard,

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from pit.actors.masking import Masker
+from pit.actors.pools import Pools
 from pit.actors.task import TaskActor, TaskHandle
 from pit.clock import Clock
 from pit.messages.run import (
@@ -44,6 +45,7 @@ from pit.messages.task import (
     TaskCommand,
     TaskFinished,
     TaskOutput,
+    TaskQueued,
 )
 from pit.runners.command import InProcessLaunch, ProcessLaunch
 from pit.spec.dag import DagSpec, TaskSpec
@@ -95,6 +97,9 @@ class RunActor:
     code_commit: str | None = None
     code_note: str | None = None
     params: Mapping[str, Value] = attrs.field(factory=dict)
+    pools: Pools = attrs.field(factory=Pools)
+    """The pools of this process, which its tasks naming one take slots of."""
+    pool_sizes: Mapping[str, int] = attrs.field(factory=dict)
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
     """A re-run's tasks that succeeded in the run re-run: they start as its records say (with
     `reused_from`), and count as done for the tasks that depend on them."""
@@ -130,7 +135,7 @@ class RunActor:
         )
         for task in self.dag.tasks:
             reused = self.reused.get(task.name)
-            self._tasks[task.name] = reused or TaskRecord(name=task.name)
+            self._tasks[task.name] = reused or TaskRecord(name=task.name, pool=task.pool)
             self._waiting_on[task.name] = sum(dep not in self.reused for dep in task.depends_on)
             self._edges[task.name] = task.depends_on
             self._dependants.setdefault(task.name, [])
@@ -188,6 +193,8 @@ class RunActor:
         self, message: RunInbox, nursery: trio.Nursery, send: trio.MemorySendChannel[RunInbox]
     ) -> None:
         match message:
+            case TaskQueued(task=name, pool=pool):
+                await self._set_task(name, state=TaskState.QUEUED, pool=pool)
             case AttemptStarted(task=name, attempt=attempt, at=at):
                 record = self._tasks[name]
                 self._attempt_started[name] = at
@@ -295,6 +302,7 @@ class RunActor:
                 grace=self.grace,
                 output=self.output.clone() if self.output else None,
                 secret_values=self.secret_values,
+                pool=self.pools.get(spec.pool, self.pool_sizes) if spec.pool else None,
             )
             # Started in turn (each runs up to its process starting), so tasks ready together
             # start in the DAG's order, run after run.
@@ -339,7 +347,10 @@ class RunActor:
         unsettled = [name for name, r in self._tasks.items() if not r.state.terminal]
         for name in unsettled:
             # Only an outer cancellation leaves tasks unsettled; their processes are dead by now.
-            await self._set_task(name, state=cut_short(self._tasks[name].state), error=CANCELLED)
+            record = self._tasks[name]
+            await self._set_task(
+                name, state=cut_short(record.state, record.attempts), error=CANCELLED
+            )
         stop_reason = CANCELLED if unsettled else self._stopping
         state = run_outcome((r.state for r in self._tasks.values()), stop_reason=stop_reason)
         if not self._run.state.terminal:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, assert_never
 
@@ -20,6 +20,7 @@ import trio
 from pit.actors import peers
 from pit.actors.masking import Masker
 from pit.actors.orphans import end_escapees
+from pit.actors.pools import Pool
 from pit.actors.process import (
     GroupProcess,
     TaskLog,
@@ -40,6 +41,7 @@ from pit.messages.task import (
     TaskCommand,
     TaskFinished,
     TaskOutput,
+    TaskQueued,
 )
 from pit.runners.command import InProcessLaunch, Outcome, ProcessLaunch
 from pit.runners.dbt import DBT_JSONL, keep_artifacts
@@ -110,6 +112,8 @@ class TaskActor:
     """Where live output goes when a view asked for it; None keeps output in the log file only."""
     secret_values: frozenset[str] = frozenset()
     """Values masked in the task's output (its log and live view); any forces a pipe."""
+    pool: Pool | None = None
+    """The pool whose slot each attempt takes (see `pit.actors.pools`)."""
 
     async def run(
         self,
@@ -146,7 +150,11 @@ class TaskActor:
         attempt, outcome = 0, Outcome(exit_code=None, error=None)
         while control.stop_reason is None:
             attempt += 1
-            outcome = await self._attempt(attempt, control)
+            async with self._slot(control) as turn:
+                if not turn:  # stopped while queued for its pool
+                    attempt -= 1
+                    break
+                outcome = await self._attempt(attempt, control)
             if outcome.ok or control.stop_reason is not None or attempt > self.task.retries:
                 break
             retry_in = self.task.retry_wait(attempt)
@@ -163,14 +171,36 @@ class TaskActor:
             with control.interruptible_scope():
                 await trio.sleep(retry_in)
         error = control.stop_reason if control.stop_reason is not None else outcome.error
+        state = TaskState.SUCCESS if error is None else TaskState.FAILED
         return TaskFinished(
             task=self.task.name,
-            state=TaskState.SUCCESS if error is None else TaskState.FAILED,
+            state=TaskState.SKIPPED if attempt == 0 else state,  # stopped while queued
             attempts=attempt,
             exit_code=outcome.exit_code,
             error=error,
             at=self.clock.now(),
         )
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, control: _Control) -> AsyncIterator[bool]:
+        """A slot of the task's pool for one attempt (none needed without a pool), the task
+        said queued to its run while it waits; False when it was stopped first."""
+        pool = self.pool
+        if pool is None:
+            yield True
+            return
+        if not pool.take_now():
+            queued = TaskQueued(task=self.task.name, pool=pool.name, at=self.clock.now())
+            await self.run_inbox.send(queued)
+            with control.interruptible_scope() as waiting:
+                await pool.take(self.task.priority)
+            if waiting.cancelled_caught:
+                yield False
+                return
+        try:
+            yield control.stop_reason is None
+        finally:
+            pool.give_back()
 
     async def _attempt(self, attempt: int, control: _Control) -> Outcome:
         launch = self.launch(attempt)

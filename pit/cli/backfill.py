@@ -29,6 +29,7 @@ from pit.actors.execute import StartedRun, execute_run
 from pit.actors.guard import RunGuard
 from pit.actors.orphans import adopt_orphans
 from pit.actors.plans import plan_run
+from pit.actors.pools import Pools
 from pit.actors.store import StoreWriter
 from pit.cli.context import CliContext
 from pit.cli.signals import forward_signals
@@ -207,6 +208,8 @@ class _Backfill:
     guard: RunGuard
     store: StoreWriter
     records: list[RunRecord] = attrs.field(factory=list)
+    _pools: Pools = attrs.field(factory=Pools)
+    """The pools its runs share."""
     _active: dict[str, StartedRun] = attrs.field(factory=dict)
     _stopping: bool = False
 
@@ -271,6 +274,7 @@ class _Backfill:
                     secrets=self.secrets,
                     paths=paths,
                     sockets=sockets,
+                    pools=self._pools,
                     guard=self.guard,
                     store=self.store,
                     task_status=task_status,

@@ -20,6 +20,7 @@ from pit.spec.states import RunState, TaskState
 
 _STYLE = {
     TaskState.PENDING: "dim",
+    TaskState.QUEUED: "magenta",
     TaskState.RUNNING: "bold cyan",
     TaskState.SUCCESS: "green",
     TaskState.FAILED: "bold red",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pit.cli.store import indexed_store
 from pit.clock import SystemClock, zone_of
 from pit.spec.durations import format_duration
 from pit.spec.load import DAG_FILE, PROJECTS_DIR, project_folders
-from pit.spec.states import RunState
+from pit.spec.states import RunState, TaskState
 from pit.store.owner import INTERRUPTED
 from pit.store.paused import read_paused_or_warn
 from pit.store.runstore import DagFacts, RunRow, RunStore
@@ -38,6 +39,7 @@ def status_command(cli: CliContext, *, as_json: bool) -> int:
         rows = [
             _row(dag, store.recent(dag.name, WINDOW), active.get(dag.name, 0), now) for dag in dags
         ]
+        pools = _pool_use(store, workspace.runs_dir, workspace.config.pools)
     paused = read_paused_or_warn(workspace.root, lambda why: print(f"pit: {why}", file=sys.stderr))
     for row in rows:
         pause = paused.get(row["dag"])
@@ -46,7 +48,29 @@ def status_command(cli: CliContext, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
     else:
         _print_table(rows)
+        for name, (running, size, queued) in pools.items():
+            print(f"pool {name}: {running} of {size} slots in use, {queued} tasks queued")
     return 0
+
+
+def _pool_use(
+    store: RunStore, runs_dir: Path, sizes: Mapping[str, int]
+) -> dict[str, tuple[int, int, int]]:
+    """Pool -> (its tasks running, its slots, its tasks queued), from the active runs' records."""
+    from pit.store.rundir import read_manifest
+
+    use = {name: [0, size, 0] for name, size in sizes.items()}
+    if not use:
+        return {}
+    for run_id in store.open_runs():
+        try:
+            tasks = read_manifest(runs_dir / run_id / "run.json").tasks
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for task in tasks:
+            if task.pool in use and task.state in (TaskState.RUNNING, TaskState.QUEUED):
+                use[task.pool][0 if task.state is TaskState.RUNNING else 2] += 1
+    return {name: (running, size, queued) for name, (running, size, queued) in use.items()}
 
 
 def _settle_open_runs(store: RunStore, runs_dir: Path, now: dt.datetime) -> None:

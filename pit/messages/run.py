@@ -62,6 +62,8 @@ class TaskRecord:
     history: tuple[Attempt, ...] = ()
     """Each attempt, once the task has been tried again (the last one open while it runs);
     empty for a task tried once, whose one attempt the fields above describe."""
+    pool: str | None = None
+    """The pool each of its attempts takes a slot of (`pool` in pit.toml)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class TaskRecord:
             **(
                 {"history": [attempt.to_json() for attempt in self.history]} if self.history else {}
             ),
+            **({"pool": self.pool} if self.pool else {}),
         }
 
 
@@ -189,6 +192,8 @@ class RunPlan:
     """A re-run's tasks that succeeded in the run re-run: recorded as such, not run again."""
     params: Params = attrs.field(factory=dict)
     """The run's params, resolved (`pit.spec.params.resolve_params`)."""
+    pool_sizes: Mapping[str, int] = attrs.field(factory=dict)
+    """`[pools]` of pit_config.toml: the slots of each pool its tasks may name."""
 
 
 @attrs.frozen(kw_only=True)

@@ -37,6 +37,15 @@ class AttemptStarted:
 
 
 @attrs.frozen(kw_only=True)
+class TaskQueued:
+    """The task's next attempt waits for a slot of its pool."""
+
+    task: str
+    pool: str
+    at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
 class AttemptFailed:
     """An attempt failed and the task will try again after `retry_in` seconds."""
 
@@ -53,7 +62,8 @@ class AttemptFailed:
 class TaskFinished:
     task: str
     state: TaskState
-    """SUCCESS or FAILED: the only ends a task actor reaches by itself."""
+    """SUCCESS or FAILED: the only ends a task actor reaches by itself; SKIPPED when it was
+    stopped while queued for its pool, before its first attempt."""
     attempts: int
     exit_code: int | None
     error: str | None
@@ -68,4 +78,4 @@ class TaskOutput:
     data: bytes
 
 
-TaskEvent = AttemptStarted | AttemptFailed | TaskFinished
+TaskEvent = TaskQueued | AttemptStarted | AttemptFailed | TaskFinished

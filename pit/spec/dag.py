@@ -149,6 +149,10 @@ class TaskSpec:
     sql: SqlTaskFields = attrs.field(factory=SqlTaskFields)
     secrets: tuple[str, ...] | None = None
     """The only secrets the task may ask the broker for; None: the DAG's list, or any."""
+    pool: str | None = None
+    """The pool (`[pools]` in pit_config.toml) each attempt takes a slot of."""
+    priority: int = 0
+    """Among tasks waiting for a slot of a pool, the highest goes first."""
 
     def retry_wait(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry), at most
@@ -441,6 +445,10 @@ def _read_task(r: TableReader) -> TaskSpec | None:
     retry_backoff = r.number("retry_backoff", default=1.0, minimum=1.0, maximum=limits.MAX_BACKOFF)
     sql = _read_sql_fields(r, type_)
     secrets = r.strings("secrets")
+    pool = r.string("pool")
+    priority = r.integer(
+        "priority", default=0, minimum=-limits.MAX_PRIORITY, maximum=limits.MAX_PRIORITY
+    )
     r.finish()
     if name is None or script is None:
         return None
@@ -478,6 +486,8 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         type=type_,
         sql=sql,
         secrets=secrets,
+        pool=pool,
+        priority=priority,
     )
 
 

@@ -23,6 +23,9 @@ MAX_BACKOFF = 10.0
 MAX_ACTIVE = 1000
 """The largest `max_active_tasks` / `max_active_runs`."""
 MAX_QUEUED = 100_000
+MAX_PRIORITY = 1_000_000
+MAX_POOL = 10_000
+"""Slots a pool may have."""
 """The largest `max_queued_runs`."""
 MAX_STABLE_SECONDS = 86_400
 MAX_PATH = 255

@@ -91,16 +91,17 @@ def load_workspace(root: Path, *, strict: bool = False, projects: bool = True) -
         config=config,
         config_problems=tuple(errors(config_problems)),
         config_warnings=tuple(warnings(config_problems)),
-        projects=_load_projects(root) if projects else (),
+        projects=_load_projects(root, config.pools) if projects else (),
         runs_dir=(root / config.runs_dir).resolve(),
     )
 
 
-def _load_projects(root: Path) -> tuple[Project, ...]:
-    """Every project, validated, each also against the others (two DAGs of one name)."""
+def _load_projects(root: Path, pools: Mapping[str, int]) -> tuple[Project, ...]:
+    """Every project, validated, each also against the others (two DAGs of one name) and the
+    workspace's pools."""
     from pit.spec.validate import validate_dag_names
 
-    loaded = [load_project(folder) for folder in project_folders(root)]
+    loaded = [load_project(folder, pools) for folder in project_folders(root)]
     valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
     clashes = {problem.file: problem for problem in validate_dag_names(valid)}
     return tuple(
@@ -149,7 +150,7 @@ def project_folders(root: Path) -> list[Path]:
     )
 
 
-def load_project(folder: Path) -> Project:
+def load_project(folder: Path, pools: Mapping[str, int] | None = None) -> Project:
     file = f"{PROJECTS_DIR}/{folder.name}/{DAG_FILE}"
     try:
         data = _read(folder / DAG_FILE)
@@ -161,7 +162,7 @@ def load_project(folder: Path) -> Project:
 
     draft, problems = read_dag(data, file)
     if draft is not None:
-        problems += validate_dag(draft, file, lambda script: _exists(folder, script))
+        problems += validate_dag(draft, file, lambda script: _exists(folder, script), pools)
     return Project(
         folder=folder.name,
         path=folder,

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 
 class TaskState(enum.Enum):
     PENDING = "pending"
+    QUEUED = "queued"
+    """Its turn has come, and it waits for a slot of its pool."""
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -38,9 +40,15 @@ _TERMINAL_TASK = frozenset(
 _TERMINAL_RUN = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.CANCELLED})
 
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.PENDING: frozenset({TaskState.RUNNING, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED}),
-    # running -> running is a retry: a new attempt of the same task.
-    TaskState.RUNNING: frozenset({TaskState.RUNNING, TaskState.SUCCESS, TaskState.FAILED}),
+    TaskState.PENDING: frozenset(
+        {TaskState.QUEUED, TaskState.RUNNING, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED}
+    ),
+    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.SKIPPED, TaskState.FAILED}),
+    # running -> running is a retry: a new attempt of the same task (queued again first, when
+    # its pool is full).
+    TaskState.RUNNING: frozenset(
+        {TaskState.RUNNING, TaskState.QUEUED, TaskState.SUCCESS, TaskState.FAILED}
+    ),
     TaskState.SUCCESS: frozenset(),
     TaskState.FAILED: frozenset(),
     TaskState.SKIPPED: frozenset(),
@@ -56,12 +64,14 @@ RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
-def cut_short(state: TaskState) -> TaskState:
-    """The end of a task whose run ended before it did: a running task failed, one that never
-    started is skipped (the rule for a stop, a crash, a dead owner alike)."""
+def cut_short(state: TaskState, attempts: int) -> TaskState:
+    """The end of a task whose run ended before it did: a task that ran (running, or queued
+    for its pool again to retry) failed, one that never started is skipped (the rule for a
+    stop, a crash, a dead owner alike)."""
     if state.terminal:
         return state
-    return TaskState.FAILED if state is TaskState.RUNNING else TaskState.SKIPPED
+    ran = state is TaskState.RUNNING or (state is TaskState.QUEUED and attempts > 0)
+    return TaskState.FAILED if ran else TaskState.SKIPPED
 
 
 def run_outcome(tasks: Iterable[TaskState], *, stop_reason: str | None) -> RunState:

@@ -7,7 +7,7 @@ dependency of the others: `pit validate` reports everything in one pass.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from pit.spec.connections import connection_problem
 from pit.spec.cron import cron_problem
@@ -18,9 +18,13 @@ from pit.spec.secrets import SecretNotFound, Secrets
 
 
 def validate_dag(
-    dag: DagSpec | DagDraft, file: str, script_exists: Callable[[str], bool]
+    dag: DagSpec | DagDraft,
+    file: str,
+    script_exists: Callable[[str], bool],
+    pools: Mapping[str, int] | None = None,
 ) -> list[Problem]:
-    """Every cross-key problem of one DAG; `script_exists` takes paths relative to the project."""
+    """Every cross-key problem of one DAG; `script_exists` takes paths relative to the project;
+    `pools`, when known, are the workspace's `[pools]`, which a task's `pool` must name."""
     draft = dag if isinstance(dag, DagDraft) else DagDraft.of(dag)
     spec = draft.spec
     problems: list[Problem] = []
@@ -47,6 +51,13 @@ def validate_dag(
                     f"unknown task '{dep[:100]}'",
                     did_you_mean(dep, known) or f"tasks are: {', '.join(dict.fromkeys(names))}",
                 )
+        if pools is not None and task.pool is not None and task.pool not in pools:
+            add(
+                f"tasks[{index}].pool",
+                f"no pool '{task.pool}' in pit_config.toml",
+                did_you_mean(task.pool, pools)
+                or f"add it under [pools] in pit_config.toml ({task.pool} = 3)",
+            )
         if task.runner.kind is RunnerKind.SQL and not (task.sql.connection or default_connection):
             add(
                 f"tasks[{index}].connection",

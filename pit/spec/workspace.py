@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from pit.spec import limits
@@ -49,6 +51,8 @@ class WorkspaceConfig:
     """The name of the secret holding a token that may only read the API."""
     age_identity: str | None = None
     secrets_recipients: str | None = None
+    pools: Mapping[str, int] = attrs.field(factory=dict)
+    """`[pools]`: each pool's number of slots, shared by the tasks naming it."""
 
 
 def parse_workspace_config(
@@ -94,9 +98,24 @@ def parse_workspace_config(
         api_read_token=r.string("api_read_token"),
         age_identity=later["age_identity"],
         secrets_recipients=r.path_string("secrets_recipients"),
+        pools=_read_pools(sub) if (sub := r.table("pools")) else {},
     )
     r.finish(severity=Severity.ERROR if strict else Severity.WARNING)
     return config, problems
+
+
+def _read_pools(r: TableReader) -> dict[str, int]:
+    pools = {}
+    for name in list(r.raw):
+        if reason := limits.name_problem(name):
+            r.value(name)
+            r.problem(name, f"{shown(name)} is not a pool name: {reason}", limits.NAME_RULE)
+            continue
+        size = r.integer(name, default=0, minimum=1, maximum=limits.MAX_POOL)
+        if size:
+            pools[name] = size
+    r.finish()
+    return pools
 
 
 def read_keep_runs(r: TableReader) -> int | None:

@@ -335,7 +335,9 @@ def settle_record(record: RunRecord, error: str, at: dt.datetime) -> RunRecord:
     tasks = tuple(
         task
         if task.state.terminal
-        else attrs.evolve(task, state=cut_short(task.state), ended_at=at, error=error)
+        else attrs.evolve(
+            task, state=cut_short(task.state, task.attempts), ended_at=at, error=error
+        )
         for task in record.tasks
     )
     return attrs.evolve(record, state=RunState.FAILED, ended_at=at, error=error, tasks=tasks)
@@ -391,6 +393,7 @@ def _task(raw: dict[str, Any]) -> TaskRecord:
             )
             for attempt in raw.get("history", ())
         ),
+        pool=raw.get("pool"),
     )
 
 

@@ -20,6 +20,11 @@ from pit.spec.states import (
 )
 
 TASK_ALLOWED = {
+    (TaskState.PENDING, TaskState.QUEUED),  # its pool is full
+    (TaskState.QUEUED, TaskState.RUNNING),
+    (TaskState.QUEUED, TaskState.SKIPPED),  # stopped while it waited, before its first attempt
+    (TaskState.QUEUED, TaskState.FAILED),  # stopped while it waited to retry
+    (TaskState.RUNNING, TaskState.QUEUED),  # a retry waits for its pool
     (TaskState.PENDING, TaskState.RUNNING),
     (TaskState.PENDING, TaskState.SKIPPED),
     (TaskState.PENDING, TaskState.UPSTREAM_FAILED),
@@ -45,6 +50,7 @@ def test_every_state_has_a_row() -> None:
 def test_state_values_are_the_names_users_see() -> None:
     assert [s.value for s in TaskState] == [
         "pending",
+        "queued",
         "running",
         "success",
         "failed",
@@ -77,7 +83,11 @@ def test_run_transition(old: RunState, new: RunState) -> None:
 def test_terminal_states_are_exactly_those_with_no_way_out() -> None:
     assert {s for s in TaskState if s.terminal} == {s for s in TaskState if not TASK_TRANSITIONS[s]}
     assert {s for s in RunState if s.terminal} == {s for s in RunState if not RUN_TRANSITIONS[s]}
-    assert {s for s in TaskState if not s.terminal} == {TaskState.PENDING, TaskState.RUNNING}
+    assert {s for s in TaskState if not s.terminal} == {
+        TaskState.PENDING,
+        TaskState.QUEUED,
+        TaskState.RUNNING,
+    }
     assert {s for s in RunState if not s.terminal} == {RunState.PENDING, RunState.RUNNING}
 
 
@@ -97,10 +107,12 @@ def test_transition_error_is_a_bug_not_a_user_error() -> None:
 
 
 def test_a_task_cut_short_fails_if_it_ran_and_is_skipped_if_it_had_not_started() -> None:
-    assert cut_short(TaskState.RUNNING) is TaskState.FAILED
-    assert cut_short(TaskState.PENDING) is TaskState.SKIPPED
+    assert cut_short(TaskState.RUNNING, 1) is TaskState.FAILED
+    assert cut_short(TaskState.PENDING, 0) is TaskState.SKIPPED
+    assert cut_short(TaskState.QUEUED, 0) is TaskState.SKIPPED  # waited for its pool
+    assert cut_short(TaskState.QUEUED, 1) is TaskState.FAILED  # ran, and waited to retry
     for ended in (TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED):
-        assert cut_short(ended) is ended
+        assert cut_short(ended, 1) is ended
 
 
 def test_the_run_outcome_from_its_tasks_and_why_it_stopped() -> None:

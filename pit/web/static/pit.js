@@ -246,7 +246,7 @@ function squares(runs) {
 }
 
 function progress(run) {
-  const done = run.tasks.filter((task) => !["pending", "running"].includes(task.status)).length;
+  const done = run.tasks.filter((task) => !["pending", "queued", "running"].includes(task.status)).length;
   return h(
     "div",
     {},
@@ -308,7 +308,7 @@ function drawGraph(layout, onSelect) {
     nodes.append(group);
   }
   svg.append(edges, nodes);
-  const glyphs = { success: "✓", failed: "✗", running: "▶", pending: "○", skipped: "–", upstream_failed: "⤓", cancelled: "⊘" };
+  const glyphs = { success: "✓", failed: "✗", running: "▶", queued: "◷", pending: "○", skipped: "–", upstream_failed: "⤓", cancelled: "⊘" };
   return {
     element: h("div", { class: "canvas" }, svg),
     paint(states, selected) {
@@ -496,7 +496,7 @@ class RunView {
   }
 
   ended() {
-    return !["pending", "running"].includes(this.run.status);
+    return !["pending", "queued", "running"].includes(this.run.status);
   }
 
   update(run) {
@@ -513,7 +513,7 @@ class RunView {
       stateBadge(run.status),
       ...buttons,
     );
-    const done = run.tasks.filter((task) => !["pending", "running"].includes(task.status)).length;
+    const done = run.tasks.filter((task) => !["pending", "queued", "running"].includes(task.status)).length;
     const parts = [`${run.trigger} run`, `${done} of ${run.tasks.length} tasks done`];
     if (run.started_at) parts.push(`started ${at(run.started_at)}`);
     if (run.started_at) parts.push(`took ${duration(seconds(run.started_at, run.ended_at))}`);

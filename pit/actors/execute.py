@@ -12,7 +12,7 @@ import functools
 import logging
 import math
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from pit.store.rundir import (
     release_reserve,
     reserve_space,
     settle_abandoned,
+    unmet_requirement,
     write_manifest,
 )
 
@@ -257,6 +258,19 @@ async def _prepare_from_git(plan: RunPlan, paths: RunPaths) -> _Code:
     return _Code(version=f"git:{checkout.commit}", commit=checkout.commit, note=note)
 
 
+def _requirements(run: _Run) -> Callable[[], Awaitable[str | None]]:
+    """Checks the DAGs the run's DAG requires, in a worker thread (it reads run folders)."""
+    plan = run.plan
+
+    async def unmet() -> str | None:
+        now = run.clock.now()
+        return await trio.to_thread.run_sync(
+            unmet_requirement, plan.runs_dir, plan.dag.requires, now
+        )
+
+    return unmet
+
+
 def _dbt_profiles(run: _Run) -> dict[str, Any] | None:
     """The profiles.yml of the run's dbt tasks (None without any); RunError when the
     connection's secret cannot make one."""
@@ -328,6 +342,7 @@ async def _run_in_folder(
             params=param_values(plan.params),
             pools=run.pools,
             pool_sizes=plan.pool_sizes,
+            requirements=_requirements(run) if plan.dag.requires else None,
             reused=plan.reused,
         )
         async with trio.open_nursery() as nursery:

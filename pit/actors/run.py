@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import assert_never
 
@@ -48,7 +48,7 @@ from pit.messages.task import (
     TaskQueued,
 )
 from pit.runners.command import InProcessLaunch, ProcessLaunch
-from pit.spec.dag import DagSpec, TaskSpec
+from pit.spec.dag import DagSpec, RequiresElse, TaskSpec
 from pit.spec.defaults import DEFAULT_STOP_GRACE
 from pit.spec.durations import format_duration
 from pit.spec.graph import downstream
@@ -64,6 +64,10 @@ from pit.spec.states import (
 )
 
 _FINISH_WAIT = 5.0
+
+
+REQUIRES_POLL = 30.0
+"""Seconds between two checks of a run's required DAGs while it waits for them."""
 
 
 @attrs.frozen(kw_only=True)
@@ -97,6 +101,9 @@ class RunActor:
     code_commit: str | None = None
     code_note: str | None = None
     params: Mapping[str, Value] = attrs.field(factory=dict)
+    requirements: Callable[[], Awaitable[str | None]] | None = None
+    """Why the DAGs it `requires` do not let it start yet (None: they do); checked before its
+    first task, again every `REQUIRES_POLL` for up to the DAG's `requires_wait`."""
     pools: Pools = attrs.field(factory=Pools)
     """The pools of this process, which its tasks naming one take slots of."""
     pool_sizes: Mapping[str, int] = attrs.field(factory=dict)
@@ -184,6 +191,7 @@ class RunActor:
         async with trio.open_nursery() as tasks_nursery:
             if self.dag.timeout is not None:
                 tasks_nursery.start_soon(_deadline, self.dag.timeout, send.clone())
+            await self._await_requirements(inbox, tasks_nursery, send)
             await self._start_ready(tasks_nursery, send)
             while self._running:
                 await self._handle(await inbox.receive(), tasks_nursery, send)
@@ -267,6 +275,31 @@ class RunActor:
                 await self._stop_run(reason, StopTask)
             case _:
                 assert_never(message)
+
+    async def _await_requirements(
+        self,
+        inbox: trio.MemoryReceiveChannel[RunInbox],
+        nursery: trio.Nursery,
+        send: trio.MemorySendChannel[RunInbox],
+    ) -> None:
+        """Wait (taking commands: a cancel, the run's timeout) until the DAGs this one requires
+        let it start; past `requires_wait`, stop the run as the DAG's `requires_else` says."""
+        if self.requirements is None:
+            return
+        deadline = trio.current_time() + self.dag.requires_wait
+        while self._stopping is None:
+            unmet = await self.requirements()
+            if unmet is None:
+                return
+            left = deadline - trio.current_time()
+            if left <= 0:
+                if self.dag.requires_else is RequiresElse.SKIP:
+                    await self._stop_run(CANCELLED, StopTask, error=f"skipped: {unmet}")
+                else:
+                    await self._stop_run(unmet, StopTask)
+                return
+            with trio.move_on_after(min(left, REQUIRES_POLL)):
+                await self._handle(await inbox.receive(), nursery, send)
 
     def _release_dependants(self, name: str) -> None:
         if self.only_task is not None:

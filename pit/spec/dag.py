@@ -57,6 +57,14 @@ OVERLAP_SPELLINGS = {"wait": Overlap.QUEUE}
 """The original Pit's names for our policies, mapped once, here."""
 
 
+class RequiresElse(enum.StrEnum):
+    """`requires_else`: what a run whose required DAGs have not succeeded recently does."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+    """End cancelled, its tasks skipped, the record saying why."""
+
+
 class TaskType(enum.StrEnum):
     """A task's `type`: every task runs a script; SQL tasks may save or load instead."""
 
@@ -201,7 +209,11 @@ class DagSpec:
     ftp_watch: FtpWatchSpec | None = None
     webhook: WebhookSpec | None = None
     requires: tuple[RequireSpec, ...] = ()
-    """Accepted and type-checked; not enforced yet (a warning says so)."""
+    """DAGs that must have succeeded recently before a run's first task starts."""
+    requires_wait: float = 0.0
+    """Seconds a run waits for them (checking again meanwhile) before it gives up."""
+    requires_else: RequiresElse = RequiresElse.FAIL
+    """What a run that gives up does: fail, or end cancelled as skipped."""
     outputs: tuple[OutputSpec, ...] = ()
     secrets: tuple[str, ...] | None = None
     """The only secrets its tasks may ask the broker for (a task's own list replaces it)."""
@@ -375,6 +387,13 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
     webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
     requires = read_requires(r)
+    requires_wait = r.duration("requires_wait")
+    requires_else = _choice(
+        r, "requires_else", r.string("requires_else"), RequiresElse, RequiresElse.FAIL, "a choice"
+    )
+    for key in ("requires_wait", "requires_else"):
+        if r.has(key) and not requires:
+            r.problem(key, "applies to a DAG with requires", "add requires, or remove it")
     params = read_params(sub) if (sub := r.table("params")) else ()
     secrets = r.strings("secrets")
     r.finish()
@@ -399,6 +418,8 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "ftp_watch": ftp,
         "webhook": webhook,
         "requires": requires,
+        "requires_wait": requires_wait or 0.0,
+        "requires_else": requires_else,
         "secrets": secrets,
         "params": params,
     }

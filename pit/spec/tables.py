@@ -58,11 +58,11 @@ class WebhookSpec:
 
 @attrs.frozen(kw_only=True)
 class RequireSpec:
-    """`requires`: another DAG that must have succeeded recently (accepted, not yet enforced)."""
+    """`requires`: another DAG that must have succeeded recently before a run starts."""
 
     dag: str
     max_age: float | None = None
-    """Seconds; None when the original's list form names the DAG only."""
+    """Seconds a success of it stays fresh; None: its latest ended run must have succeeded."""
 
 
 def read_sql(r: TableReader) -> SqlSpec:
@@ -161,12 +161,15 @@ REQUIRES_FORM = 'requires = { other_dag = { max_age = "24h" } } (or a list of DA
 
 
 def read_requires(r: TableReader) -> tuple[RequireSpec, ...]:
-    """`requires` in the original's list form (`["other_dag"]`) or as a table of DAGs with a
-    `max_age`; type-checked now, with a warning until data dependencies are enforced."""
+    """`requires`: a list of DAG names (`["other_dag"]`, the original's form), a list of tables
+    (`[{ dag = "ingest", max_age = "6h" }]`), or a table of DAGs each with a `max_age`."""
     if not r.has("requires"):
         return ()
     raw = r.raw["requires"]
-    if isinstance(raw, list):
+    if isinstance(raw, list) and raw and all(isinstance(item, dict) for item in raw):
+        tables = r.tables("requires")
+        found = tuple(spec for table in tables if (spec := _read_require_entry(table)))
+    elif isinstance(raw, list):
         names = r.strings("requires") or ()
         found = tuple(RequireSpec(dag=name) for name in names if _dag_name(r, "requires", name))
     else:
@@ -176,12 +179,18 @@ def read_requires(r: TableReader) -> tuple[RequireSpec, ...]:
         found = tuple(
             spec for name in list(table.raw) if (spec := _read_require(table, name)) is not None
         )
-    r.warn(
-        "requires",
-        "is accepted but not enforced yet: runs start without checking the required DAGs",
-        "remove it to silence this warning, or keep it for when pit checks it",
-    )
     return found
+
+
+def _read_require_entry(entry: TableReader) -> RequireSpec | None:
+    name = entry.string("dag", required=True)
+    max_age = entry.duration(
+        "max_age", positive=True, maximum=limits.MAX_AGE, maximum_text=limits.MAX_AGE_TEXT
+    )
+    entry.finish()
+    if name is None or not _dag_name(entry, "dag", name):
+        return None
+    return RequireSpec(dag=name, max_age=max_age)
 
 
 def _read_require(requires: TableReader, name: str) -> RequireSpec | None:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import attrs
 
 from pit.errors import RunError
 from pit.messages.run import Attempt, RunOwner, RunPlan, RunRecord, TaskRecord
+from pit.spec.durations import format_duration
 from pit.spec.states import RunState, TaskState, cut_short
+from pit.spec.tables import RequireSpec
 from pit.store.files import write_atomically
 
 MANIFEST = "run.json"
@@ -127,6 +130,48 @@ def last_scheduled(runs_dir: Path, dag: str, *, look_at: int = 200) -> dt.dateti
         if scheduled is not None and (found is None or scheduled > found):
             found = scheduled
     return found
+
+
+def unmet_requirement(
+    runs_dir: Path, requires: Iterable[RequireSpec], now: dt.datetime
+) -> str | None:
+    """Why the DAGs `requires` names do not let a run start now (the first one found), or
+    None: each has a success that ended within its `max_age` (without one: its latest ended run
+    succeeded). Blocking: reads the newest run folders of each DAG until it knows."""
+    for required in requires:
+        latest, success = _latest_ends(runs_dir, required.dag)
+        name = required.dag
+        if required.max_age is None:
+            if latest is None:
+                return f"required DAG {name} has no ended run"
+            if latest.state is not RunState.SUCCESS:
+                return f"required DAG {name}'s last run {latest.run_id} {latest.state.value}"
+            continue
+        ended = success.ended_at if success is not None else None
+        if ended is None or now - ended > dt.timedelta(seconds=required.max_age):
+            last = f"its last at {ended.astimezone():%Y-%m-%d %H:%M}" if ended else "none yet"
+            within = format_duration(required.max_age)
+            return f"required DAG {name} has no success within {within} ({last})"
+    return None
+
+
+def _latest_ends(runs_dir: Path, dag: str) -> tuple[RunRecord | None, RunRecord | None]:
+    """The DAG's latest ended run, and its latest success, from its newest folders."""
+    if not runs_dir.is_dir():
+        return None, None
+    latest = None
+    names = sorted((p.name for p in runs_dir.iterdir() if dag_of(p.name) == dag), reverse=True)
+    for name in names:
+        try:
+            record = read_manifest(runs_dir / name / MANIFEST)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not record.state.terminal:
+            continue
+        latest = latest or record
+        if record.state is RunState.SUCCESS:
+            return latest, record
+    return latest, None
 
 
 def make_run_folders(paths: RunPaths) -> None:

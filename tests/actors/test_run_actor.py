@@ -27,7 +27,7 @@ from pit.messages.run import (
     TaskUpdated,
 )
 from pit.messages.task import TaskOutput
-from pit.spec.dag import DagSpec, Runner, RunnerKind, TaskSpec
+from pit.spec.dag import DagSpec, RequiresElse, Runner, RunnerKind, TaskSpec
 from pit.spec.states import RunState, TaskState
 
 from .loglines import log_lines
@@ -712,3 +712,73 @@ async def test_stop_run_stops_tasks_in_order_and_fails_the_run_with_its_reason_m
     assert finished.states() == {"a": TaskState.FAILED, "b": TaskState.SKIPPED}
     assert finished.task("a").error == "cannot write /x?password=***"
     assert script.attempts[0].cancelled
+
+
+# --- required DAGs ----------------------------------------------------------------------------
+
+
+def required(ready_after: float | None) -> Callable[[], Awaitable[str | None]]:
+    """A check of the required DAGs that they pass once `ready_after` seconds have gone by
+    (never when None), counting the checks."""
+    start = trio.current_time()
+
+    async def unmet() -> str | None:
+        unmet.checks += 1  # type: ignore[attr-defined]
+        if ready_after is not None and trio.current_time() - start >= ready_after:
+            return None
+        return "required DAG ingest has no success within 6h (none yet)"
+
+    unmet.checks = 0  # type: ignore[attr-defined]
+    return unmet
+
+
+async def test_a_run_waits_for_its_required_dags_then_starts(
+    autojump_clock: trio.abc.Clock, tmp_path: Path
+) -> None:
+    from pit.actors.run import REQUIRES_POLL
+
+    script = Script({"a": [Step(1)]})
+    spec = attrs.evolve(dag(task("a")), requires_wait=3600.0)
+    check = required(ready_after=2 * REQUIRES_POLL)
+    run = await run_dag(spec, script, tmp_path, requirements=check)
+    assert script.starts("a") == [pytest.approx(2 * REQUIRES_POLL)]
+    assert check.checks == 3  # type: ignore[attr-defined]
+    assert run.record.state is RunState.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("requires_else", "state", "error"),
+    [
+        ("fail", RunState.FAILED, "required DAG ingest has no success within 6h (none yet)"),
+        ("skip", RunState.CANCELLED, "skipped: required DAG ingest has no success within 6h"),
+    ],
+)
+async def test_past_its_wait_a_run_fails_or_is_skipped_and_no_task_runs(
+    autojump_clock: trio.abc.Clock,
+    tmp_path: Path,
+    requires_else: str,
+    state: RunState,
+    error: str,
+) -> None:
+    script = Script({"a": [Step(1)]})
+    spec = attrs.evolve(
+        dag(task("a")), requires_wait=100.0, requires_else=RequiresElse(requires_else)
+    )
+    run = await run_dag(spec, script, tmp_path, requirements=required(None))
+    assert script.started_tasks() == []
+    assert run.record.state is state
+    assert run.record.error is not None
+    assert run.record.error.startswith(error)
+    assert run.states() == {"a": S.SKIPPED}
+    assert run.record.ended_at is not None
+
+
+async def test_a_run_waiting_for_its_required_dags_can_be_cancelled(
+    autojump_clock: trio.abc.Clock, tmp_path: Path
+) -> None:
+    script = Script({"a": [Step(1)]})
+    spec = attrs.evolve(dag(task("a")), requires_wait=3600.0)
+    run = await run_dag(spec, script, tmp_path, requirements=required(None), during=cancel_at(45))
+    assert script.started_tasks() == []
+    assert run.record.state is RunState.CANCELLED
+    assert run.states() == {"a": S.SKIPPED}

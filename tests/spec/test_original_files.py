@@ -8,7 +8,7 @@ from pit.spec.problems import Severity
 from pit.spec.tables import RequireSpec
 from pit.spec.workspace import CONFIG_FILE, parse_workspace_config
 
-from .tomltext import dag, parse, parse_ok, pit_toml, task, the_problem
+from .tomltext import dag, parse, parse_ok, pit_toml, task
 
 
 def test_overlap_wait_is_the_original_name_for_queue() -> None:
@@ -28,10 +28,7 @@ def test_requires_as_a_table_of_dags_with_max_age_is_accepted_with_a_warning() -
         RequireSpec(dag="other_dag", max_age=24 * 3600.0),
         RequireSpec(dag="b", max_age=None),
     )
-    problem = the_problem(problems, "dag.requires")
-    assert problem.severity is Severity.WARNING
-    assert "not enforced yet" in problem.message
-    assert str(problem).startswith("warning: ")
+    assert problems == []
 
 
 def test_requires_as_the_original_list_of_names() -> None:
@@ -39,7 +36,22 @@ def test_requires_as_the_original_list_of_names() -> None:
 
     assert spec is not None
     assert spec.requires == (RequireSpec(dag="other_dag"),)
-    assert [p.severity for p in problems] == [Severity.WARNING]
+    assert problems == []
+
+
+def test_requires_as_a_list_of_tables() -> None:
+    text = pit_toml(
+        '[dag]\nname = "etl"\nrequires = [{ dag = "ingest", max_age = "6h" }, { dag = "b" }]',
+        task("a"),
+    )
+    spec, problems = parse(text)
+
+    assert problems == []
+    assert spec is not None
+    assert spec.requires == (
+        RequireSpec(dag="ingest", max_age=6 * 3600.0),
+        RequireSpec(dag="b", max_age=None),
+    )
 
 
 @pytest.mark.parametrize(

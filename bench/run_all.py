@@ -31,6 +31,7 @@ BENCHMARKS = (
     "load",
     "serve",
     "api",
+    "pools",
     "dashboard",
 )
 HERE = Path(__file__).resolve().parent

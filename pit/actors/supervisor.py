@@ -52,8 +52,10 @@ from pit.spec.dag import DagSpec
 from pit.spec.load import Workspace, load_workspace
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
+from pit.spec.states import RunState
 from pit.spec.workspace import DEFAULT_MAX_QUEUED_RUNS, DEFAULT_SHUTDOWN_GRACE
 from pit.store.paused import Pause, read_paused_or_warn, set_paused
+from pit.store.rundir import after_is_due
 from pit.store.runstore import RunStore, store_path
 
 log = logging.getLogger("pit.serve")
@@ -61,7 +63,7 @@ log = logging.getLogger("pit.serve")
 WEB_SHUTDOWN = 5.0
 """Seconds the webhook listener gets to close its connections once the last run has ended."""
 
-TRIGGERS_PAUSED = ("cron", "catchup", "ftp", "webhook")
+TRIGGERS_PAUSED = ("cron", "catchup", "ftp", "webhook", "after")
 """The triggers a paused DAG does not answer; a run asked for by hand (the API) still starts."""
 
 INBOX_SIZE = 256
@@ -234,8 +236,10 @@ class Supervisor:
                 answer = self._runs.cancel_run(run_id, by)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await reply.send(answer)
-            case RunEnded():
+            case RunEnded(record=record):
                 self._runs.ended(message)
+                if record.state is RunState.SUCCESS:
+                    self._start_after(record.dag)
             case Reload():
                 self._reload()
             case Stop(now=now):
@@ -278,6 +282,21 @@ class Supervisor:
             scheduled_time=request.scheduled_time,
             seed_files=request.seed_files,
         )
+
+    # --- DAGs started by others' success ([dag.after]) -----------------------------------------
+
+    def _start_after(self, succeeded: str) -> None:
+        """A run of `succeeded` succeeded: each DAG waiting for it (`[dag.after]`) is asked for
+        a run once every DAG it waits for has succeeded since its own last run."""
+        for dag in self._catalog.dags():
+            if dag.after is not None and succeeded in dag.after.dags:
+                self._services.start_soon(self._request_after, dag.name, dag.after.dags)
+
+    async def _request_after(self, dag: str, after: tuple[str, ...]) -> None:
+        runs_dir = self._workspace.runs_dir
+        if await trio.to_thread.run_sync(after_is_due, runs_dir, dag, after):
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._send.send(RunRequested(dag=dag, trigger="after"))
 
     # --- pausing ---------------------------------------------------------------------------
 

@@ -24,10 +24,12 @@ from pit.spec.params import ParamSpec, read_params
 from pit.spec.problems import Problem, shown
 from pit.spec.reader import TableReader
 from pit.spec.tables import (
+    AfterSpec,
     DbtSpec,
     RequireSpec,
     SqlSpec,
     WebhookSpec,
+    read_after,
     read_dbt,
     read_ftp_watch,
     read_requires,
@@ -208,6 +210,7 @@ class DagSpec:
     dbt: DbtSpec | None = None
     ftp_watch: FtpWatchSpec | None = None
     webhook: WebhookSpec | None = None
+    after: AfterSpec | None = None
     requires: tuple[RequireSpec, ...] = ()
     """DAGs that must have succeeded recently before a run's first task starts."""
     requires_wait: float = 0.0
@@ -386,6 +389,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     dbt = read_dbt(sub, git_backed=git_url is not None) if (sub := r.table("dbt")) else None
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
     webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
+    after = read_after(sub) if (sub := r.table("after")) else None
     requires = read_requires(r)
     requires_wait = r.duration("requires_wait")
     requires_else = _choice(
@@ -417,6 +421,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "dbt": dbt,
         "ftp_watch": ftp,
         "webhook": webhook,
+        "after": after,
         "requires": requires,
         "requires_wait": requires_wait or 0.0,
         "requires_else": requires_else,

@@ -99,13 +99,15 @@ def load_workspace(root: Path, *, strict: bool = False, projects: bool = True) -
 def _load_projects(root: Path, pools: Mapping[str, int]) -> tuple[Project, ...]:
     """Every project, validated, each also against the others (two DAGs of one name) and the
     workspace's pools."""
-    from pit.spec.validate import validate_dag_names
+    from pit.spec.validate import validate_dag_links, validate_dag_names
 
     loaded = [load_project(folder, pools) for folder in project_folders(root)]
     valid = [(p.file, p.dag) for p in loaded if p.dag is not None]
-    clashes = {problem.file: problem for problem in validate_dag_names(valid)}
+    found: dict[str, list[Problem]] = {}
+    for problem in [*validate_dag_names(valid), *validate_dag_links(valid)]:
+        found.setdefault(problem.file, []).append(problem)
     return tuple(
-        attrs.evolve(p, problems=(*p.problems, clashes[p.file])) if p.file in clashes else p
+        attrs.evolve(p, problems=(*p.problems, *found[p.file]), dag=None) if p.file in found else p
         for p in loaded
     )
 

@@ -57,6 +57,13 @@ class WebhookSpec:
 
 
 @attrs.frozen(kw_only=True)
+class AfterSpec:
+    """`[dag.after]`: run when every DAG named has succeeded since this DAG's last run."""
+
+    dags: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
 class RequireSpec:
     """`requires`: another DAG that must have succeeded recently before a run starts."""
 
@@ -140,6 +147,18 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
         poll_interval=30.0 if poll_interval is None else poll_interval,
         stable_seconds=stable_seconds,
     )
+
+
+def read_after(r: TableReader) -> AfterSpec | None:
+    names = r.strings("dags")
+    if names is None and not r.has("dags"):
+        r.problem("dags", "is required", 'dags = ["ingest"]: the DAGs whose success starts it')
+    r.finish()
+    if not names:
+        return None
+    if all(_dag_name(r, "dags", name) for name in names):
+        return AfterSpec(dags=tuple(dict.fromkeys(names)))
+    return None
 
 
 def read_webhook(r: TableReader) -> WebhookSpec | None:

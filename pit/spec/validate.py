@@ -180,3 +180,35 @@ def _secret_lists(dag: DagSpec) -> Iterator[tuple[str, tuple[str, ...]]]:
     for index, task in enumerate(dag.tasks):
         if task.secrets is not None:
             yield f"tasks[{index}].secrets", task.secrets
+
+
+def validate_dag_links(dags: Iterable[tuple[str, DagSpec]]) -> list[Problem]:
+    """The DAGs each DAG's `requires` and `[dag.after]` name must be in the workspace, and
+    `[dag.after]` must not go round (DAGs starting each other for ever). Items are (file, dag)."""
+    files = {dag.name: file for file, dag in dags}
+    specs = {dag.name: dag for _, dag in dags}
+    problems = []
+    for name, dag in specs.items():
+        named = [("dag.requires", r.dag) for r in dag.requires]
+        named += [("dag.after.dags", other) for other in (dag.after.dags if dag.after else ())]
+        for key, other in named:
+            if other not in specs:
+                fix = did_you_mean(other, specs) or f"DAGs here: {', '.join(sorted(specs))}"
+                problems.append(
+                    Problem(file=files[name], key=key, message=f"no DAG '{other}' here", fix=fix)
+                )
+    edges = {
+        name: [d for d in (s.after.dags if s.after else ()) if d in specs]
+        for name, s in specs.items()
+    }
+    if cycle := find_cycle(edges):
+        for name in dict.fromkeys(cycle):
+            problems.append(
+                Problem(
+                    file=files[name],
+                    key="dag.after.dags",
+                    message=f"DAGs that would start each other for ever: {' -> '.join(cycle)}",
+                    fix="remove one of these [dag.after]",
+                )
+            )
+    return problems

@@ -6,11 +6,12 @@ Plain blocking file operations; actors call them through `trio.to_thread`.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,18 +119,8 @@ def claim_fire_dir(runs_dir: Path, dag: str, fire: dt.datetime) -> RunPaths | No
 def last_scheduled(runs_dir: Path, dag: str, *, look_at: int = 200) -> dt.datetime | None:
     """The latest fire time a run of `dag` was made for (cron, catch-up, backfill), from its
     newest `look_at` run folders; None when none was. Blocking: a few small reads."""
-    if not runs_dir.is_dir():
-        return None
-    names = sorted((p.name for p in runs_dir.iterdir() if dag_of(p.name) == dag), reverse=True)
-    found = None
-    for name in names[:look_at]:
-        try:
-            scheduled = read_manifest(runs_dir / name / MANIFEST).scheduled_time
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if scheduled is not None and (found is None or scheduled > found):
-            found = scheduled
-    return found
+    newest = itertools.islice(_records_newest_first(runs_dir, dag), look_at)
+    return max((r.scheduled_time for r in newest if r.scheduled_time is not None), default=None)
 
 
 def unmet_requirement(
@@ -155,17 +146,43 @@ def unmet_requirement(
     return None
 
 
-def _latest_ends(runs_dir: Path, dag: str) -> tuple[RunRecord | None, RunRecord | None]:
-    """The DAG's latest ended run, and its latest success, from its newest folders."""
+def after_is_due(runs_dir: Path, dag: str, after: Iterable[str]) -> bool:
+    """`[dag.after]`: whether each DAG of `after` has a success that ended after `dag`'s last
+    run started (any time, if it never ran). Blocking: reads the newest run folders."""
+    last = _newest(runs_dir, dag)
+    if last is not None and last.started_at is None:
+        return False  # one of its runs is just starting
+    for name in after:
+        _, success = _latest_ends(runs_dir, name)
+        if success is None or success.ended_at is None:
+            return False
+        if last is not None and last.started_at is not None and success.ended_at <= last.started_at:
+            return False
+    return True
+
+
+def _newest(runs_dir: Path, dag: str) -> RunRecord | None:
+    for record in _records_newest_first(runs_dir, dag):
+        return record
+    return None
+
+
+def _records_newest_first(runs_dir: Path, dag: str) -> Iterator[RunRecord]:
+    """The DAG's readable run records, newest run id first."""
     if not runs_dir.is_dir():
-        return None, None
-    latest = None
+        return
     names = sorted((p.name for p in runs_dir.iterdir() if dag_of(p.name) == dag), reverse=True)
     for name in names:
         try:
-            record = read_manifest(runs_dir / name / MANIFEST)
+            yield read_manifest(runs_dir / name / MANIFEST)
         except (OSError, ValueError, KeyError, TypeError):
             continue
+
+
+def _latest_ends(runs_dir: Path, dag: str) -> tuple[RunRecord | None, RunRecord | None]:
+    """The DAG's latest ended run, and its latest success, from its newest folders."""
+    latest = None
+    for record in _records_newest_first(runs_dir, dag):
         if not record.state.terminal:
             continue
         latest = latest or record

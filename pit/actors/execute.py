@@ -22,6 +22,7 @@ import trio
 from pit.actors.broker import Broker, SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.manifest import ManifestWriter
+from pit.actors.notify import Notifier
 from pit.actors.pools import Pools
 from pit.actors.run import RunActor, RunHandle
 from pit.actors.sql import executable
@@ -76,6 +77,7 @@ async def execute_run(
     paths: RunPaths | None = None,
     sockets: SocketFolder | None = None,
     pools: Pools | None = None,
+    background: trio.Nursery | None = None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
     guard: RunGuard | None = None,
@@ -89,7 +91,8 @@ async def execute_run(
     values are masked in task output. `paths` is the run's folder when the caller made it
     already (the scheduler does, to answer with the run id at once); `sockets` the folder for
     the SDK socket when the caller keeps one for all its runs; `pools` the pools its runs
-    share (else the run's own); `guard` the guard told of the run, which ends it if this
+    share (else the run's own); `background` where its notifications go on after it ended
+    (else it ends once they are delivered); `guard` the guard told of the run, which ends it if this
     process dies; `store` the run store's writer, given each record written to run.json. A
     run that cannot start raises `RunError` (its run.json says why)."""
     started = clock.now()
@@ -103,6 +106,7 @@ async def execute_run(
         secrets=secrets,
         sockets=sockets,
         pools=pools or Pools(),
+        background=background,
         observers=observers,
         output=output,
         store=store,
@@ -127,6 +131,7 @@ class _Run:
     secrets: Secrets | None
     sockets: SocketFolder | None
     pools: Pools
+    background: trio.Nursery | None
     observers: Sequence[trio.MemorySendChannel[RunEvent]]
     output: trio.MemorySendChannel[TaskOutput] | None
     store: StoreWriter | None
@@ -283,6 +288,21 @@ def _dbt_profiles(run: _Run) -> dict[str, Any] | None:
 async def _run_in_folder(
     run: _Run, task_status: _Handing, code: _Code, dbt_profiles: Path | None
 ) -> RunRecord:
+    # Without a background nursery of the caller's, the run's notifications are delivered
+    # before it returns (`pit run`'s process must not end first).
+    if run.background is not None:
+        return await _run_with_services(run, task_status, code, dbt_profiles, run.background)
+    async with trio.open_nursery() as notifications:
+        return await _run_with_services(run, task_status, code, dbt_profiles, notifications)
+
+
+async def _run_with_services(
+    run: _Run,
+    task_status: _Handing,
+    code: _Code,
+    dbt_profiles: Path | None,
+    background: trio.Nursery,
+) -> RunRecord:
     plan, paths = run.plan, run.paths
     async with trio.open_nursery() as services:
         broker = Broker(
@@ -320,6 +340,21 @@ async def _run_in_folder(
         )
         # Unbounded: the writer folds queued events into one write (see ManifestWriter).
         to_writer, writer_inbox = trio.open_memory_channel[RunEvent](math.inf)
+        notifying: tuple[trio.MemorySendChannel[RunEvent], ...] = ()
+        if plan.dag.notify:
+            notifier = Notifier(
+                dag=plan.dag,
+                run_dir=paths.root,
+                snapshot=paths.project,
+                secrets=run.secrets,
+                clock=run.clock,
+                env=run.env,
+                dashboard_url=plan.dashboard_url,
+            )
+            # Unbounded too: a notification never holds the run back.
+            to_notifier, notifier_inbox = trio.open_memory_channel[RunEvent](math.inf)
+            background.start_soon(notifier.run, notifier_inbox)
+            notifying = (to_notifier,)
         actor = RunActor(
             dag=plan.dag,
             run_id=paths.run_id,
@@ -328,7 +363,7 @@ async def _run_in_folder(
             launch=lambda task, attempt: executable(build_launch(place, task, attempt)),
             logs_dir=paths.logs,
             clock=run.clock,
-            observers=(to_writer, *run.observers),
+            observers=(to_writer, *notifying, *run.observers),
             output=run.output,
             max_active=plan.max_active,
             only_task=plan.only_task,

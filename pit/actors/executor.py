@@ -167,6 +167,7 @@ class Executor:
                             paths=paths,
                             sockets=sockets,
                             pools=self._pools,
+                            background=self._services,  # notifications outlive the run
                             observers=(events,),
                             output=output,
                             guard=self.guard,

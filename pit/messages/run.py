@@ -194,6 +194,8 @@ class RunPlan:
     """The run's params, resolved (`pit.spec.params.resolve_params`)."""
     pool_sizes: Mapping[str, int] = attrs.field(factory=dict)
     """`[pools]` of pit_config.toml: the slots of each pool its tasks may name."""
+    dashboard_url: str | None = None
+    """Where pit serve's dashboard is reached (`dashboard_url`): notifications link to it."""
 
 
 @attrs.frozen(kw_only=True)

@@ -26,12 +26,14 @@ from pit.spec.reader import TableReader
 from pit.spec.tables import (
     AfterSpec,
     DbtSpec,
+    NotifySpec,
     RequireSpec,
     SqlSpec,
     WebhookSpec,
     read_after,
     read_dbt,
     read_ftp_watch,
+    read_notify,
     read_requires,
     read_sql,
     read_webhook,
@@ -211,6 +213,8 @@ class DagSpec:
     ftp_watch: FtpWatchSpec | None = None
     webhook: WebhookSpec | None = None
     after: AfterSpec | None = None
+    notify: tuple[NotifySpec, ...] = ()
+    """`[[dag.notify]]`: who hears of the run's failure, success, retries."""
     requires: tuple[RequireSpec, ...] = ()
     """DAGs that must have succeeded recently before a run's first task starts."""
     requires_wait: float = 0.0
@@ -390,6 +394,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
     webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
     after = read_after(sub) if (sub := r.table("after")) else None
+    notify = tuple(spec for sub in r.tables("notify") if (spec := read_notify(sub)))
     requires = read_requires(r)
     requires_wait = r.duration("requires_wait")
     requires_else = _choice(
@@ -422,6 +427,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "ftp_watch": ftp,
         "webhook": webhook,
         "after": after,
+        "notify": notify,
         "requires": requires,
         "requires_wait": requires_wait or 0.0,
         "requires_else": requires_else,

@@ -56,6 +56,30 @@ class WebhookSpec:
     token_secret: str
 
 
+NOTIFY_EVENTS = ("failure", "success", "retry")
+NOTIFY_CHANNELS = ("webhook", "email", "command")
+
+
+@attrs.frozen(kw_only=True)
+class NotifySpec:
+    """`[[dag.notify]]`: who hears of which of a run's events, and how."""
+
+    on: tuple[str, ...]
+    """Of `NOTIFY_EVENTS`: the run failed, succeeded, or a task failed and will try again."""
+    channel: str
+    url: str | None = None
+    """webhook: where the JSON is POSTed (or `url_secret`, a secret holding it)."""
+    url_secret: str | None = None
+    secret: str | None = None
+    """email: the structured secret with the SMTP server's host, port, user, password, from
+    (and starttls, true unless "false")."""
+    to: tuple[str, ...] = ()
+    command: str | None = None
+    """command: run with the run's context in its environment, from the run's snapshot."""
+    retries: int = 3
+    timeout: float = 30.0
+
+
 @attrs.frozen(kw_only=True)
 class AfterSpec:
     """`[dag.after]`: run when every DAG named has succeeded since this DAG's last run."""
@@ -159,6 +183,43 @@ def read_after(r: TableReader) -> AfterSpec | None:
     if all(_dag_name(r, "dags", name) for name in names):
         return AfterSpec(dags=tuple(dict.fromkeys(names)))
     return None
+
+
+def read_notify(r: TableReader) -> NotifySpec | None:
+    on = r.strings("on")
+    channel = r.string("channel", required=True)
+    spec = NotifySpec(
+        on=on or (),
+        channel=channel or "",
+        url=r.string("url"),
+        url_secret=r.string("url_secret"),
+        secret=r.string("secret"),
+        to=r.strings("to") or (),
+        command=r.string("command"),
+        retries=r.integer("retries", default=3, maximum=limits.MAX_RETRIES),
+        timeout=r.duration("timeout", positive=True) or 30.0,
+    )
+    r.finish()
+    if not on:
+        r.problem("on", "is required", f"on = [...] of {', '.join(NOTIFY_EVENTS)}")
+        return None
+    if unknown := [event for event in on if event not in NOTIFY_EVENTS]:
+        r.problem("on", f"{shown(unknown[0])} is not an event", f"use {', '.join(NOTIFY_EVENTS)}")
+        return None
+    needs = {
+        "webhook": ("url or url_secret", spec.url or spec.url_secret),
+        "email": ("secret and to", spec.secret and spec.to),
+        "command": ("command", spec.command),
+    }
+    if channel not in needs:
+        if channel:
+            r.problem("channel", f"{shown(channel)} is not a channel", f"use {', '.join(needs)}")
+        return None
+    what, given = needs[channel]
+    if not given:
+        r.problem("channel", f"a {channel} notification needs {what}")
+        return None
+    return spec
 
 
 def read_webhook(r: TableReader) -> WebhookSpec | None:

@@ -53,6 +53,8 @@ class WorkspaceConfig:
     secrets_recipients: str | None = None
     pools: Mapping[str, int] = attrs.field(factory=dict)
     """`[pools]`: each pool's number of slots, shared by the tasks naming it."""
+    dashboard_url: str | None = None
+    """The address people reach pit serve's dashboard at, for the links notifications carry."""
 
 
 def parse_workspace_config(
@@ -99,6 +101,7 @@ def parse_workspace_config(
         age_identity=later["age_identity"],
         secrets_recipients=r.path_string("secrets_recipients"),
         pools=_read_pools(sub) if (sub := r.table("pools")) else {},
+        dashboard_url=r.string("dashboard_url"),
     )
     r.finish(severity=Severity.ERROR if strict else Severity.WARNING)
     return config, problems

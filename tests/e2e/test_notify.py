@@ -1,0 +1,158 @@
+"""Notifications under the real `pit run`: a failed run tells a webhook (retried after a 500),
+an SMTP server (aiosmtpd on 127.0.0.1) and a local command, and every try is recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.conftest import Pit, Workspace
+from tests.pgcluster import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """Answers the first POST 500 and the others 204, keeping each body."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.bodies: list[dict[str, Any]] = []
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(500 if len(self.server.bodies) == 1 else 204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        from email import message_from_bytes
+
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+def test_a_failed_run_is_told_by_webhook_email_and_command_each_try_recorded(
+    workspace: Workspace, pit: Pit
+) -> None:
+    with receiver() as hook, smtp_server() as (mailbox, smtp_port):
+        workspace.write(
+            "secrets.toml",
+            f'[global.smtp]\nhost = "127.0.0.1"\nport = "{smtp_port}"\nfrom = "pit@example.com"\n'
+            'starttls = "false"\n',
+        )
+        workspace.config('secrets_dir = "secrets.toml"\n')
+        project = workspace.shell_project(
+            "etl",
+            {"work": "echo boom\nexit 3\n"},
+            extra=f"""
+            [[dag.notify]]
+            on = ["failure"]
+            channel = "webhook"
+            url = "http://127.0.0.1:{hook.server_address[1]}/hook"
+            retries = 2
+
+            [[dag.notify]]
+            on = ["failure"]
+            channel = "email"
+            secret = "smtp"
+            to = ["ops@example.com"]
+
+            [[dag.notify]]
+            on = ["failure", "success"]
+            channel = "command"
+            command = "sh tell.sh"
+            """,
+        )
+        (project / "tell.sh").write_text(
+            'echo "$PIT_NOTIFY_EVENT $PIT_RUN_STATE" >> "$PIT_RUN_DIR/told.txt"\n'
+        )
+        result = pit("run", "etl")
+        assert result.returncode == 1, result.stdout + result.stderr
+
+    run = workspace.only_run("etl")
+    assert [b["event"] for b in hook.bodies] == ["failure", "failure"]  # the 500, then the retry
+    body = hook.bodies[-1]
+    assert (body["dag"], body["state"], body["failed_tasks"]) == ("etl", "failed", ["work"])
+    assert body["run_id"] == run.name
+    assert "boom" in body["log_tail"]["work"]
+    (mail,) = mailbox.messages
+    assert mail["To"] == "ops@example.com"
+    assert mail["Subject"] == f"[pit] etl failure: {run.name}"
+    assert (run / "told.txt").read_text() == "failure failed\n"
+    tries = [json.loads(line) for line in (run / "notifications.jsonl").read_text().splitlines()]
+    assert sorted((t["channel"], t["attempt"], t["ok"]) for t in tries) == [
+        ("command", 1, True),
+        ("email", 1, True),
+        ("webhook", 1, False),
+        ("webhook", 2, True),
+    ]
+    (refused,) = [t for t in tries if not t["ok"]]
+    assert refused["error"] == "the webhook answered 500 Internal Server Error"
+
+
+def test_a_notification_that_cannot_go_changes_nothing_for_the_run(
+    workspace: Workspace, pit: Pit
+) -> None:
+    port = free_port()  # nothing listens there
+    workspace.shell_project(
+        "etl",
+        {"work": "echo fine\n"},
+        extra=f"""
+        [[dag.notify]]
+        on = ["success"]
+        channel = "webhook"
+        url = "http://127.0.0.1:{port}/hook"
+        retries = 0
+        """,
+    )
+    result = pit("run", "etl")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = workspace.only_run("etl")
+    assert workspace.manifest(run)["state"] == "success"
+    (attempt,) = [json.loads(x) for x in (run / "notifications.jsonl").read_text().splitlines()]
+    assert attempt["ok"] is False
+    assert attempt["error"].startswith("cannot reach the webhook")

@@ -32,6 +32,7 @@ from pit.messages.trigger import RunRequested, SupervisorInbox
 from pit.messages.webhook import RunAccepted, RunRequestAnswer
 from pit.spec.dag import FtpWatchSpec
 from pit.spec.states import RunState
+from pit.spec.tables import DirWatchSpec
 from pit.store.ledger import (
     EntryState,
     LedgerEntry,
@@ -71,7 +72,9 @@ def _client_for_target(watch: FtpWatch) -> FtpConnect:
 @attrs.define(kw_only=True)
 class FtpWatch:
     dag: str
-    spec: FtpWatchSpec
+    spec: FtpWatchSpec | DirWatchSpec
+    trigger: str = "ftp"
+    """What its runs are recorded as started by: `ftp`, or `dir` for a folder."""
     target: FtpTarget | None = None
     """The server, for the default `connect`; not read when `connect` is given."""
     connect: FtpConnect = attrs.field(default=attrs.Factory(_client_for_target, takes_self=True))
@@ -181,7 +184,7 @@ class FtpWatch:
         await self.supervisor.send(
             RunRequested(
                 dag=self.dag,
-                trigger="ftp",
+                trigger=self.trigger,
                 seed_files=tuple(local),
                 reply=reply_send,
                 ended=ended_send,

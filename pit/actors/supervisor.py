@@ -63,7 +63,7 @@ log = logging.getLogger("pit.serve")
 WEB_SHUTDOWN = 5.0
 """Seconds the webhook listener gets to close its connections once the last run has ended."""
 
-TRIGGERS_PAUSED = ("cron", "catchup", "ftp", "webhook", "after")
+TRIGGERS_PAUSED = ("cron", "catchup", "ftp", "dir", "webhook", "after")
 """The triggers a paused DAG does not answer; a run asked for by hand (the API) still starts."""
 
 INBOX_SIZE = 256

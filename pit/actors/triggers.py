@@ -18,6 +18,7 @@ from pit.actors.cron import CronTrigger
 from pit.actors.ftpwatch import FtpWatch
 from pit.clock import Clock, zone_of
 from pit.connectors.ftp import FtpTarget, ftp_target
+from pit.connectors.localdir import local_dir
 from pit.connectors.target import ConnectorError
 from pit.messages.trigger import SupervisorInbox
 from pit.spec.dag import DagSpec
@@ -103,7 +104,10 @@ def dag_triggers(
         recover=recover,
     )
     cron = _cron_trigger(dag, runs_dir, clock, supervisor)
-    return [t for t in (cron, watch) if t is not None]
+    folder = _dir_watch(
+        dag, root=root, runs_dir=runs_dir, clock=clock, supervisor=supervisor, recover=recover
+    )
+    return [t for t in (cron, watch, folder) if t is not None]
 
 
 async def run_triggers(scope: trio.CancelScope, dag: str, triggers: list[Trigger]) -> None:
@@ -187,6 +191,43 @@ def _ftp_watch(
             runs_dir=runs_dir,
             clock=clock,
             recover=recover and next(starts) == 0,  # a restart after a bug: runs may be active
+            supervisor=supervisor.clone(),
+        )
+        return watch.run()
+
+    return start
+
+
+def _dir_watch(
+    dag: DagSpec,
+    *,
+    root: Path,
+    runs_dir: Path,
+    clock: Clock,
+    supervisor: trio.MemorySendChannel[SupervisorInbox],
+    recover: bool,
+) -> Trigger | None:
+    """The FTP watch's machinery on a local folder (paths relative to the workspace)."""
+    if not dag.dir_watch:
+        return None
+    spec = attrs.evolve(
+        dag.dir_watch,
+        directory=str(root / dag.dir_watch.directory),
+        archive_dir=str(root / dag.dir_watch.archive_dir) if dag.dir_watch.archive_dir else None,
+    )
+    starts = itertools.count()
+
+    def start() -> Awaitable[None]:
+        watch = FtpWatch(
+            dag=dag.name,
+            spec=spec,
+            trigger="dir",
+            connect=local_dir,
+            ledger=ledger_path(root, dag.name, "dir"),
+            staging=root / ".pit" / "dir" / f"{dag.name}.staging",
+            runs_dir=runs_dir,
+            clock=clock,
+            recover=recover and next(starts) == 0,
             supervisor=supervisor.clone(),
         )
         return watch.run()

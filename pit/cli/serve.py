@@ -104,11 +104,13 @@ def servable(workspace: Workspace, *, keep_going: bool) -> list[DagSpec]:
     for problem in problems:
         print(f"pit: {problem} (not served)", file=sys.stderr)
     dags = [p.dag for p in workspace.projects if p.dag is not None and not p.problems]
-    triggered = [d for d in dags if d.schedule or d.ftp_watch or d.webhook or d.after]
+    triggered = [
+        d for d in dags if d.schedule or d.ftp_watch or d.dir_watch or d.webhook or d.after
+    ]
     if not triggered:
         raise WorkspaceError(
-            "nothing to serve: no valid DAG has a schedule, [dag.ftp_watch], [dag.webhook] or "
-            "[dag.after] (`pit run <dag>` runs one once)"
+            "nothing to serve: no valid DAG has a schedule, [dag.ftp_watch], [dag.dir_watch], "
+            "[dag.webhook] or [dag.after] (`pit run <dag>` runs one once)"
         )
     return triggered
 

@@ -26,12 +26,14 @@ from pit.spec.reader import TableReader
 from pit.spec.tables import (
     AfterSpec,
     DbtSpec,
+    DirWatchSpec,
     NotifySpec,
     RequireSpec,
     SqlSpec,
     WebhookSpec,
     read_after,
     read_dbt,
+    read_dir_watch,
     read_ftp_watch,
     read_notify,
     read_requires,
@@ -213,6 +215,7 @@ class DagSpec:
     ftp_watch: FtpWatchSpec | None = None
     webhook: WebhookSpec | None = None
     after: AfterSpec | None = None
+    dir_watch: DirWatchSpec | None = None
     notify: tuple[NotifySpec, ...] = ()
     """`[[dag.notify]]`: who hears of the run's failure, success, retries."""
     requires: tuple[RequireSpec, ...] = ()
@@ -394,6 +397,9 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     ftp = read_ftp_watch(sub) if (sub := r.table("ftp_watch")) else None
     webhook = read_webhook(sub) if (sub := r.table("webhook")) else None
     after = read_after(sub) if (sub := r.table("after")) else None
+    dir_watch = read_dir_watch(sub) if (sub := r.table("dir_watch")) else None
+    if dir_watch is not None and ftp is not None:
+        r.problem("dir_watch", "a DAG watches an FTP server or a folder, not both")
     notify = tuple(spec for sub in r.tables("notify") if (spec := read_notify(sub)))
     requires = read_requires(r)
     requires_wait = r.duration("requires_wait")
@@ -427,6 +433,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "ftp_watch": ftp,
         "webhook": webhook,
         "after": after,
+        "dir_watch": dir_watch,
         "notify": notify,
         "requires": requires,
         "requires_wait": requires_wait or 0.0,

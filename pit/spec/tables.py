@@ -52,6 +52,18 @@ class FtpWatchSpec:
 
 
 @attrs.frozen(kw_only=True)
+class DirWatchSpec:
+    """`[dag.dir_watch]`: a folder of this machine watched as an FTP watch watches its server."""
+
+    directory: str
+    """`path` in pit.toml; relative to the workspace unless absolute."""
+    pattern: str = "*"
+    archive_dir: str | None = None
+    poll_interval: float = 5.0
+    stable_seconds: int = 10
+
+
+@attrs.frozen(kw_only=True)
 class WebhookSpec:
     token_secret: str
 
@@ -169,6 +181,24 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
         tls=tls,
         archive_dir=archive_dir,
         poll_interval=30.0 if poll_interval is None else poll_interval,
+        stable_seconds=stable_seconds,
+    )
+
+
+def read_dir_watch(r: TableReader) -> DirWatchSpec | None:
+    directory = r.path_string("path", required=True)
+    pattern = r.string("pattern") or "*"
+    archive_dir = r.path_string("archive_dir")
+    poll_interval = r.duration("poll_interval", positive=True)
+    stable_seconds = r.integer("stable_seconds", default=10, maximum=limits.MAX_STABLE_SECONDS)
+    r.finish()
+    if directory is None:
+        return None
+    return DirWatchSpec(
+        directory=directory,
+        pattern=pattern,
+        archive_dir=archive_dir,
+        poll_interval=5.0 if poll_interval is None else poll_interval,
         stable_seconds=stable_seconds,
     )
 

@@ -29,8 +29,9 @@ class LedgerEntry:
         return self.size == size and self.modified == modified
 
 
-def ledger_path(workspace: Path, dag: str) -> Path:
-    return workspace / ".pit" / "ftp" / f"{dag}.json"
+def ledger_path(workspace: Path, dag: str, kind: str = "ftp") -> Path:
+    """The ledger of a DAG's FTP watch (`kind` "ftp") or folder watch ("dir")."""
+    return workspace / ".pit" / kind / f"{dag}.json"
 
 
 class LedgerUnreadable(ValueError):

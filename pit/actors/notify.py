@@ -26,8 +26,9 @@ from pit.actors.masking import Masker
 from pit.clock import Clock
 from pit.connectors.notify import post_json, send_email
 from pit.connectors.target import ConnectorError
-from pit.messages.run import RunEnded, RunEvent, RunRecord, TaskUpdated
+from pit.messages.run import RunEnded, RunEvent, RunRecord, RunStarted, TaskUpdated
 from pit.spec.dag import DagSpec
+from pit.spec.durations import format_duration
 from pit.spec.secrets import SecretNotFound, Secrets
 from pit.spec.states import RunState, TaskState
 from pit.spec.tables import NotifySpec
@@ -58,12 +59,35 @@ class Notifier:
 
     async def run(self, events: trio.MemoryReceiveChannel[RunEvent]) -> None:
         """Take the run's events until it ends, delivering what `[[dag.notify]]` asks for."""
+        sla = trio.CancelScope()
         async with events, trio.open_nursery() as deliveries:
             async for event in events:
+                if isinstance(event, RunStarted) and self.dag.sla is not None:
+                    deliveries.start_soon(self._watch_sla, event.record, sla, deliveries)
+                if isinstance(event, RunEnded):
+                    sla.cancel()
                 for name, body in self._notices(event):
-                    for spec in self.dag.notify:
-                        if name in spec.on:
-                            deliveries.start_soon(self._deliver, spec, name, body)
+                    self._notify(name, body, deliveries)
+
+    def _notify(self, name: str, body: dict[str, object], deliveries: trio.Nursery) -> None:
+        for spec in self.dag.notify:
+            if name in spec.on:
+                deliveries.start_soon(self._deliver, spec, name, body)
+
+    async def _watch_sla(
+        self, record: RunRecord, scope: trio.CancelScope, deliveries: trio.Nursery
+    ) -> None:
+        """`sla_miss` once, if the run has not ended `sla` after its scheduled time (or its
+        start, for a run not scheduled)."""
+        assert self.dag.sla is not None
+        since = record.scheduled_time or record.started_at or self.clock.now()
+        with scope:
+            # Re-read the wall clock at least every minute: it may jump while trio's does not.
+            while (left := (since - self.clock.now()).total_seconds() + self.dag.sla) > 0:  # noqa: ASYNC110
+                await trio.sleep(min(left, 60.0))
+            body = self._body("sla_miss", record.run_id, RunState.RUNNING)
+            body["sla"] = format_duration(self.dag.sla)
+            self._notify("sla_miss", body, deliveries)
 
     def _notices(self, event: RunEvent) -> list[tuple[str, dict[str, object]]]:
         match event:

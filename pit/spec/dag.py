@@ -217,6 +217,9 @@ class DagSpec:
     after: AfterSpec | None = None
     dir_watch: DirWatchSpec | None = None
     notify: tuple[NotifySpec, ...] = ()
+    sla: float | None = None
+    """Seconds after its scheduled time (or its start) by which a run should have ended: past
+    it, `sla_miss` is notified, once."""
     """`[[dag.notify]]`: who hears of the run's failure, success, retries."""
     requires: tuple[RequireSpec, ...] = ()
     """DAGs that must have succeeded recently before a run's first task starts."""
@@ -401,6 +404,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
     if dir_watch is not None and ftp is not None:
         r.problem("dir_watch", "a DAG watches an FTP server or a folder, not both")
     notify = tuple(spec for sub in r.tables("notify") if (spec := read_notify(sub)))
+    sla = r.duration("sla", positive=True, maximum=limits.MAX_AGE, maximum_text=limits.MAX_AGE_TEXT)
     requires = read_requires(r)
     requires_wait = r.duration("requires_wait")
     requires_else = _choice(
@@ -435,6 +439,7 @@ def _read_dag(r: TableReader) -> dict[str, Any]:
         "after": after,
         "dir_watch": dir_watch,
         "notify": notify,
+        "sla": sla,
         "requires": requires,
         "requires_wait": requires_wait or 0.0,
         "requires_else": requires_else,

@@ -68,7 +68,7 @@ class WebhookSpec:
     token_secret: str
 
 
-NOTIFY_EVENTS = ("failure", "success", "retry")
+NOTIFY_EVENTS = ("failure", "success", "retry", "sla_miss")
 NOTIFY_CHANNELS = ("webhook", "email", "command")
 
 
@@ -77,7 +77,8 @@ class NotifySpec:
     """`[[dag.notify]]`: who hears of which of a run's events, and how."""
 
     on: tuple[str, ...]
-    """Of `NOTIFY_EVENTS`: the run failed, succeeded, or a task failed and will try again."""
+    """Of `NOTIFY_EVENTS`: the run failed, succeeded, a task failed and will try again, or the
+    run is still going `sla` after its scheduled time."""
     channel: str
     url: str | None = None
     """webhook: where the JSON is POSTed (or `url_secret`, a secret holding it)."""

@@ -156,3 +156,22 @@ def test_a_notification_that_cannot_go_changes_nothing_for_the_run(
     (attempt,) = [json.loads(x) for x in (run / "notifications.jsonl").read_text().splitlines()]
     assert attempt["ok"] is False
     assert attempt["error"].startswith("cannot reach the webhook")
+
+
+def test_a_run_still_going_past_its_sla_is_told_once(workspace: Workspace, pit: Pit) -> None:
+    project = workspace.shell_project(
+        "slow",
+        {"work": "sleep 2\n"},
+        dag_keys='sla = "1s"',
+        extra="""
+        [[dag.notify]]
+        on = ["sla_miss", "success"]
+        channel = "command"
+        command = "sh tell.sh"
+        """,
+    )
+    (project / "tell.sh").write_text('echo "$PIT_NOTIFY_EVENT" >> "$PIT_RUN_DIR/told.txt"\n')
+    result = pit("run", "slow")
+    assert result.returncode == 0, result.stdout + result.stderr
+    told = (workspace.only_run("slow") / "told.txt").read_text().split()
+    assert told == ["sla_miss", "success"]

@@ -236,7 +236,13 @@ class RunActor:
                     history=(*history[:-1], ended),
                 )
             case TaskFinished(
-                task=name, state=state, attempts=attempts, exit_code=code, error=error, at=at
+                task=name,
+                state=state,
+                attempts=attempts,
+                exit_code=code,
+                error=error,
+                at=at,
+                hook=hook,
             ):
                 del self._running[name]
                 if state is TaskState.SUCCESS:
@@ -262,6 +268,7 @@ class RunActor:
                     ended_at=at,
                     retry_in=None,
                     history=history,
+                    hook=hook and self._masker.mask(hook),
                 )
                 if state is not TaskState.SUCCESS:
                     await self._fail_downstream(name)
@@ -336,6 +343,11 @@ class RunActor:
                 output=self.output.clone() if self.output else None,
                 secret_values=self.secret_values,
                 pool=self.pools.get(spec.pool, self.pool_sizes) if spec.pool else None,
+                hooks={
+                    kind: functools.partial(self.launch, hook, 1)
+                    for kind in ("on_failure", "on_success")
+                    if (hook := spec.hook(kind)) is not None
+                },
             )
             # Started in turn (each runs up to its process starting), so tasks ready together
             # start in the DAG's order, run after run.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, assert_never
 
@@ -114,6 +114,8 @@ class TaskActor:
     """Values masked in the task's output (its log and live view); any forces a pipe."""
     pool: Pool | None = None
     """The pool whose slot each attempt takes (see `pit.actors.pools`)."""
+    hooks: Mapping[str, Callable[[], ProcessLaunch | InProcessLaunch]] = attrs.field(factory=dict)
+    """`on_failure` / `on_success` -> builds the hook's launch (the task's, another script)."""
 
     async def run(
         self,
@@ -130,6 +132,13 @@ class TaskActor:
                 nursery.start_soon(self._listen, mailbox, control)
                 task_status.started()
                 finished = await self._attempts(control)
+                kind = {TaskState.SUCCESS: "on_success", TaskState.FAILED: "on_failure"}.get(
+                    finished.state
+                )
+                hook = self.hooks.get(kind) if kind and control.stop_reason is None else None
+                if kind is not None and hook is not None:
+                    outcome = await self._hook(kind, hook(), finished)
+                    finished = attrs.evolve(finished, hook=f"{kind}: {outcome}")
                 await self.run_inbox.send(finished)
                 mailbox.close()  # the listener ends: no command can matter now
 
@@ -284,6 +293,60 @@ class TaskActor:
             if natural.error is not None and dbt.failed:  # the models and tests that failed
                 natural = attrs.evolve(natural, error=f"{natural.error}: {', '.join(dbt.failed)}")
         return _outcome(natural, timed_out, self.task.timeout, control.stop_reason)
+
+    async def _hook(
+        self, kind: str, launch: ProcessLaunch | InProcessLaunch, finished: TaskFinished
+    ) -> str:
+        """Run the task's hook to its end (at most `hook_timeout`, then SIGTERM, the grace,
+        SIGKILL), its output in the task's log; what became of it, in words."""
+        if not isinstance(launch, ProcessLaunch):
+            return "a SQL script cannot be a hook"
+        env = {
+            **launch.env,
+            "PIT_TASK_STATE": finished.state.value,
+            "PIT_TASK_ERROR": finished.error or "",
+        }
+        try:
+            log = TaskLog(self.log_path, "ab")
+        except OSError as exc:
+            return f"cannot open the task's log: {exc.strerror or exc}"
+        with log:
+            log.write(f"=== {kind} hook ===\n".encode())
+            try:
+                process = spawn_group(
+                    launch.argv,
+                    cwd=str(launch.cwd),
+                    env=env,
+                    log=log,
+                    pipe=self.output is not None or bool(self.secret_values),
+                )
+            except OSError as exc:
+                return f"cannot start {launch.argv[0]}: {exc.strerror or exc}"
+            peers.join(process.pid, peers.Member(launch.env.get("PIT_RUN_ID", ""), self.task.name))
+            try:
+                async with trio.open_nursery() as nursery:
+                    pumped = trio.Event()
+                    if process.output is not None:
+                        nursery.start_soon(self._pump, process, log, pumped, None)
+                    else:
+                        pumped.set()
+                    with trio.move_on_after(self.task.hook_timeout) as deadline:
+                        await process.wait()
+                    if process.returncode is None:
+                        signal_group(process.pid, signal.SIGTERM)
+                        with trio.move_on_after(self.grace):
+                            await process.wait()
+                    await self._end_tree(process, launch)
+                    await wait_for_output(pumped)
+                    nursery.cancel_scope.cancel()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._end_tree(process, launch)
+                peers.leave(process.pid)
+                process.close()
+        if deadline.cancelled_caught:
+            return f"timed out after {format_duration(self.task.hook_timeout)}"
+        return _exit_outcome(process.returncode).error or "exited 0"
 
     @property
     def _dbt(self) -> bool:

@@ -64,6 +64,8 @@ class TaskRecord:
     empty for a task tried once, whose one attempt the fields above describe."""
     pool: str | None = None
     """The pool each of its attempts takes a slot of (`pool` in pit.toml)."""
+    hook: str | None = None
+    """How its `on_failure` / `on_success` hook went, once it has run."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class TaskRecord:
                 {"history": [attempt.to_json() for attempt in self.history]} if self.history else {}
             ),
             **({"pool": self.pool} if self.pool else {}),
+            **({"hook": self.hook} if self.hook else {}),
         }
 
 

@@ -68,6 +68,8 @@ class TaskFinished:
     exit_code: int | None
     error: str | None
     at: dt.datetime
+    hook: str | None = None
+    """How its `on_failure` or `on_success` hook went ("on_failure: exited 0"), if it has one."""
 
 
 @attrs.frozen(kw_only=True)

@@ -167,6 +167,19 @@ class TaskSpec:
     """The pool (`[pools]` in pit_config.toml) each attempt takes a slot of."""
     priority: int = 0
     """Among tasks waiting for a slot of a pool, the highest goes first."""
+    on_failure: str | None = None
+    """A script run once the task has failed (its last attempt), with the task's context."""
+    on_success: str | None = None
+    hook_timeout: float = 300.0
+    """Seconds a hook may run before it is stopped (SIGTERM, the grace, SIGKILL)."""
+
+    def hook(self, kind: str) -> TaskSpec | None:
+        """The task as its `on_failure` or `on_success` hook runs: the same, another script."""
+        script = self.on_failure if kind == "on_failure" else self.on_success
+        runner = resolve_runner(script, None) if script else None
+        if script is None or runner is None:
+            return None
+        return attrs.evolve(self, script=script, runner=runner)
 
     def retry_wait(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry), at most
@@ -489,6 +502,11 @@ def _read_task(r: TableReader) -> TaskSpec | None:
     retry_backoff = r.number("retry_backoff", default=1.0, minimum=1.0, maximum=limits.MAX_BACKOFF)
     sql = _read_sql_fields(r, type_)
     secrets = r.strings("secrets")
+    hooks = {kind: r.path_string(kind) for kind in ("on_failure", "on_success")}
+    for kind, hook in hooks.items():
+        if hook is not None and resolve_runner(hook, None) is None:
+            r.problem(kind, f"no runner for {shown(hook)}", "use a .py or .sh script")
+    hook_timeout = r.duration("hook_timeout", positive=True)
     pool = r.string("pool")
     priority = r.integer(
         "priority", default=0, minimum=-limits.MAX_PRIORITY, maximum=limits.MAX_PRIORITY
@@ -532,6 +550,9 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         secrets=secrets,
         pool=pool,
         priority=priority,
+        on_failure=hooks["on_failure"],
+        on_success=hooks["on_success"],
+        hook_timeout=hook_timeout or 300.0,
     )
 
 

@@ -77,6 +77,9 @@ def validate_dag(
                 f"script '{task.script}' does not exist",
                 "create it, or fix the path, which is relative to the project folder",
             )
+        for kind, hook in (("on_failure", task.on_failure), ("on_success", task.on_success)):
+            if hook and not spec.git_backed and not script_exists(hook):
+                add(f"tasks[{index}].{kind}", f"script '{hook}' does not exist")
     edges: dict[str, list[str]] = {}
     for task in spec.tasks:  # a duplicated name keeps the edges of both, so no cycle hides
         edges.setdefault(task.name, []).extend(d for d in task.depends_on if d != task.name)

@@ -456,6 +456,7 @@ def _task(raw: dict[str, Any]) -> TaskRecord:
             for attempt in raw.get("history", ())
         ),
         pool=raw.get("pool"),
+        hook=raw.get("hook"),
     )
 
 

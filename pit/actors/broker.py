@@ -24,6 +24,7 @@ only the secrets it names.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -57,6 +58,9 @@ if TYPE_CHECKING:
     from pit.connectors.ftp import FtpClient
 
 DEFAULT_READ_TIMEOUT = 5.0
+_HTTP_TIMEOUT = 60.0
+"""Seconds a task's email or HTTP request may take (the task's own timeout bounds it too)."""
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _PEERCRED = struct.Struct("3i")
 _RECEIVE_SIZE = 65536
 log = logging.getLogger("pit.broker")
@@ -148,6 +152,8 @@ class Broker:
             "ftp_download": self._ftp_download,
             "ftp_upload": self._ftp_upload,
             "ftp_move": self._ftp_move,
+            "send_email": self._send_email,
+            "http_request": self._http_request,
         }
         self._masker = Masker(self.secrets.values() if self.secrets else ())
 
@@ -344,6 +350,56 @@ class Broker:
             await ftp.move(src, dst)
         return ""
 
+    # Email and HTTP: the broker holds the SMTP password and the API's token; the task names
+    # the secret and gets the outcome.
+
+    async def _send_email(self, request: SdkRequest, asker: Asker) -> str:
+        from pit.connectors.notify import send_email  # smtplib and email: on use
+
+        name = request.param("secret", empty=False)
+        to = _names(request, "to")
+        if not to:
+            raise BadRequest("send_email: give at least one address in to")
+        files = [data_file(self.data_dir, f) for f in _names(request, "attachments")]
+        if missing := [f.name for f in files if not f.is_file()]:
+            raise ConnectorError(f"send_email: no file '{missing[0]}' in the run's data directory")
+        server = self._secret(request, asker, name)
+        if isinstance(server, str):
+            raise ConnectorError(f"send_email: secret '{name}' must be structured (host, ...)")
+        subject, body = request.param("subject"), request.param("body", "")
+        send = functools.partial(send_email, server, to, subject, body, _HTTP_TIMEOUT, files)
+        await trio.to_thread.run_sync(send)
+        return ""
+
+    async def _http_request(self, request: SdkRequest, asker: Asker) -> str:
+        from pit.connectors.notify import http_call
+
+        name = request.param("secret", empty=False)
+        method = request.param("method", "GET").upper()
+        if method not in _HTTP_METHODS:
+            raise BadRequest(f"http_request: method must be one of {', '.join(_HTTP_METHODS)}")
+        path = request.param("path", "")
+        if "://" in path or path.startswith("//"):
+            raise BadRequest("http_request: path is a path under the secret's base_url")
+        body = None
+        if (text := request.optional("json")) is not None:
+            try:
+                body = json.loads(text)
+            except ValueError:
+                raise BadRequest("http_request: json is not JSON") from None
+        api = self._secret(request, asker, name)
+        if isinstance(api, str) or not api.get("base_url"):
+            raise ConnectorError(f"http_request: secret '{name}' needs a base_url field")
+        headers = {}
+        if api.get("token"):
+            headers[api.get("auth_header", "Authorization")] = f"Bearer {api['token']}"
+        elif api.get("auth_value"):
+            headers[api.get("auth_header", "Authorization")] = api["auth_value"]
+        url = api["base_url"].rstrip("/") + "/" + path.lstrip("/")
+        call = functools.partial(http_call, method, url, body, headers, _HTTP_TIMEOUT)
+        status, answer = await trio.to_thread.run_sync(call)
+        return json.dumps({"status": status, "body": answer})
+
     def _audit(
         self, request: SdkRequest, asker: Asker | None, secret: str | None, refused: str = ""
     ) -> None:
@@ -380,6 +436,20 @@ def _peer(stream: trio.SocketStream) -> peers.Found | None:
         return None
     pid, _uid, _gid = _PEERCRED.unpack(data)
     return peers.identify(pid) if pid else None
+
+
+def _names(request: SdkRequest, param: str) -> list[str]:
+    """A param that lists names: a JSON list of strings, or one name; none when absent."""
+    text = request.optional(param)
+    if text is None:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise BadRequest(f"{request.method}: {param} must be a list of strings")
 
 
 def _named_secret(request: SdkRequest) -> str | None:

@@ -5,40 +5,74 @@ JSON (urllib: a notification needs no HTTP client of its own) and an email over 
 from __future__ import annotations
 
 import json
+import mimetypes
 import smtplib
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
+from pathlib import Path
 
 from pit.connectors.target import ConnectorError
+
+MAX_ANSWER = 1024 * 1024
+"""Bytes of an HTTP answer kept (an SDK `http_request`'s body)."""
 
 
 def post_json(url: str, body: Mapping[str, object], timeout: float) -> None:
     """POST `body` as JSON; ConnectorError unless the answer is a 2xx."""
+    status, _ = http_call("POST", url, body, {}, timeout)
+    if not 200 <= status < 300:
+        raise ConnectorError(f"the webhook answered {status}")
+
+
+def http_call(
+    method: str,
+    url: str,
+    body: object | None,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> tuple[int, str]:
+    """One HTTP request (a JSON body when `body` is not None): the status and the answer's
+    text (at most `MAX_ANSWER` bytes). ConnectorError when it cannot be made."""
     if not url.startswith(("http://", "https://")):
-        raise ConnectorError("a notification webhook's URL must be http:// or https://")
+        raise ConnectorError("the URL must be http:// or https://")
+    data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "pit"},
-        method="POST",
+        data=data,
+        headers={
+            "User-Agent": "pit",
+            **({"Content-Type": "application/json"} if data is not None else {}),
+            **headers,
+        },
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            answer.read()
+            return answer.status, answer.read(MAX_ANSWER).decode(errors="replace")
     except urllib.error.HTTPError as exc:
-        raise ConnectorError(f"the webhook answered {exc.code} {exc.reason}") from None
+        with exc:
+            return exc.code, exc.read(MAX_ANSWER).decode(errors="replace")
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ConnectorError(f"cannot reach the webhook: {reason}") from None
+        raise ConnectorError(
+            f"cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}"
+        ) from None
 
 
 def send_email(
-    server: Mapping[str, str], to: Sequence[str], subject: str, text: str, timeout: float
+    server: Mapping[str, str],
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    timeout: float,
+    attachments: Sequence[Path] = (),
 ) -> None:
-    """Send a plain-text email through the SMTP server a structured secret describes."""
+    """Send a plain-text email (with files attached) through the SMTP server a structured
+    secret describes."""
     host = server.get("host")
     sender = server.get("from") or server.get("user")
     if not host or not sender:
@@ -50,6 +84,10 @@ def send_email(
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, ", ".join(to), subject
     message.set_content(text)
+    for path in attachments:
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        main, _, sub = kind.partition("/")
+        message.add_attachment(path.read_bytes(), maintype=main, subtype=sub, filename=path.name)
     context = ssl.create_default_context()
     if server.get("cafile"):
         context.load_verify_locations(server["cafile"])

@@ -26,6 +26,8 @@ class Receiver(http.server.ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.bodies: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str, str | None]] = []
+        """Method, path and Authorization header of each request."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -34,6 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         self.server.bodies.append(json.loads(self.rfile.read(length)))
+        self.server.requests.append(("POST", self.path, self.headers["Authorization"]))
         self.send_response(500 if len(self.server.bodies) == 1 else 204)
         self.end_headers()
 
@@ -131,7 +134,7 @@ def test_a_failed_run_is_told_by_webhook_email_and_command_each_try_recorded(
         ("webhook", 2, True),
     ]
     (refused,) = [t for t in tries if not t["ok"]]
-    assert refused["error"] == "the webhook answered 500 Internal Server Error"
+    assert refused["error"] == "the webhook answered 500"
 
 
 def test_a_notification_that_cannot_go_changes_nothing_for_the_run(
@@ -155,7 +158,7 @@ def test_a_notification_that_cannot_go_changes_nothing_for_the_run(
     assert workspace.manifest(run)["state"] == "success"
     (attempt,) = [json.loads(x) for x in (run / "notifications.jsonl").read_text().splitlines()]
     assert attempt["ok"] is False
-    assert attempt["error"].startswith("cannot reach the webhook")
+    assert attempt["error"].startswith(f"cannot reach 127.0.0.1:{port}: ")
 
 
 def test_a_run_still_going_past_its_sla_is_told_once(workspace: Workspace, pit: Pit) -> None:
@@ -175,3 +178,59 @@ def test_a_run_still_going_past_its_sla_is_told_once(workspace: Workspace, pit: 
     assert result.returncode == 0, result.stdout + result.stderr
     told = (workspace.only_run("slow") / "told.txt").read_text().split()
     assert told == ["sla_miss", "success"]
+
+
+SENDER = """
+import json, os
+from pit_sdk import http_request, send_email
+
+with open(os.environ["PIT_DATA_DIR"] + "/r.csv", "w") as report:
+    report.write("a\\n1\\n")
+first = http_request("api", "POST", "/v1/events", json={"n": 1})
+second = http_request("api", "POST", "v1/events", json={"n": 2})
+print(json.dumps([first.status, second.status]))
+send_email("smtp", "ops@example.com", "report ready", "see attached", attachments=["r.csv"])
+"""
+
+
+def test_a_task_sends_email_and_calls_an_api_without_holding_their_secrets(
+    workspace: Workspace, pit: Pit
+) -> None:
+    import sys
+
+    with receiver() as api, smtp_server() as (mailbox, smtp_port):
+        workspace.write(
+            "secrets.toml",
+            f'[global.smtp]\nhost = "127.0.0.1"\nport = "{smtp_port}"\nfrom = "pit@example.com"\n'
+            'starttls = "false"\npassword = "smtp-pa55"\n'
+            f'[global.api]\nbase_url = "http://127.0.0.1:{api.server_address[1]}/"\n'
+            'token = "tok-5ecret-123"\n',
+        )
+        workspace.config('secrets_dir = "secrets.toml"\n')
+        workspace.project(
+            "etl",
+            f'[dag]\nname = "etl"\n[[tasks]]\nname = "send"\nscript = "send.py"\n'
+            f'runner = "$ {sys.executable}"\n',
+            {"send.py": SENDER},
+        )
+        result = pit("run", "etl")
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    run = workspace.only_run("etl")
+    log = (run / "logs" / "send.log").read_text()
+    assert "[500, 204]" in log
+    assert api.requests == [
+        ("POST", "/v1/events", "Bearer tok-5ecret-123"),
+        ("POST", "/v1/events", "Bearer tok-5ecret-123"),
+    ]
+    assert api.bodies == [{"n": 1}, {"n": 2}]
+    (mail,) = mailbox.messages
+    assert (mail["To"], mail["Subject"]) == ("ops@example.com", "report ready")
+    attached = [part.get_filename() for part in mail.walk() if part.get_filename()]
+    assert attached == ["r.csv"]
+    audit = [json.loads(line) for line in (run / "secret_access.jsonl").read_text().splitlines()]
+    assert [(a["method"], a["secret"]) for a in audit] == [
+        ("http_request", "api"),
+        ("http_request", "api"),
+        ("send_email", "smtp"),
+    ]

@@ -136,6 +136,14 @@ SIGNATURES = {
 PIT_ONLY = {  # pit's own additions beside the original client's functions
     "get_param": "(name: 'str', default: 'Any' = <no default>) -> 'Any'",
     "get_params": "() -> 'dict[str, Any]'",
+    "send_email": (
+        "(secret: 'str', to: 'str | Sequence[str]', subject: 'str', body: 'str', "
+        "attachments: 'Sequence[str]' = ()) -> 'None'"
+    ),
+    "http_request": (
+        "(secret: 'str', method: 'str', path: 'str', *, json: 'Any' = None) -> 'HttpResponse'"
+    ),
+    "HttpResponse": "(status: ForwardRef('int'), text: ForwardRef('str'))",
 }
 
 

@@ -24,12 +24,14 @@ from pit_sdk._client import (
     load_data,
 )
 from pit_sdk._data import read_input, write_output
+from pit_sdk._messages import HttpResponse, http_request, send_email
 from pit_sdk._params import get_param, get_params
 from pit_sdk._sql import output_sql, read_sql
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HttpResponse",
     "ftp_download",
     "ftp_list",
     "ftp_move",
@@ -38,9 +40,11 @@ __all__ = [
     "get_params",
     "get_secret",
     "get_secret_field",
+    "http_request",
     "load_data",
     "output_sql",
     "read_input",
     "read_sql",
+    "send_email",
     "write_output",
 ]

@@ -24,14 +24,3 @@ def test_a_target_without_a_name_is_an_error(workspace, pit, target, message):
     (line,) = result.stderr.splitlines()
     assert line.startswith(message)
     assert workspace.run_dirs("etl") == []
-
-
-def test_warnings_of_the_dag_are_shown_and_the_run_goes_on(workspace, pit):
-    workspace.shell_project(
-        "etl", {"a": "echo a\n"}, dag_keys='requires = { other = { max_age = "24h" } }'
-    )
-
-    result = pit("run", "etl")
-
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.startswith("pit: warning: projects/etl/pit.toml: dag.requires: ")

@@ -337,6 +337,7 @@ async def _run_with_services(
             workspace=run.workspace,
             secrets=run.secrets,
             dbt_profiles=dbt_profiles,
+            params=plan.params,
         )
         # Unbounded: the writer folds queued events into one write (see ManifestWriter).
         to_writer, writer_inbox = trio.open_memory_channel[RunEvent](math.inf)

@@ -10,11 +10,12 @@ from typing import BinaryIO
 
 import attrs
 
-from pit.connectors.sql import BlockingConnection, Database, parquet_path
+from pit.connectors.sql import BlockingConnection, Database, bound_query, parquet_path
 from pit.connectors.target import ConnectorError, parse_target
 from pit.runners.command import InProcessLaunch, Launch, Outcome, ProcessLaunch, SqlLaunch
 from pit.spec.dag import TaskType
 from pit.spec.durations import format_duration
+from pit.spec.params import Params
 
 
 def executable(launch: Launch) -> ProcessLaunch | InProcessLaunch:
@@ -62,7 +63,7 @@ class SqlExecution:
         if task.type is TaskType.SAVE:
             assert task.sql.output is not None, "validation requires output for save tasks"
             path = parquet_path(launch.data_dir, task.sql.output)
-            rows = await database.call(lambda c: save_query(c, sql, path))
+            rows = await database.call(lambda c: save_query(c, sql, path, launch.params))
             return f"saved {rows} rows to data/{path.name}"
         if task.type is TaskType.LOAD:
             from pit.connectors.loader import load_parquet  # brings pyarrow: on use
@@ -78,19 +79,23 @@ class SqlExecution:
                 )
             )
             return f"loaded {rows} rows into {task.sql.table} ({task.sql.mode})"
-        affected = await database.execute_script(sql)
+        affected = await database.execute_script(sql, launch.params)
         return "ran the script" + (f", {affected} rows affected" if affected is not None else "")
 
 
-def save_query(connection: BlockingConnection, sql: str, path: Path) -> int:
+def save_query(
+    connection: BlockingConnection, sql: str, path: Path, params: Params | None = None
+) -> int:
     """Stream a query's rows into a Parquet file, batch by batch; the file appears whole or not
-    at all. Blocking: runs in a worker thread."""
+    at all; the run's `params` it names are bound. Blocking: runs in a worker thread."""
     import pyarrow.parquet as pq
+
+    sql, bound = bound_query(connection, sql, params or {})
 
     partial = path.with_name(f".{path.name}.partial")
     rows, writer = 0, None
     try:
-        for batch in connection.query_batches(sql):
+        for batch in connection.query_batches(sql, bound):
             if writer is None:
                 writer = pq.ParquetWriter(partial, batch.schema)
             writer.write_batch(batch)

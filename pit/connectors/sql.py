@@ -9,13 +9,15 @@ the connection is closed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 
+from pit.connectors.sqlparams import Style, statements, uses_params, values
 from pit.connectors.target import ConnectorError, Dialect, Target
+from pit.spec.params import Param
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,6 +34,8 @@ class BlockingConnection(Protocol):
     thread while a call runs."""
 
     dialect: Dialect
+    style: Style
+    """How its driver writes a named parameter (`pit.connectors.sqlparams`)."""
     raw: Any
     """The driver's DB-API connection, for the bulk loader."""
 
@@ -41,7 +45,13 @@ class BlockingConnection(Protocol):
         one; DuckDB None."""
         ...
 
-    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+    def execute_bound(self, sql: str, values: Mapping[str, object]) -> int | None:
+        """Run one statement with its parameters (in `style`); rows affected, if told."""
+        ...
+
+    def query_batches(
+        self, sql: str, values: Mapping[str, object] | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """The query's rows as Arrow batches, at least one (empty when there are no rows, so
         the columns are known); ConnectorError for a statement that gives no result."""
         ...
@@ -122,13 +132,51 @@ class Database:
                     await trio.to_thread.run_sync(self._idle.wait, _INTERRUPT_WAIT)
                 raise
 
-    async def execute_script(self, sql: str) -> int | None:
-        return await self.call(lambda connection: connection.execute_script(sql))
+    async def execute_script(
+        self, sql: str, params: Mapping[str, Param] | None = None
+    ) -> int | None:
+        """Run a script; the statements that use the run's `params` (`:name`) each on their
+        own with them bound, the others together as they were written."""
+        if not params or not uses_params(sql, params):
+            return await self.call(lambda connection: connection.execute_script(sql))
+        return await self.call(lambda connection: _execute_with_params(connection, sql, params))
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._idle.wait, _INTERRUPT_WAIT)
             await trio.to_thread.run_sync(self.connection.close)
+
+
+def _execute_with_params(
+    connection: BlockingConnection, sql: str, params: Mapping[str, Param]
+) -> int | None:
+    rows: int | None = None
+    plain: list[str] = []
+    for statement in [*statements(sql, params, connection.style), None]:
+        if (statement is None or statement.names) and "".join(plain).strip():
+            rows = connection.execute_script("".join(plain))
+            plain.clear()
+        if statement is None:
+            break
+        if statement.names:
+            bound = values(params, statement.names)
+            rows = connection.execute_bound(statement.sql, bound)
+        else:
+            plain.append(statement.sql)
+    return rows
+
+
+def bound_query(
+    connection: BlockingConnection, sql: str, params: Mapping[str, Param]
+) -> tuple[str, Mapping[str, object] | None]:
+    """A save task's query in the driver's style, and the values it binds (None: it uses no
+    param)."""
+    if not params or not uses_params(sql, params):
+        return sql, None
+    found = statements(sql, params, connection.style)
+    if len(found) != 1:
+        raise ConnectorError("the query of a save task must be one statement")
+    return found[0].sql, values(params, found[0].names)
 
 
 # --- drivers ---------------------------------------------------------------------------------
@@ -163,6 +211,7 @@ def _batches_from_cursor(cursor: Any) -> Iterator[pa.RecordBatch]:
 
 class _Sqlite:
     dialect = Dialect.SQLITE
+    style = Style.COLON
 
     def __init__(self, target: Target) -> None:
         path = str(target.path) if target.path else ":memory:"
@@ -176,8 +225,15 @@ class _Sqlite:
         self.raw.executescript(sql)
         return self.raw.total_changes - before
 
-    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
-        return _batches_from_cursor(self.raw.execute(sql))
+    def execute_bound(self, sql: str, values: Mapping[str, object]) -> int | None:
+        before = self.raw.total_changes
+        self.raw.execute(sql, values)
+        return self.raw.total_changes - before
+
+    def query_batches(
+        self, sql: str, values: Mapping[str, object] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        return _batches_from_cursor(self.raw.execute(sql, values or {}))
 
     def interrupt(self) -> None:
         self.raw.interrupt()
@@ -188,6 +244,7 @@ class _Sqlite:
 
 class _DuckDb:
     dialect = Dialect.DUCKDB
+    style = Style.DOLLAR
 
     def __init__(self, target: Target) -> None:
         import duckdb
@@ -198,10 +255,16 @@ class _DuckDb:
         self.raw.execute(sql)
         return None
 
-    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+    def execute_bound(self, sql: str, values: Mapping[str, object]) -> int | None:
+        self.raw.execute(sql, dict(values))
+        return None
+
+    def query_batches(
+        self, sql: str, values: Mapping[str, object] | None = None
+    ) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
-        relation = self.raw.sql(sql)
+        relation = self.raw.sql(sql, params=dict(values)) if values else self.raw.sql(sql)
         if relation is None:
             raise ConnectorError(_NO_RESULT)
         reader = relation.to_arrow_reader(BATCH_ROWS)
@@ -221,6 +284,7 @@ class _DuckDb:
 
 class _Postgres:
     dialect = Dialect.POSTGRES
+    style = Style.PYFORMAT
 
     def __init__(self, target: Target) -> None:
         import psycopg
@@ -239,9 +303,15 @@ class _Postgres:
             rows = cursor.rowcount if cursor.rowcount >= 0 else rows
         return rows
 
-    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+    def execute_bound(self, sql: str, values: Mapping[str, object]) -> int | None:
+        cursor = self.raw.execute(sql.encode(), values)
+        return cursor.rowcount if cursor.rowcount >= 0 else None
+
+    def query_batches(
+        self, sql: str, values: Mapping[str, object] | None = None
+    ) -> Iterator[pa.RecordBatch]:
         with self.raw.transaction(), self.raw.cursor(name="pit_save") as cursor:
-            cursor.execute(sql.encode())
+            cursor.execute(sql.encode(), values)
             yield from _batches_from_cursor(cursor)
 
     def interrupt(self) -> None:
@@ -253,6 +323,7 @@ class _Postgres:
 
 class _Mssql:
     dialect = Dialect.MSSQL
+    style = Style.PYFORMAT
 
     def __init__(self, target: Target) -> None:
         import pytds
@@ -277,10 +348,21 @@ class _Mssql:
                 rows = cursor.rowcount if cursor.rowcount >= 0 else rows
         return rows
 
-    def query_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+    def execute_bound(self, sql: str, values: Mapping[str, object]) -> int | None:
         with self.raw.cursor() as cursor:
             self._cursor = cursor
-            cursor.execute(sql)
+            cursor.execute(sql, dict(values))
+            return cursor.rowcount if cursor.rowcount >= 0 else None
+
+    def query_batches(
+        self, sql: str, values: Mapping[str, object] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        with self.raw.cursor() as cursor:
+            self._cursor = cursor
+            if values:
+                cursor.execute(sql, dict(values))
+            else:
+                cursor.execute(sql)
             yield from _batches_from_cursor(cursor)
 
     def interrupt(self) -> None:

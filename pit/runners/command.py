@@ -97,6 +97,8 @@ class SqlLaunch:
     data_dir: Path
     workspace: Path
     """Relative sqlite/duckdb paths resolve against it."""
+    params: Params = attrs.field(factory=dict)
+    """The run's params: its script binds those it names as `:name`."""
 
 
 Launch = ProcessLaunch | InProcessLaunch | SqlLaunch
@@ -121,6 +123,7 @@ class RunPlace:
     """None without a secrets file: SQL tasks then run in stub mode."""
     dbt_profiles: Path | None = None
     """The folder of the profiles.yml written for the run's dbt tasks (`pit.runners.dbt`)."""
+    params: Params = attrs.field(factory=dict)
 
 
 def run_env(
@@ -186,6 +189,7 @@ def _sql_launch(place: RunPlace, task: TaskSpec) -> SqlStubLaunch | SqlLaunch:
         connection=value,
         data_dir=place.data_dir,
         workspace=place.workspace,
+        params=place.params,
     )
 
 

@@ -56,6 +56,7 @@ from pit.store.rundir import CRASH_LOG
 
 if TYPE_CHECKING:
     from pit.connectors.ftp import FtpClient
+    from pit.connectors.sftp import SftpClient
 
 DEFAULT_READ_TIMEOUT = 5.0
 _HTTP_TIMEOUT = 60.0
@@ -306,12 +307,12 @@ class Broker:
     # FTP: the broker logs in with the secret; the task never sees the password. Every param
     # is checked before the broker connects, so a mistake is named, not a refused connection.
 
-    async def _ftp(self, request: SdkRequest, asker: Asker) -> FtpClient:
+    async def _ftp(self, request: SdkRequest, asker: Asker) -> FtpClient | SftpClient:
         """A client connected to the FTP server the request's secret names."""
-        from pit.connectors.ftp import FtpClient, ftp_target  # here: ftplib and ssl cost start-up
+        from pit.connectors.ftp import ftp_target, open_session  # ftplib, ssl: start-up
 
         value = self._secret(request, asker, request.param("secret", empty=False))
-        return await FtpClient.connect(ftp_target(value))
+        return await open_session(ftp_target(value))
 
     async def _ftp_list(self, request: SdkRequest, asker: Asker) -> str:
         directory, pattern = request.param("directory"), request.param("pattern", "*")

@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from pit.clock import Clock
-from pit.connectors.ftp import FtpClient, FtpConnect, FtpSession, FtpTarget, RemoteFile
+from pit.connectors.ftp import FtpConnect, FtpSession, FtpTarget, RemoteFile, open_session
 from pit.connectors.target import ConnectorError
 from pit.messages.run import RunEnded
 from pit.messages.trigger import RunRequested, SupervisorInbox
@@ -66,7 +66,7 @@ class _ActiveRun:
 def _client_for_target(watch: FtpWatch) -> FtpConnect:
     if watch.target is None:
         raise TypeError("an FtpWatch needs a target or a connect")
-    return functools.partial(FtpClient.connect, watch.target)
+    return functools.partial(open_session, watch.target)
 
 
 @attrs.define(kw_only=True)
@@ -79,7 +79,7 @@ class FtpWatch:
     """The server, for the default `connect`; not read when `connect` is given."""
     connect: FtpConnect = attrs.field(default=attrs.Factory(_client_for_target, takes_self=True))
     """Opens one session with the server (closed with `aclose`); by default a real
-    `FtpClient` for `target`."""
+    session with `target` (FTP, FTPS or SFTP)."""
     ledger: Path
     staging: Path
     """Where files are downloaded before their run copies them into its data/."""

@@ -246,4 +246,5 @@ def _ftp_target(dag: DagSpec, secrets: Secrets | None) -> FtpTarget:
         user=spec.user,
         port=spec.port,
         tls=spec.tls,
+        protocol=spec.protocol,
     )

@@ -19,15 +19,19 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
 import attrs
 import trio
 
 from pit.connectors.target import ConnectorError
 
+if TYPE_CHECKING:
+    from pit.connectors.sftp import SftpClient
+
 T = TypeVar("T")
 DEFAULT_PORT = 21
+SFTP_PORT = 22
 _INTERRUPT_WAIT = 10.0
 """Seconds to wait for a worker thread to return after its sockets were shut down."""
 _QUIT_TIMEOUT = 2.0
@@ -50,10 +54,18 @@ class FtpTarget:
     """PEM file of the CA(s) to trust for the server's certificate, for servers with a private CA
     or a self-signed certificate; None trusts the system's store. The host name is always
     checked against the certificate."""
+    sftp: bool = False
+    """SFTP (over SSH, `pit.connectors.sftp`) instead of FTP."""
+    private_key: str | None = attrs.field(default=None, repr=False)
+    """SFTP: the key that logs in, when there is no password."""
+    known_hosts: str | None = None
+    """SFTP: the server's host keys, as `ssh-keyscan` prints them."""
+    host_key_check: bool = True
 
     def describe(self) -> str:
         """For messages: where the server is, without credentials."""
-        return f"{'FTPS' if self.tls else 'FTP'} server {self.host}:{self.port}"
+        kind = "SFTP" if self.sftp else "FTPS" if self.tls else "FTP"
+        return f"{kind} server {self.host}:{self.port}"
 
 
 def ftp_target(
@@ -63,6 +75,7 @@ def ftp_target(
     user: str | None = None,
     port: int | None = None,
     tls: bool | None = None,
+    protocol: str | None = None,
 ) -> FtpTarget:
     """The server a `[dag.ftp_watch]` and its secret describe. The secret is a structured one
     (fields host, user and password, and optional port, tls ("true"/"false") and cafile), or,
@@ -77,27 +90,42 @@ def ftp_target(
             )
         secret = {"password": secret}
     fields = {**secret, **{k: v for k, v in (("host", host), ("user", user)) if v}}
+    sftp = (protocol or fields.get("protocol") or "ftp").strip().lower() == "sftp"
     missing = [name for name in ("host", "user") if not fields.get(name)]
-    missing += [] if "password" in fields else ["password"]
+    missing += [] if "password" in fields or (sftp and "private_key" in fields) else ["password"]
     if missing:
         fields_named = ", ".join(sorted(secret)) or "none"
         raise ConnectorError(
             f"the FTP secret has no {' or '.join(missing)} field (it has: {fields_named}); "
             "add it to the secret's table in the secrets file"
         )
+    default_port = SFTP_PORT if sftp else DEFAULT_PORT
     return FtpTarget(
         host=fields["host"],
-        port=port if port is not None else _port_field(fields.get("port")),
+        port=port if port is not None else _port_field(fields.get("port"), default_port),
         user=fields["user"],
-        password=fields["password"],
+        password=fields.get("password", ""),
         tls=tls if tls is not None else _tls_field(fields.get("tls")),
         cafile=fields.get("cafile") or None,
+        sftp=sftp,
+        private_key=fields.get("private_key") or None,
+        known_hosts=fields.get("known_hosts") or None,
+        host_key_check=fields.get("host_key_check", "true").strip().lower() != "false",
     )
 
 
-def _port_field(text: str | None) -> int:
+async def open_session(target: FtpTarget) -> FtpClient | SftpClient:
+    """A logged-in session with the server: FTP(S), or SFTP."""
+    if target.sftp:
+        from pit.connectors.sftp import SftpClient  # paramiko: only for SFTP servers
+
+        return await SftpClient.connect(target)
+    return await FtpClient.connect(target)
+
+
+def _port_field(text: str | None, default: int = 0) -> int:
     if not text:
-        return DEFAULT_PORT
+        return default or DEFAULT_PORT
     if not text.strip().isdigit() or not 0 < int(text) < 65536:
         raise ConnectorError(f"the FTP secret's port is {text!r}; write a port number like 21")
     return int(text)

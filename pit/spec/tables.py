@@ -49,6 +49,8 @@ class FtpWatchSpec:
     archive_dir: str | None = None
     poll_interval: float = 30.0
     stable_seconds: int = 30
+    protocol: str | None = None
+    """`ftp` or `sftp`; None: the secret's `protocol` field, else FTP."""
 
 
 @attrs.frozen(kw_only=True)
@@ -168,6 +170,10 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
     archive_dir = r.path_string("archive_dir")
     poll_interval = r.duration("poll_interval", positive=True)
     stable_seconds = r.integer("stable_seconds", default=30, maximum=limits.MAX_STABLE_SECONDS)
+    protocol = r.string("protocol")
+    if protocol is not None and protocol not in ("ftp", "sftp"):
+        r.problem("protocol", f"{shown(protocol)} is not a protocol", 'use "ftp" or "sftp"')
+        protocol = None
     r.finish()
     secret = secret or password_secret  # the original's spelling, read into the one shape
     if directory is None or secret is None:
@@ -183,6 +189,7 @@ def read_ftp_watch(r: TableReader) -> FtpWatchSpec | None:
         archive_dir=archive_dir,
         poll_interval=30.0 if poll_interval is None else poll_interval,
         stable_seconds=stable_seconds,
+        protocol=protocol,
     )
 
 

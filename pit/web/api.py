@@ -583,11 +583,23 @@ def _dag_summary(dag: DagSpec, now: dt.datetime, *, paused: bool) -> DagJson:
             for kind, on in (
                 ("cron", dag.schedule),
                 ("ftp", dag.ftp_watch),
+                ("dir", dag.dir_watch),
                 ("webhook", dag.webhook),
+                ("after", dag.after),
             )
             if on
         ],
         "paused": paused,
+        "params": [
+            {
+                "name": p.name,
+                "type": p.type.value,
+                "default": p.default,
+                "choices": list(p.choices),
+                "description": p.description,
+            }
+            for p in dag.params
+        ],
     }
 
 

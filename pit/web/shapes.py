@@ -63,6 +63,17 @@ class RunsPageJson(TypedDict):
     """The `before` of the next page; None on the last."""
 
 
+class ParamJson(TypedDict):
+    """One of the DAG's `[dag.params]`: what a run may be given."""
+
+    name: str
+    type: str
+    default: str | int | float | bool | None
+    """As written (a date's may be a template such as `{{ scheduled_date }}`); None: required."""
+    choices: list[str]
+    description: str
+
+
 class DagJson(TypedDict):
     name: str
     schedule: str
@@ -74,6 +85,7 @@ class DagJson(TypedDict):
     task_count: int
     triggers: list[str]
     paused: bool
+    params: list[ParamJson]
 
 
 class DagSummaryJson(DagJson):

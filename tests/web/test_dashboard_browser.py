@@ -110,6 +110,35 @@ def test_run_now_shows_the_run_live_and_its_log_lines_arrive(
         expect(page.locator(".logs pre mark")).to_have_text("after")
 
 
+def test_run_now_asks_for_the_dags_params_and_the_run_gets_them(
+    workspace: Workspace, pit: Pit, page: Page
+) -> None:
+    workspace.shell_project(
+        "report",
+        {"work": 'echo "limit $PIT_PARAM_LIMIT in $PIT_PARAM_REGION"\n'},
+        extra="""
+        [dag.webhook]
+        token_secret = "hook_token"
+
+        [dag.params]
+        limit = { type = "int" }
+        region = { type = "enum", choices = ["eu", "us"], default = "eu" }
+        """,
+    )
+    with serve(pit, workspace) as server:
+        page.goto(str(server.client.base_url.join("/dags/report")))
+        page.get_by_role("button", name="Run now").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("limit (int)").fill("5")
+        dialog.get_by_label("region (enum)").select_option("us")
+        dialog.get_by_role("button", name="Start the run").click()
+        page.wait_for_url(re.compile(r"/runs/"))
+        expect(page.locator(".title .state")).to_have_text("success")
+        run_id = page.url.rsplit("/", 1)[-1]
+    record = workspace.manifest(workspace.root / "runs" / run_id)
+    assert record["params"] == {"limit": 5, "region": "us"}
+
+
 def test_cancel_from_the_run_page_ends_the_run_cancelled(
     workspace: Workspace, pit: Pit, page: Page
 ) -> None:

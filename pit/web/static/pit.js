@@ -142,10 +142,11 @@ async function confirmed(question, action) {
   });
 }
 
-async function startRun(dag, button) {
+async function startRun(dag, button, params) {
   button.disabled = true;
   try {
-    const started = await api(`/api/dags/${encodeURIComponent(dag)}/runs`, { method: "POST" });
+    const request = params ? { method: "POST", body: { params } } : { method: "POST" };
+    const started = await api(`/api/dags/${encodeURIComponent(dag)}/runs`, request);
     location.assign(`/runs/${encodeURIComponent(started.run_id)}`);
   } catch (error) {
     button.disabled = false;
@@ -159,8 +160,58 @@ function runNowButton(dag) {
     class: "primary",
     text: "Run now",
     disabled: !canSteer,
-    title: canSteer ? `Start a run of ${dag} now` : "The read-only token cannot start runs",
-    onclick: (event) => startRun(dag, event.currentTarget),
+    title: canSteer ? `Start a run of ${dag.name} now` : "The read-only token cannot start runs",
+    onclick: (event) => {
+      const button = event.currentTarget;
+      if (dag.params && dag.params.length) askParams(dag, button);
+      else startRun(dag.name, button);
+    },
+  });
+}
+
+// A form of the DAG's params: what is left empty takes its default (the server fills it in).
+function paramInput(param) {
+  const id = `param-${param.name}`;
+  const shown = param.default === null ? "required" : `default: ${param.default}`;
+  let input;
+  if (param.type === "enum") {
+    input = h("select", { id, name: param.name },
+      param.default === null ? null : h("option", { value: "", text: `(${shown})` }),
+      ...param.choices.map((choice) => h("option", { value: choice, text: choice })));
+  } else if (param.type === "bool") {
+    input = h("select", { id, name: param.name },
+      h("option", { value: "", text: `(${shown})` }),
+      h("option", { value: "true", text: "true" }),
+      h("option", { value: "false", text: "false" }));
+  } else {
+    const types = { int: "number", float: "number", date: "date", datetime: "datetime-local" };
+    input = h("input", {
+      id, name: param.name, type: types[param.type] || "text", placeholder: shown,
+      step: param.type === "float" ? "any" : null, required: param.default === null,
+    });
+  }
+  return h("p", {}, h("label", { for: id, text: `${param.name} (${param.type})` }), " ", input,
+    param.description ? h("span", { class: "muted", text: ` ${param.description}` }) : null);
+}
+
+function askParams(dag, button) {
+  const form = h("form", { method: "dialog" },
+    ...dag.params.map(paramInput),
+    h("menu", {},
+      h("button", { value: "no", formnovalidate: true, text: "Keep it" }),
+      h("button", { value: "yes", class: "primary", text: "Start the run" })));
+  const dialog = h("dialog", { "aria-labelledby": "params-title" },
+    h("h2", { id: "params-title", text: `Run ${dag.name} with` }), form);
+  document.body.append(dialog);
+  dialog.showModal();
+  dialog.addEventListener("close", () => {
+    const given = {};
+    for (const param of dag.params) {
+      const value = form.elements[param.name].value;
+      if (value !== "") given[param.name] = value;
+    }
+    dialog.remove();
+    if (dialog.returnValue === "yes") startRun(dag.name, button, given);
   });
 }
 
@@ -227,7 +278,7 @@ function overviewRow(dag, active) {
     h("td", { text: dag.triggers.join(", ") || "manual" }),
     h("td", {}, squares(dag.recent_runs)),
     h("td", {}, active.map(progress)),
-    h("td", {}, runNowButton(dag.name)),
+    h("td", {}, runNowButton(dag)),
   );
   row.dataset.search = [dag.name, dag.triggers.join(" "), latest, dag.paused ? "paused" : ""].join(" ").toLowerCase();
   return row;
@@ -357,7 +408,7 @@ async function dagPage(name) {
   };
   more.addEventListener("click", () => loadRuns(next));
   main.replaceChildren(
-    h("div", { class: "title" }, h("h1", { text: dag.name }), dag.paused ? h("span", { class: "muted", text: "paused" }) : null, runNowButton(dag.name)),
+    h("div", { class: "title" }, h("h1", { text: dag.name }), dag.paused ? h("span", { class: "muted", text: "paused" }) : null, runNowButton(dag)),
     h("h2", { text: "Tasks" }),
     graph.element,
     h(

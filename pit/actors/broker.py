@@ -266,6 +266,8 @@ class Broker:
                 f" (its secrets list: {allowed}); add it to the list in pit.toml"
             )
         value = self.secrets.find(self.project, name)
+        if field:
+            field_of(name, value, field)  # a field it lacks is no access
         self._audit(request, asker, f"{name}.{field}" if field else name)
         return value
 
@@ -369,7 +371,7 @@ class Broker:
             raise ConnectorError(f"send_email: secret '{name}' must be structured (host, ...)")
         subject, body = request.param("subject"), request.param("body", "")
         send = functools.partial(send_email, server, to, subject, body, _HTTP_TIMEOUT, files)
-        await trio.to_thread.run_sync(send)
+        await trio.to_thread.run_sync(send, abandon_on_cancel=True)  # the run may end meanwhile
         return ""
 
     async def _http_request(self, request: SdkRequest, asker: Asker) -> str:
@@ -380,8 +382,10 @@ class Broker:
         if method not in _HTTP_METHODS:
             raise BadRequest(f"http_request: method must be one of {', '.join(_HTTP_METHODS)}")
         path = request.param("path", "")
-        if "://" in path or path.startswith("//"):
-            raise BadRequest("http_request: path is a path under the secret's base_url")
+        unsafe = any(c.isspace() or ord(c) < 32 for c in path) or ".." in path.split("/")
+        unsafe = unsafe or "%2e" in path.lower()  # an encoded ".." the server may decode
+        if "://" in path or path.startswith("//") or unsafe or "\\" in path:
+            raise BadRequest("http_request: path is a plain path under the secret's base_url")
         body = None
         if (text := request.optional("json")) is not None:
             try:
@@ -398,8 +402,9 @@ class Broker:
             headers[api.get("auth_header", "Authorization")] = api["auth_value"]
         url = api["base_url"].rstrip("/") + "/" + path.lstrip("/")
         call = functools.partial(http_call, method, url, body, headers, _HTTP_TIMEOUT)
-        status, answer = await trio.to_thread.run_sync(call)
-        return json.dumps({"status": status, "body": answer})
+        status, answer = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+        # An API that echoes its request must not hand the task the token.
+        return json.dumps({"status": status, "body": self._masker.mask(answer)})
 
     def _audit(
         self, request: SdkRequest, asker: Asker | None, secret: str | None, refused: str = ""

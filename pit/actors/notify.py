@@ -139,15 +139,20 @@ class Notifier:
     async def _deliver(self, spec: NotifySpec, event: str, body: dict[str, object]) -> None:
         for attempt in range(1, spec.retries + 2):
             error = None
+            final = False
             try:
                 with trio.fail_after(spec.timeout):
                     await self._send(spec, body)
-            except (ConnectorError, SecretNotFound, OSError) as exc:
+            except SecretNotFound as exc:  # trying again finds no secret either
+                error, final = str(exc), True
+            except (ConnectorError, OSError) as exc:
                 error = str(exc)
             except trio.TooSlowError:
                 error = f"no answer within {spec.timeout:g}s"
+            except Exception as exc:  # a pit bug: this notification's, never the run's
+                log.exception("%s: %s notification failed (a pit bug)", self.dag.name, event)
+                error, final = f"internal error: {type(exc).__name__}: {exc}", True
             await self._record(spec, event, attempt, error)
-            final = isinstance(error, str) and error.startswith("secret ")
             if error is None or final:
                 return
             if attempt <= spec.retries:
@@ -210,7 +215,7 @@ class Notifier:
 
     def _secrets(self) -> Secrets:
         if self.secrets is None:
-            raise SecretNotFound("secret: no secrets file to read the notification's secret from")
+            raise SecretNotFound("no secrets file to read the notification's secret from")
         return self.secrets
 
     async def _record(self, spec: NotifySpec, event: str, attempt: int, error: str | None) -> None:

@@ -8,10 +8,15 @@ runs, its task actor has the group `join` here, so the broker can take a client'
   the group of that task (a `setsid` child keeps its parent chain up to the task's leader).
 - **By its marker,** for a process that pit adopted as a child subreaper after its task's tree
   came apart (see `orphans`): its environment's `PIT_RUN_ID` and `PIT_TASK_NAME`. Accepted only
-  for pit's own adopted children, whose chain ends at pit with no task group on the way.
+  for pit's own adopted children, whose chain ends at pit with no task group on the way, and
+  only while that task of that run has a group here: a process can write any environment for
+  what it execs, so the marker only names a task pit is running, never makes one up, and ends
+  with that task's attempt.
 
 A process whose chain ends anywhere else (at init, at another user's process) is no task's, and
-neither is one that cannot be read. What a request claims never enters into it.
+neither is one that cannot be read. What a request claims never enters into it. (A process of
+the same user may still take the marker of another task pit runs: the user's own processes can
+also read each other's memory; the socket folder's 0700 keeps other users out.)
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ def _marked(pid: int) -> Found | None:
     if not run_id or not task:
         return None
     member = Member(run_id.decode(errors="replace"), task.decode(errors="replace"))
+    if member not in _groups.values():  # no such task of a run running here now
+        return None
     return Found(member, FoundBy.MARKER)
 
 

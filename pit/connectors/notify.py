@@ -4,6 +4,7 @@ JSON (urllib: a notification needs no HTTP client of its own) and an email over 
 
 from __future__ import annotations
 
+import http.client
 import json
 import mimetypes
 import smtplib
@@ -28,6 +29,16 @@ def post_json(url: str, body: Mapping[str, object], timeout: float) -> None:
         raise ConnectorError(f"the webhook answered {status}")
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the answer, not followed: it could take a token to another host."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def http_call(
     method: str,
     url: str,
@@ -36,26 +47,25 @@ def http_call(
     timeout: float,
 ) -> tuple[int, str]:
     """One HTTP request (a JSON body when `body` is not None): the status and the answer's
-    text (at most `MAX_ANSWER` bytes). ConnectorError when it cannot be made."""
+    text (at most `MAX_ANSWER` bytes); a redirect is not followed (its 3xx is the answer).
+    ConnectorError when it cannot be made, whatever the reason."""
     if not url.startswith(("http://", "https://")):
         raise ConnectorError("the URL must be http:// or https://")
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        headers={
-            "User-Agent": "pit",
-            **({"Content-Type": "application/json"} if data is not None else {}),
-            **headers,
-        },
-        method=method,
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("User-Agent", "pit")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            request.add_unredirected_header(name, value)
+        with _OPENER.open(request, timeout=timeout) as answer:
             return answer.status, answer.read(MAX_ANSWER).decode(errors="replace")
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.read(MAX_ANSWER).decode(errors="replace")
+    except (http.client.HTTPException, ValueError) as exc:  # a bad URL, a garbled answer
+        raise ConnectorError(f"{type(exc).__name__}: {exc}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConnectorError(
@@ -102,5 +112,5 @@ def send_email(
             if server.get("user") and server.get("password"):
                 smtp.login(server["user"], server["password"])
             smtp.send_message(message)
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError, ValueError) as exc:
         raise ConnectorError(f"cannot send the email through {host}:{port}: {exc}") from None

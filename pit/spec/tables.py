@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import shlex
+import urllib.parse
+
 import attrs
 
 from pit.spec import limits
@@ -257,7 +260,33 @@ def read_notify(r: TableReader) -> NotifySpec | None:
     if not given:
         r.problem("channel", f"a {channel} notification needs {what}")
         return None
+    if spec.url and (problem := _url_problem(spec.url)):
+        r.problem("url", problem, "write an http:// or https:// URL")
+        return None
+    if spec.command is not None:
+        try:
+            words = shlex.split(spec.command)
+        except ValueError as exc:
+            words, reason = [], str(exc)
+        else:
+            reason = "is empty"
+        if not words:
+            r.problem("command", f"{reason}", "write the command as a shell would read it")
+            return None
     return spec
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as exc:
+        return f"is not a URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "holds a space or a control character"
+    return None
 
 
 def read_webhook(r: TableReader) -> WebhookSpec | None:

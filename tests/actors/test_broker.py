@@ -477,17 +477,24 @@ async def test_a_process_of_no_task_is_refused_and_audited(
     ]
 
 
-async def test_an_adopted_escapee_is_known_by_its_run_marker(
+async def test_an_adopted_escapee_is_known_by_its_run_marker_while_its_task_runs(
     broker: BrokerHandle, tmp_path: Path
 ) -> None:
     # A child of pit outside every task group: what a task's double-forked daemon becomes
-    # once pit, the subreaper, adopts it. Its environment says which run's task it was.
+    # once pit, the subreaper, adopts it. Its environment says which run's task it was; that
+    # counts only while pit runs that task (a group of it is joined here).
     marked = {"PIT_RUN_ID": "run-1", "PIT_TASK_NAME": "load"}
-    assert (await ask_from_process(broker, env=marked))["result"] == "global-token"
-    other_run = {"PIT_RUN_ID": "run-2", "PIT_TASK_NAME": "load"}
-    assert "refused" in (await ask_from_process(broker, env=other_run))["error"]
+    with joined(2**22 + 12345, peers.Member("run-1", "load")):  # the task's own group
+        assert (await ask_from_process(broker, env=marked))["result"] == "global-token"
+        other_run = {"PIT_RUN_ID": "run-2", "PIT_TASK_NAME": "load"}
+        assert "refused" in (await ask_from_process(broker, env=other_run))["error"]
+        made_up = {"PIT_RUN_ID": "run-1", "PIT_TASK_NAME": "ghost"}
+        assert "refused" in (await ask_from_process(broker, env=made_up))["error"]
+    assert "refused" in (await ask_from_process(broker, env=marked))["error"]  # its task ended
     assert [(e["task"], e["found_by"], e["outcome"]) for e in audit(tmp_path)] == [
         ("load", "marker", "accessed"),
+        (None, None, "refused"),
+        (None, None, "refused"),
         (None, None, "refused"),
     ]
 

@@ -52,9 +52,9 @@ class Executor:
     """Cancels of runs not started yet, carried out as they start."""
     _services: trio.Nursery = attrs.field(init=False)
     _store: StoreWriter | None = attrs.field(init=False, default=None)
+    """The process's one writer of the run store."""
     _pools: Pools = attrs.field(init=False, factory=Pools)
     """The pools every run of pit serve shares."""
-    """The process's one writer of the run store."""
 
     async def run(self) -> None:
         commands = FrameReader.to_executor(self.channel)

@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from pit.actors.masking import Masker
+from pit.actors.orphans import own_child
 from pit.clock import Clock
 from pit.connectors.notify import post_json, send_email
 from pit.connectors.target import ConnectorError
@@ -81,6 +82,8 @@ class Notifier:
         start, for a run not scheduled)."""
         assert self.dag.sla is not None
         since = record.scheduled_time or record.started_at or self.clock.now()
+        if record.trigger in ("catchup", "backfill") and record.started_at is not None:
+            since = max(since, record.started_at)  # an old fire run now: from its start
         with scope:
             # Re-read the wall clock at least every minute: it may jump while trio's does not.
             while (left := (since - self.clock.now()).total_seconds() + self.dag.sla) > 0:  # noqa: ASYNC110
@@ -186,20 +189,35 @@ class Notifier:
             "PIT_NOTIFICATION": json.dumps(body),
         }
         try:
-            done = await trio.run_process(
+            process = await trio.lowlevel.open_process(
                 argv,
                 cwd=self.snapshot,
                 env=env,
-                check=False,
-                capture_stdout=True,
-                capture_stderr=True,
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         except OSError as exc:
             raise ConnectorError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            said = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            raise ConnectorError(f"{argv[0]} exited {done.returncode}: {said[0]}".rstrip(": "))
+        # pit's own child, which it waits for: never taken for an escapee of the run (it
+        # carries PIT_RUN_ID) and killed or reaped by the run's sweep.
+        stderr = process.stderr
+        assert stderr is not None
+        with own_child(process.pid):
+            try:
+                said = b""
+                while chunk := await stderr.receive_some():
+                    said = (said + chunk)[-4096:]
+                code = await process.wait()
+            finally:
+                if process.returncode is None:  # cut short (its timeout): it must not linger
+                    process.kill()
+                    with trio.CancelScope(shield=True):
+                        await process.wait()
+                await stderr.aclose()
+        if code != 0:
+            last = said.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            raise ConnectorError(f"{argv[0]} exited {code}: {last[0]}".rstrip(": "))
 
     def _plain(self, name: str) -> str:
         value = self._secrets().find(self.dag.name, name)

@@ -66,15 +66,23 @@ class Pool:
             raise
 
     def give_back(self) -> None:
-        if self.used > self.size:  # made smaller meanwhile: this slot is no more
+        if self.used > self.size or not self._hand_over():  # made smaller, or nobody waits
             self.used -= 1
-            return
+
+    def resize(self, size: int) -> None:
+        """The config's size now: a bigger pool hands its new slots to the tasks waiting."""
+        self.size = size
+        while self.used < self.size and self._hand_over():
+            self.used += 1
+
+    def _hand_over(self) -> bool:
+        """Give a slot to the first task waiting (`used` stays as it is); False: none waits."""
         while self._waiting:
             waiter = heapq.heappop(self._waiting)
             if not waiter.gone:
-                waiter.event.set()  # the slot goes to it: `used` stays as it is
-                return
-        self.used -= 1
+                waiter.event.set()
+                return True
+        return False
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
@@ -100,7 +108,7 @@ class Pools:
         pool = self._pools.get(name)
         if pool is None:
             pool = self._pools[name] = Pool(name=name, size=size)
-        pool.size = size  # a reload of pit_config.toml resizes it for what comes next
+        pool.resize(size)  # a reload of pit_config.toml resizes it
         return pool
 
     def usage(self) -> dict[str, tuple[int, int, int]]:

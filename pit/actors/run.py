@@ -305,8 +305,11 @@ class RunActor:
                 else:
                     await self._stop_run(unmet, StopTask)
                 return
+            message = None
             with trio.move_on_after(min(left, REQUIRES_POLL)):
-                await self._handle(await inbox.receive(), nursery, send)
+                message = await inbox.receive()
+            if message is not None:  # handled whole: a stop must not be cut in half
+                await self._handle(message, nursery, send)
 
     def _release_dependants(self, name: str) -> None:
         if self.only_task is not None:

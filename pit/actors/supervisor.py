@@ -101,6 +101,8 @@ class Supervisor:
     _send: trio.MemorySendChannel[SupervisorInbox] = attrs.field(init=False)
     _executor: ExecutorProcess = attrs.field(init=False)
     _services: trio.Nursery = attrs.field(init=False)
+    _after_checks: set[str] = attrs.field(init=False, factory=set)
+    """DAGs whose `[dag.after]` is being looked at (in a worker thread)."""
     _web_stop: trio.Event = attrs.field(init=False, factory=trio.Event)
     _grace_timer: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _web_port: int | None = attrs.field(init=False, default=None)
@@ -289,14 +291,22 @@ class Supervisor:
         """A run of `succeeded` succeeded: each DAG waiting for it (`[dag.after]`) is asked for
         a run once every DAG it waits for has succeeded since its own last run."""
         for dag in self._catalog.dags():
-            if dag.after is not None and succeeded in dag.after.dags:
+            waits = dag.after is not None and succeeded in dag.after.dags
+            if waits and dag.after and dag.name not in self._after_checks:  # one look at a time
+                self._after_checks.add(dag.name)
                 self._services.start_soon(self._request_after, dag.name, dag.after.dags)
 
     async def _request_after(self, dag: str, after: tuple[str, ...]) -> None:
         runs_dir = self._workspace.runs_dir
-        if await trio.to_thread.run_sync(after_is_due, runs_dir, dag, after):
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await self._send.send(RunRequested(dag=dag, trigger="after"))
+        try:
+            due = await trio.to_thread.run_sync(after_is_due, runs_dir, dag, after)
+            if due:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._send.send(RunRequested(dag=dag, trigger="after"))
+        except OSError as exc:  # the runs folder unreadable now: the next success looks again
+            log.warning("%s: cannot tell whether [dag.after] is due: %s", dag, exc)
+        finally:
+            self._after_checks.discard(dag)
 
     # --- pausing ---------------------------------------------------------------------------
 

@@ -137,7 +137,7 @@ class TaskActor:
                 )
                 hook = self.hooks.get(kind) if kind and control.stop_reason is None else None
                 if kind is not None and hook is not None:
-                    outcome = await self._hook(kind, hook(), finished)
+                    outcome = await self._hook(kind, hook(), finished, control)
                     finished = attrs.evolve(finished, hook=f"{kind}: {outcome}")
                 await self.run_inbox.send(finished)
                 mailbox.close()  # the listener ends: no command can matter now
@@ -295,10 +295,15 @@ class TaskActor:
         return _outcome(natural, timed_out, self.task.timeout, control.stop_reason)
 
     async def _hook(
-        self, kind: str, launch: ProcessLaunch | InProcessLaunch, finished: TaskFinished
+        self,
+        kind: str,
+        launch: ProcessLaunch | InProcessLaunch,
+        finished: TaskFinished,
+        control: _Control,
     ) -> str:
-        """Run the task's hook to its end (at most `hook_timeout`, then SIGTERM, the grace,
-        SIGKILL), its output in the task's log; what became of it, in words."""
+        """Run the task's hook to its end (at most `hook_timeout`, or until the task is told
+        to stop; then SIGTERM, the grace, SIGKILL), its output in the task's log; what became
+        of it, in words."""
         if not isinstance(launch, ProcessLaunch):
             return "a SQL script cannot be a hook"
         env = {
@@ -330,11 +335,12 @@ class TaskActor:
                         nursery.start_soon(self._pump, process, log, pumped, None)
                     else:
                         pumped.set()
-                    with trio.move_on_after(self.task.hook_timeout) as deadline:
-                        await process.wait()
+                    with control.interruptible_scope():
+                        with trio.move_on_after(self.task.hook_timeout) as deadline:
+                            await process.wait()
                     if process.returncode is None:
                         signal_group(process.pid, signal.SIGTERM)
-                        with trio.move_on_after(self.grace):
+                        with control.new_grace_scope():
                             await process.wait()
                     await self._end_tree(process, launch)
                     await wait_for_output(pumped)
@@ -344,6 +350,8 @@ class TaskActor:
                     await self._end_tree(process, launch)
                 peers.leave(process.pid)
                 process.close()
+        if control.stop_reason is not None:
+            return f"stopped: {control.stop_reason}"
         if deadline.cancelled_caught:
             return f"timed out after {format_duration(self.task.hook_timeout)}"
         return _exit_outcome(process.returncode).error or "exited 0"

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import trio
@@ -34,7 +35,7 @@ from pit.actors.store import StoreWriter
 from pit.cli.context import CliContext
 from pit.cli.signals import forward_signals
 from pit.clock import SystemClock, zone_of
-from pit.errors import WorkspaceError, single_pit_error
+from pit.errors import RunError, WorkspaceError, single_pit_error
 from pit.messages.run import CancelRun, RunPlan, RunRecord
 from pit.spec.cron import fires_between
 from pit.spec.durations import format_duration
@@ -43,7 +44,15 @@ from pit.spec.params import parse_assignments, resolve_params
 from pit.spec.problems import plural
 from pit.spec.secrets import Secrets
 from pit.spec.states import RunState
-from pit.store.rundir import RunPaths, claim_fire_dir, claim_run_dir, list_run_folders
+from pit.store.rundir import (
+    MANIFEST,
+    RunPaths,
+    claim_fire_dir,
+    claim_run_dir,
+    fire_run_id,
+    list_run_folders,
+    read_manifest,
+)
 from pit.store.runstore import store_path
 
 MAX_FIRES = 10_000
@@ -244,9 +253,15 @@ class _Backfill:
                     return
                 plan = self.plan(fire)
                 paths = claim_fire_dir(plan.runs_dir, plan.dag.name, fire)
-                if paths is None:  # its failed run is there: the new one goes beside it
-                    paths = claim_run_dir(plan.runs_dir, plan.dag.name, fire)
-                record = await self._execute(plan, paths, sockets)
+                if paths is None:
+                    if not _ended_there(plan.runs_dir, plan.dag.name, fire):
+                        print(f"{fire.isoformat()}  skipped: a run of it is going", flush=True)
+                        continue  # pit serve's own, say: it runs this fire
+                    paths = claim_run_dir(plan.runs_dir, plan.dag.name, fire)  # beside it
+                try:
+                    record = await self._execute(plan, paths, sockets)
+                except RunError as exc:  # it could not start (a git fetch...): this fire only
+                    record = _failed(plan, paths, str(exc))
                 self._active.pop(record.run_id, None)
                 self.records.append(record)
                 took = (
@@ -282,7 +297,10 @@ class _Backfill:
             )
 
         async with trio.open_nursery() as nursery:
-            self._active[paths.run_id] = await nursery.start(run)
+            started = self._active[paths.run_id] = await nursery.start(run)
+            if self._stopping:  # a Ctrl-C while it was starting
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await started.handle.inbox.send(CancelRun())
         return ended[0]
 
     async def _stop(self, now: bool) -> None:
@@ -295,3 +313,28 @@ class _Backfill:
         for started in list(self._active.values()):
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await started.handle.inbox.send(CancelRun(kill=now))  # unless it just ended
+
+
+def _ended_there(runs_dir: Path, dag: str, fire: dt.datetime) -> bool:
+    """Whether the run already made for `fire` has ended (a failure: run it again beside it),
+    rather than going or just being made."""
+    try:
+        record = read_manifest(runs_dir / fire_run_id(fire, dag) / MANIFEST)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return record.state.terminal
+
+
+def _failed(plan: RunPlan, paths: RunPaths, error: str) -> RunRecord:
+    """The record of a fire's run that could not start, as its run.json says (or this)."""
+    try:
+        return read_manifest(paths.manifest)
+    except (OSError, ValueError, KeyError, TypeError):
+        return RunRecord(
+            run_id=paths.run_id,
+            dag=plan.dag.name,
+            trigger=plan.trigger,
+            scheduled_time=plan.scheduled_time,
+            state=RunState.FAILED,
+            error=error,
+        )

@@ -230,10 +230,10 @@ class DagSpec:
     after: AfterSpec | None = None
     dir_watch: DirWatchSpec | None = None
     notify: tuple[NotifySpec, ...] = ()
+    """`[[dag.notify]]`: who hears of the run's failure, success, retries."""
     sla: float | None = None
     """Seconds after its scheduled time (or its start) by which a run should have ended: past
     it, `sla_miss` is notified, once."""
-    """`[[dag.notify]]`: who hears of the run's failure, success, retries."""
     requires: tuple[RequireSpec, ...] = ()
     """DAGs that must have succeeded recently before a run's first task starts."""
     requires_wait: float = 0.0

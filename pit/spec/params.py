@@ -204,6 +204,8 @@ def convert(spec: ParamSpec, value: object, zone: dt.tzinfo) -> Value:
                 raise bad
             if len(value) > limits.MAX_STRING:
                 raise ParamError(f"param '{spec.name}' is over {limits.MAX_STRING} characters")
+            if "\x00" in value:  # no environment variable can hold it
+                raise ParamError(f"param '{spec.name}' holds a NUL character")
             return value
         case ParamType.INT:
             if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,18}\s*", value):

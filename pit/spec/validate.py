@@ -88,14 +88,13 @@ def validate_dag(
         add("tasks", f"dependency cycle: {' -> '.join(cycle)}", "remove one of these depends_on")
     if spec.schedule is not None and (reason := cron_problem(spec.schedule)):
         add("dag.schedule", reason, "e.g. '0 6 * * *' for 06:00 daily")
-    started_without_params = (
-        "schedule" if spec.schedule else "ftp_watch" if spec.ftp_watch else None
-    )
+    starters = ("schedule", "ftp_watch", "dir_watch", "after")
+    without_params = next((key for key in starters if getattr(spec, key)), None)
     for param in spec.params:
-        if param.required and started_without_params:
+        if param.required and without_params:
             add(
                 f"dag.params.{param.name}",
-                f"is required, but the DAG's {started_without_params} starts runs without params",
+                f"is required, but the DAG's {without_params} starts runs without params",
                 "give it a default (a date can be '{{ scheduled_date }}')",
             )
     if (

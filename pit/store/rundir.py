@@ -101,15 +101,26 @@ def claim_run_dir(runs_dir: Path, dag: str, at: dt.datetime) -> RunPaths:
         raise RunError(f"cannot create a run folder under {runs_dir}: {exc}") from exc
 
 
+def fire_run_id(fire: dt.datetime, dag: str) -> str:
+    """The id of the run made for the DAG's fire at `fire`: that time's, `.000` milliseconds."""
+    return format_run_id(fire.replace(microsecond=0), dag)
+
+
 def claim_fire_dir(runs_dir: Path, dag: str, fire: dt.datetime) -> RunPaths | None:
     """Make `runs/<run-id>/` for the run of the DAG's fire at `fire`, its id that time's
     (`.000` milliseconds): None when it exists, so one fire is run once whoever asks again (a
     pit serve restarted within the minute, a catch-up, a backfill resumed)."""
-    root = runs_dir / format_run_id(fire.replace(microsecond=0), dag)
+    root = runs_dir / fire_run_id(fire, dag)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
         root.mkdir()
     except FileExistsError:
+        try:
+            taken = read_manifest(root / MANIFEST).scheduled_time
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # being made by another request for it: that one runs it
+        if taken is not None and taken != fire:  # the same wall-clock time of another instant
+            return claim_run_dir(runs_dir, dag, fire)  # (a repeated DST hour): its own id
         return None
     except OSError as exc:
         raise RunError(f"cannot create a run folder under {runs_dir}: {exc}") from exc
@@ -149,22 +160,18 @@ def unmet_requirement(
 def after_is_due(runs_dir: Path, dag: str, after: Iterable[str]) -> bool:
     """`[dag.after]`: whether each DAG of `after` has a success that ended after `dag`'s last
     run started (any time, if it never ran). Blocking: reads the newest run folders."""
-    last = _newest(runs_dir, dag)
-    if last is not None and last.started_at is None:
+    records = list(itertools.islice(_records_newest_first(runs_dir, dag), 50))
+    if any(not r.state.terminal and r.started_at is None for r in records):
         return False  # one of its runs is just starting
+    starts = [r.started_at for r in records if r.started_at is not None]
+    since = max(starts, default=None)  # run ids are fire times, not start order
     for name in after:
         _, success = _latest_ends(runs_dir, name)
         if success is None or success.ended_at is None:
             return False
-        if last is not None and last.started_at is not None and success.ended_at <= last.started_at:
+        if since is not None and success.ended_at <= since:
             return False
     return True
-
-
-def _newest(runs_dir: Path, dag: str) -> RunRecord | None:
-    for record in _records_newest_first(runs_dir, dag):
-        return record
-    return None
 
 
 def _records_newest_first(runs_dir: Path, dag: str) -> Iterator[RunRecord]:

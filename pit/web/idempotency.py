@@ -22,13 +22,15 @@ import attrs
 import trio
 
 from pit.clock import Clock
-from pit.messages.webhook import RunAccepted, RunRequestAnswer
+from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
 
 HEADER = "Idempotency-Key"
 TTL = dt.timedelta(hours=24)
 MAX_KEY = 255
 """Characters a key may have."""
 FILE = "idempotency.jsonl"
+START_WAIT = 10.0
+"""Seconds a keyed request waits for the supervisor's answer, even after its sender left."""
 
 
 @attrs.define
@@ -68,7 +70,12 @@ class IdempotencyKeys:
             return RunAccepted(run_id=known[0]), True
         done = self._pending[slot] = trio.Event()
         try:
-            answer = await start()
+            # Shielded: a sender that hangs up after asking must not lose the key of the run
+            # it started (its retry would start another). The supervisor answers at once.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + START_WAIT) as asked:
+                answer = await start()
+            if asked.cancelled_caught:
+                return RunRejected(reason="busy", message="no answer from pit; try again"), False
             if isinstance(answer, RunAccepted):
                 at = self.clock.now()
                 self._known[slot] = (answer.run_id, at)

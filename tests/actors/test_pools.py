@@ -88,3 +88,27 @@ async def test_a_smaller_pool_lets_a_slot_go_rather_than_hand_it_over() -> None:
     assert not pool.take_now()  # one in use is all a pool of one has
     pool.give_back()
     assert pool.take_now()
+
+
+async def test_a_bigger_pool_hands_its_new_slots_to_the_tasks_waiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pools = Pools()
+    pool = pools.get("p", {"p": 1})
+    assert pool is not None
+    running: list[int] = []
+
+    async def task(n: int) -> None:
+        async with pool.slot(0):
+            running.append(n)
+            await trio.sleep(100)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(4):
+            nursery.start_soon(task, n)
+        await trio.sleep(1)
+        assert len(running) == 1
+        pools.get("p", {"p": 3})  # pit_config.toml reloaded
+        await trio.sleep(1)
+        assert len(running) == 3
+        assert (pool.used, pool.waiting) == (3, 1)

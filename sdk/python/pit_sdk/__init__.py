@@ -7,7 +7,8 @@
     load_data("claims.parquet", "claims", "warehouse_db")  # the broker bulk-loads it
 
 `get_param` reads the run's typed params from the environment. `get_secret`,
-`get_secret_field`, `load_data` and the `ftp_*` functions ask the broker at `PIT_SOCKET`;
+`get_secret_field`, `load_data`, `send_email`, `http_request` and the `ftp_*` functions ask
+the broker at `PIT_SOCKET`;
 `read_sql`, `output_sql`, `write_output` and `read_input` work in this process, on
 `PIT_DATA_DIR` and the database. Importing this package needs only the standard library:
 pyarrow, connectorx, pandas and polars are imported by the functions that use them (extras

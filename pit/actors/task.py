@@ -266,27 +266,9 @@ class TaskActor:
             log.write(f"pit: {message}\n".encode())
             return Outcome(exit_code=None, error=message)
         dbt = DbtLog() if self._dbt else None
-        peers.join(process.pid, peers.Member(launch.env.get("PIT_RUN_ID", ""), self.task.name))
-        try:
-            await self.run_inbox.send(started)
-            if process.output is None:
-                timed_out = await self._wait(process, control)
-            else:
-                async with trio.open_nursery() as nursery:
-                    pumped = trio.Event()
-                    nursery.start_soon(self._pump, process, log, pumped, dbt)
-                    timed_out = await self._wait(process, control)
-                    # Leftovers hold the pipe open: end them first.
-                    await self._end_tree(process, launch)
-                    await wait_for_output(pumped)
-                    nursery.cancel_scope.cancel()
-        finally:
-            # Reached with the process still running only when the actor itself is cancelled
-            # from outside (a pit bug or a teardown): kill at once, never leave it behind.
-            with trio.CancelScope(shield=True):
-                await self._end_tree(process, launch)
-            peers.leave(process.pid)
-            process.close()
+        timed_out = await self._supervise(
+            process, launch, log, control, self.task.timeout, dbt=dbt, started=started
+        )
         natural = _exit_outcome(process.returncode)
         if dbt is not None:
             await trio.to_thread.run_sync(keep_artifacts, launch.cwd, self.log_path)
@@ -327,32 +309,10 @@ class TaskActor:
                 )
             except OSError as exc:
                 return f"cannot start {launch.argv[0]}: {exc.strerror or exc}"
-            peers.join(process.pid, peers.Member(launch.env.get("PIT_RUN_ID", ""), self.task.name))
-            try:
-                async with trio.open_nursery() as nursery:
-                    pumped = trio.Event()
-                    if process.output is not None:
-                        nursery.start_soon(self._pump, process, log, pumped, None)
-                    else:
-                        pumped.set()
-                    with control.interruptible_scope():
-                        with trio.move_on_after(self.task.hook_timeout) as deadline:
-                            await process.wait()
-                    if process.returncode is None:
-                        signal_group(process.pid, signal.SIGTERM)
-                        with control.new_grace_scope():
-                            await process.wait()
-                    await self._end_tree(process, launch)
-                    await wait_for_output(pumped)
-                    nursery.cancel_scope.cancel()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await self._end_tree(process, launch)
-                peers.leave(process.pid)
-                process.close()
+            timed_out = await self._supervise(process, launch, log, control, self.task.hook_timeout)
         if control.stop_reason is not None:
             return f"stopped: {control.stop_reason}"
-        if deadline.cancelled_caught:
+        if timed_out:
             return f"timed out after {format_duration(self.task.hook_timeout)}"
         return _exit_outcome(process.returncode).error or "exited 0"
 
@@ -360,11 +320,51 @@ class TaskActor:
     def _dbt(self) -> bool:
         return self.task.runner.kind is RunnerKind.DBT
 
-    async def _wait(self, process: GroupProcess, control: _Control) -> bool:
+    async def _supervise(
+        self,
+        process: GroupProcess,
+        launch: ProcessLaunch,
+        log: BinaryIO,
+        control: _Control,
+        stop_after: float | None,
+        *,
+        dbt: DbtLog | None = None,
+        started: AttemptStarted | None = None,
+    ) -> bool:
+        """See a started process group (an attempt, a hook) to its end: its output pumped
+        to `log`, stopped `stop_after` seconds in (its time limit: it ends, nothing raises)
+        or on command, its tree killed, whatever happens (an outer cancellation kills at
+        once). `started` is reported once it runs. Whether its time limit ran out."""
+        peers.join(process.pid, peers.Member(launch.env.get("PIT_RUN_ID", ""), self.task.name))
+        try:
+            if started is not None:
+                await self.run_inbox.send(started)
+            if process.output is None:
+                return await self._wait(process, control, stop_after)
+            async with trio.open_nursery() as nursery:
+                pumped = trio.Event()
+                nursery.start_soon(self._pump, process, log, pumped, dbt)
+                timed_out = await self._wait(process, control, stop_after)
+                # Leftovers hold the pipe open: end them first.
+                await self._end_tree(process, launch)
+                await wait_for_output(pumped)
+                nursery.cancel_scope.cancel()
+            return timed_out
+        finally:
+            # Reached with the process still running only when the actor itself is cancelled
+            # from outside (a pit bug or a teardown): kill at once, never leave it behind.
+            with trio.CancelScope(shield=True):
+                await self._end_tree(process, launch)
+            peers.leave(process.pid)
+            process.close()
+
+    async def _wait(
+        self, process: GroupProcess, control: _Control, stop_after: float | None
+    ) -> bool:
         """Wait for the process to end, stopping it on timeout or command (SIGTERM, the grace
         period, SIGKILL). Returns whether its timeout ran out."""
         with control.interruptible_scope():
-            with trio.move_on_after(self.task.timeout or math.inf) as deadline:
+            with trio.move_on_after(stop_after or math.inf) as deadline:
                 await process.wait()
         if process.returncode is None:
             signal_group(process.pid, signal.SIGTERM)

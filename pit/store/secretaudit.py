@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from pit.store.files import append_synced
 from pit.store.rundir import read_jsonl
 
 CHANGES_FILE = ".pit/secret_changes.jsonl"
@@ -66,15 +67,8 @@ def changes_between(
 def record_changes(workspace: Path, changes: Iterable[SecretChange]) -> None:
     """Append `changes` to the workspace's log (made mode 0600), synced to disk."""
     lines = "".join(json.dumps(change.to_json()) + "\n" for change in changes)
-    if not lines:
-        return
-    path = workspace / CHANGES_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(descriptor, "a", encoding="utf-8") as log:
-        log.write(lines)
-        log.flush()
-        os.fsync(log.fileno())
+    if lines:
+        append_synced(workspace / CHANGES_FILE, lines)
 
 
 def read_changes(workspace: Path) -> list[dict[str, Any]]:

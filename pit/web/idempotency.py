@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import trio
 
 from pit.clock import Clock
 from pit.messages.webhook import RunAccepted, RunRejected, RunRequestAnswer
+from pit.store.files import append_synced, write_atomically
 
 HEADER = "Idempotency-Key"
 TTL = dt.timedelta(hours=24)
@@ -89,23 +89,16 @@ class IdempotencyKeys:
 
     def _append(self, line: str) -> None:
         with contextlib.suppress(OSError):  # a full disk: the key still holds until a restart
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(descriptor, "a", encoding="utf-8") as file:
-                file.write(line)
-                file.flush()
-                os.fsync(file.fileno())
+            append_synced(self.path, line)
 
     def _rewrite(self) -> None:
         if not self._known and not self.path.exists():
             return
-        partial = self.path.with_name(f".{self.path.name}.partial")
         lines = [
             json.dumps({"dag": dag, "key": key, "run_id": run_id, "at": at.isoformat()}) + "\n"
             for (dag, key), (run_id, at) in self._known.items()
         ]
-        partial.write_text("".join(lines), encoding="utf-8")
-        os.replace(partial, self.path)
+        write_atomically(self.path, "".join(lines).encode())
 
 
 def key_problem(key: str) -> str | None:

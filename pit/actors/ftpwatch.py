@@ -19,6 +19,7 @@ import logging
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -26,6 +27,7 @@ import trio
 
 from pit.clock import Clock
 from pit.connectors.ftp import FtpConnect, FtpSession, FtpTarget, RemoteFile, open_session
+from pit.connectors.inotify import FolderChanges
 from pit.connectors.target import ConnectorError
 from pit.messages.run import RunEnded
 from pit.messages.trigger import RunRequested, SupervisorInbox
@@ -75,6 +77,8 @@ class FtpWatch:
     spec: FtpWatchSpec | DirWatchSpec
     trigger: str = "ftp"
     """What its runs are recorded as started by: `ftp`, or `dir` for a folder."""
+    local: bool = False
+    """The folder is on this machine: its changes (inotify) end the wait between polls early."""
     target: FtpTarget | None = None
     """The server, for the default `connect`; not read when `connect` is given."""
     connect: FtpConnect = attrs.field(default=attrs.Factory(_client_for_target, takes_self=True))
@@ -98,6 +102,8 @@ class FtpWatch:
     _to_archive: list[str] = attrs.field(init=False, factory=list)
     """Files of runs that succeeded while no watch was there to archive them."""
     _ledger_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
+    _polled_at: float = attrs.field(init=False, default=0.0)
+    """trio's time at the last listing."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self.recover:
@@ -126,6 +132,10 @@ class FtpWatch:
     async def _poll_forever(self, nursery: trio.Nursery) -> None:
         """Poll every `poll_interval`; after a failure wait twice as long as the last time, up
         to `MAX_BACKOFF`. `nursery` holds a waiter for the end of each run started."""
+        with FolderChanges.watching(self.spec.directory) if self.local else _nothing() as changes:
+            await self._poll(nursery, changes.wait if changes is not None else trio.sleep)
+
+    async def _poll(self, nursery: trio.Nursery, wait: Callable[[float], Awaitable[None]]) -> None:
         backoff = self.spec.poll_interval
         while True:
             try:
@@ -143,11 +153,26 @@ class FtpWatch:
                 log.error("%s: FTP watch: %s; trying again in %.0fs", self.dag, exc, backoff)
                 await trio.sleep(backoff)
                 continue
-            await trio.sleep(self.spec.poll_interval)
+            await wait(self._next_poll())
+
+    def _next_poll(self) -> float:
+        """Seconds to the next poll: `poll_interval`; for a local folder, whose changes wake the
+        watch anyway, sooner when a file seen may be stable by then (no change will say so)."""
+        if not self.local:
+            return self.spec.poll_interval
+        polled = self._polled_at
+        maturing = [
+            seen.since + self.spec.stable_seconds
+            for seen in self._seen.values()
+            if seen.since + self.spec.stable_seconds >= polled  # not stable at the last poll
+        ]
+        if not maturing:  # the others have runs, or wait for their next change
+            return self.spec.poll_interval
+        return min(self.spec.poll_interval, max(min(maturing) - trio.current_time(), 0.0) + 0.01)
 
     def _stable(self, files: list[RemoteFile]) -> list[RemoteFile]:
         """Files unchanged for stable_seconds, not already running, done or failed as they are."""
-        now = trio.current_time()
+        now = self._polled_at = trio.current_time()
         busy = {f.path for run in self._runs.values() for f in run.files}
         listed = {f.path for f in files}
         self._seen = {path: seen for path, seen in self._seen.items() if path in listed}
@@ -270,3 +295,8 @@ def _final_state(run_dir: Path) -> RunState | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return state if state.terminal else None
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield None

@@ -222,6 +222,7 @@ def _dir_watch(
             dag=dag.name,
             spec=spec,
             trigger="dir",
+            local=True,
             connect=local_dir,
             ledger=ledger_path(root, dag.name, "dir"),
             staging=root / ".pit" / "dir" / f"{dag.name}.staging",

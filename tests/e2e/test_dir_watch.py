@@ -44,3 +44,31 @@ def test_a_dropped_file_runs_once_and_is_archived(workspace: Workspace, pit: Pit
     assert not (inbox / "sales.csv").exists()
     assert (inbox / "ignored.txt").exists()
     assert len(workspace.run_dirs("load")) == 1
+
+
+def test_a_file_arriving_is_seen_at_once_not_at_the_next_poll(
+    workspace: Workspace, pit: Pit
+) -> None:
+    inbox = workspace.root / "drop"
+    inbox.mkdir()
+    workspace.shell_project(
+        "load",
+        {"work": 'ls "$PIT_DATA_DIR"\n'},
+        extra="""
+        [dag.dir_watch]
+        path = "drop"
+        poll_interval = "1h"
+        stable_seconds = 0
+        """,
+    )
+    with serve(pit, workspace) as server:
+        wait_until(lambda: "serving 1 DAG" in server.output(), what="pit serve to start")
+        partial = inbox.parent / "orders.csv.partial"
+        partial.write_text("1\n")
+        partial.rename(inbox / "orders.csv")  # inotify, not the hourly poll, sees it
+        wait_until(lambda: len(workspace.run_dirs("load")) == 1, timeout=15, what="its run")
+        (run,) = workspace.run_dirs("load")
+        wait_until(lambda: finished(workspace, run.name), what="the run to end")
+        server.signal(signal.SIGTERM)
+        assert server.exit_code() == 0
+    assert (run / "data" / "orders.csv").read_text() == "1\n"

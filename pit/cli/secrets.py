@@ -354,6 +354,8 @@ def audit_command(cli: CliContext, *, secret: str | None, limit: int, as_json: b
             where = f"[{event.project}] by {event.by}"
         else:
             where = f"{event.project}/{event.task or '?'} in run {event.run_id}"
+            if event.found_by == "marker":  # an adopted process, known by its environment
+                where += " (by its marker)"
         reason = f": {event.reason}" if event.reason else ""
         print(f"{at}  {event.event:<8}  {event.secret}  {where}{reason}")
     if not events:

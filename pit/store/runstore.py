@@ -193,6 +193,9 @@ class SecretEvent:
     """Who made a change."""
     reason: str | None
     """Why a request was refused."""
+    found_by: str | None = None
+    """How the broker knew the asking task: its process group, or (an adopted process) its
+    marker."""
 
     def to_json(self) -> dict[str, str | None]:
         return attrs.asdict(self)
@@ -387,12 +390,12 @@ class RunStore:
         rows = self._db.execute(
             f"""
             SELECT a.at, COALESCE(a.outcome, 'accessed'), a.secret, r.dag, a.task, a.run_id,
-                   NULL, a.reason, a.line
+                   NULL, a.reason, a.found_by, a.line
             FROM secret_access AS a JOIN runs AS r USING (run_id) {where_access}
             UNION ALL
-            SELECT c.at, c.event, c.secret, c.project, NULL, NULL, c.by, NULL, c.line
+            SELECT c.at, c.event, c.secret, c.project, NULL, NULL, c.by, NULL, NULL, c.line
             FROM secret_changes AS c {where_change}
-            ORDER BY 1 DESC, 9 DESC LIMIT ?
+            ORDER BY 1 DESC, 10 DESC LIMIT ?
             """,
             [*params, limit],
         )

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -119,6 +120,30 @@ def run_timed(
             + done.stderr.decode(errors="replace")
         )
     return elapsed
+
+
+def run_wait4(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, resource.struct_rusage]:
+    """Run `argv` (it must exit 0, else the benchmark stops with its stderr), reaped with
+    os.wait4: its wall seconds and its resource use (the process and what it reaped)."""
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(
+                f"benchmark child failed ({process.returncode}): {' '.join(argv)}\n"
+                + stderr.read().decode(errors="replace")
+            )
+    return seconds, usage
 
 
 def rounds(

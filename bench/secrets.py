@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -48,6 +45,7 @@ from _harness import (
     median,
     medians_table,
     pit_argv,
+    run_wait4,
     toml_string,
     validate_workspace,
     warmed_rounds,
@@ -180,27 +178,9 @@ def load_times(workspaces: Mapping[str, Path], env: Mapping[str, str], tmp: Path
 
 
 def timed_cpu(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]:
-    """As `run_timed` (wall seconds of the whole process; it must exit 0), reaped with os.wait4
-    to also give its CPU seconds (user + system, the tasks it reaped included): a figure this
-    machine's other work moves far less than the wall clock."""
-    with tempfile.TemporaryFile() as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
-        if process.returncode != 0:
-            stderr.seek(0)
-            raise SystemExit(
-                f"benchmark child failed ({process.returncode}): {' '.join(argv)}\n"
-                + stderr.read().decode(errors="replace")
-            )
+    """Wall seconds of the whole process and its CPU seconds (user + system, the tasks it
+    reaped included): a figure this machine's other work moves far less than the wall clock."""
+    seconds, usage = run_wait4(argv, env)
     return seconds, usage.ru_utime + usage.ru_stime
 
 

@@ -55,7 +55,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ from _harness import (
     median,
     pit_argv,
     run_timed,
+    run_wait4,
     spread,
     table,
     validate_workspace,
@@ -403,24 +403,7 @@ def timed_wait4(
     reaped) in `peaks_kib` (warm-up included)."""
 
     def once() -> float:
-        with tempfile.TemporaryFile() as stderr:
-            started = time.perf_counter()
-            process = subprocess.Popen(
-                list(argv),
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - started
-            process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
-            if process.returncode != 0:
-                stderr.seek(0)
-                raise SystemExit(
-                    f"benchmark child failed ({process.returncode}): {' '.join(argv)}\n"
-                    + stderr.read().decode(errors="replace")
-                )
+        seconds, usage = run_wait4(argv, env)
         peaks_kib.append(usage.ru_maxrss)
         after()
         return seconds

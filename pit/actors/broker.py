@@ -24,6 +24,7 @@ only the secrets it names.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import json
@@ -64,6 +65,10 @@ _HTTP_TIMEOUT = 60.0
 _HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _PEERCRED = struct.Struct("3i")
 _RECEIVE_SIZE = 65536
+_ACCEPT_BATCH = 64
+"""Clients accepted at most per wake-up, so a flood of them cannot starve those accepted."""
+_ACCEPT_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_ACCEPT_BACKOFF = 0.1
 log = logging.getLogger("pit.broker")
 log.addHandler(logging.NullHandler())  # `pit run` configures no logging: keep it off the console
 
@@ -106,7 +111,7 @@ class SocketFolder:
         finally:
             shutil.rmtree(folder.path, ignore_errors=True)
 
-    def listen(self) -> tuple[trio.socket.SocketType, Path]:
+    def listen(self) -> tuple[socket.socket, Path]:
         """A new listening socket (mode 0600) in the folder, and its path.
 
         Bound without a worker thread: the folder is local and private, so the bind is one
@@ -117,10 +122,11 @@ class SocketFolder:
             sock.bind(str(path))
             os.chmod(path, 0o600)
             sock.listen(socket.SOMAXCONN)  # bursts of clients queue instead of failing
+            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
-        return trio.socket.from_stdlib_socket(sock), path
+        return sock, path
 
 
 @attrs.define(kw_only=True)
@@ -169,61 +175,85 @@ class Broker:
             cleanup.callback(path.unlink, missing_ok=True)
             cleanup.callback(self._close_audit)
             async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    trio.serve_listeners, self._serve, [trio.SocketListener(listener)]
-                )
                 task_status.started(BrokerHandle(socket_path=path))
+                await self._accept(listener, nursery)
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        # Closed without `aclose`'s checkpoint, and with plain try blocks: per request, every
-        # context manager and checkpoint spared counts (bench/broker.py).
+    # Connections are served on trio's low-level API, plain non-blocking sockets and
+    # `wait_readable`: an SDK request is one small exchange, usually whole by the time it is
+    # accepted, and trio's socket streams would wrap each in several cancel scopes and
+    # checkpoints that cost more than the answer (bench/broker.py). The broker waits only when
+    # a socket has nothing to give, and only then under a deadline.
+
+    async def _accept(self, listener: socket.socket, nursery: trio.Nursery) -> None:
+        """Start a `_serve` for each client, forever."""
+        while True:
+            await trio.lowlevel.wait_readable(listener)
+            for _ in range(_ACCEPT_BATCH):
+                try:
+                    sock, _address = listener.accept()
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_OUT_OF_RESOURCES:
+                        raise
+                    # Out of file descriptors: clients wait in the backlog until some close.
+                    log.error("SDK socket: cannot accept a client: %s", exc)
+                    await trio.sleep(_ACCEPT_BACKOFF)
+                    break
+                sock.setblocking(False)
+                nursery.start_soon(self._serve, sock)
+
+    async def _serve(self, sock: socket.socket) -> None:
         try:
             frame = RequestFrame()
             try:
-                response = await self._read(stream, frame)
+                response = await self._read(sock, frame)
                 if response is None and frame.received and not frame.gone:
-                    response = await self._respond(frame, _peer(stream))
+                    response = await self._respond(frame, _peer(sock))
             except Exception as exc:  # a pit bug: this connection's answer, nobody else's
                 response = self._internal_error(exc)
             if response is None:
                 return  # the client sent nothing, or went away
             try:
-                await stream.send_all(response.encode())
+                await _send_all(sock, response.encode())
                 if not frame.eof:
-                    await self._drain(stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._drain(sock)
+            except OSError:
                 pass  # the client went away: nobody to answer
         finally:
-            stream.socket.close()
+            sock.close()
 
-    async def _read(self, stream: trio.SocketStream, frame: RequestFrame) -> SdkResponse | None:
+    async def _read(self, sock: socket.socket, frame: RequestFrame) -> SdkResponse | None:
         """Fill `frame` until it holds a whole request or the client half-closes. An error
         response when the request is too large or too deep, or unfinished at the deadline."""
-        with trio.move_on_after(self.read_timeout) as deadline:
-            try:
-                while not frame.complete:
-                    chunk = await stream.receive_some(_RECEIVE_SIZE)
-                    if not chunk:
-                        frame.eof = True
-                        break
-                    frame.feed(chunk)
-            except trio.BrokenResourceError:
-                frame.eof = frame.gone = True
-            except BadRequest as exc:
-                return SdkResponse(error=str(exc))
+        try:
+            if _take(sock, frame):
+                return None
+            with trio.move_on_after(self.read_timeout) as deadline:
+                while True:
+                    await trio.lowlevel.wait_readable(sock)
+                    if _take(sock, frame):
+                        return None
+        except OSError:  # reset by the client
+            frame.eof = frame.gone = True
+            return None
+        except BadRequest as exc:
+            return SdkResponse(error=str(exc))
         if deadline.cancelled_caught and frame.received:
             return SdkResponse(error="timed out waiting for the request")
         return None
 
-    async def _drain(self, stream: trio.SocketStream) -> None:
+    async def _drain(self, sock: socket.socket) -> None:
         """After answering before the client's EOF: say we are done, and discard what else it
         sends until it closes (at most `read_timeout`). Closing a Unix socket with bytes unread
         (a trailing newline, the rest of a refused request) resets the client's connection,
         which may then lose the answer."""
-        await stream.send_eof()
+        if _discard(sock):
+            return  # it had half-closed already (as our SDK does): nothing left to wait for
+        sock.shutdown(socket.SHUT_WR)
         with trio.move_on_after(self.read_timeout):
-            while await stream.receive_some(_RECEIVE_SIZE):
-                pass
+            while not _discard(sock):
+                await trio.lowlevel.wait_readable(sock)
 
     async def _respond(self, frame: RequestFrame, peer: peers.Found | None) -> SdkResponse:
         try:
@@ -440,10 +470,44 @@ class Broker:
             self._audit_file.close()
 
 
-def _peer(stream: trio.SocketStream) -> peers.Found | None:
-    """The task process at the other end of `stream` (SO_PEERCRED), if any."""
+def _take(sock: socket.socket, frame: RequestFrame) -> bool:
+    """Feed `frame` what `sock` holds now, without waiting: whether reading is over (the
+    request is whole, or the client half-closed)."""
+    while not frame.complete:
+        try:
+            chunk = sock.recv(_RECEIVE_SIZE)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            frame.eof = True
+            return True
+        frame.feed(chunk)
+    return True
+
+
+def _discard(sock: socket.socket) -> bool:
+    """Read and drop what `sock` holds now, without waiting: whether the client half-closed."""
+    while True:
+        try:
+            if not sock.recv(_RECEIVE_SIZE):
+                return True
+        except BlockingIOError:
+            return False
+
+
+async def _send_all(sock: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+
+
+def _peer(sock: socket.socket) -> peers.Found | None:
+    """The task process at the other end of `sock` (SO_PEERCRED), if any."""
     try:
-        data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     except OSError:
         return None
     pid, _uid, _gid = _PEERCRED.unpack(data)

@@ -73,6 +73,14 @@ log = logging.getLogger("pit.broker")
 log.addHandler(logging.NullHandler())  # `pit run` configures no logging: keep it off the console
 
 
+_serving: dict[str, Broker] = {}
+"""Run id -> its broker, while it serves: remote attempts' requests come in through the hub."""
+
+
+def serving(run_id: str) -> Broker | None:
+    return _serving.get(run_id)
+
+
 @attrs.frozen(kw_only=True)
 class Asker:
     """The task that sent a request, as the broker found it."""
@@ -148,6 +156,7 @@ class Broker:
     _handlers: dict[str, Callable[[SdkRequest, Asker], Awaitable[str]]] = attrs.field(init=False)
     _audit_file: TextIO | None = attrs.field(init=False, default=None)
     _masker: Masker = attrs.field(init=False)
+    _values: set[str] = attrs.field(init=False)
     """Masks error responses: a driver's or pit's message must not carry a secret."""
 
     def __attrs_post_init__(self) -> None:
@@ -162,7 +171,8 @@ class Broker:
             "send_email": self._send_email,
             "http_request": self._http_request,
         }
-        self._masker = Masker(self.secrets.values() if self.secrets else ())
+        self._values = self.secrets.values() if self.secrets else set()
+        self._masker = Masker(self._values)
 
     async def run(
         self, *, task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED
@@ -174,6 +184,8 @@ class Broker:
             cleanup.callback(listener.close)
             cleanup.callback(path.unlink, missing_ok=True)
             cleanup.callback(self._close_audit)
+            _serving[self.run_id] = self
+            cleanup.callback(_serving.pop, self.run_id, None)
             async with trio.open_nursery() as nursery:
                 task_status.started(BrokerHandle(socket_path=path))
                 await self._accept(listener, nursery)
@@ -254,6 +266,27 @@ class Broker:
         with trio.move_on_after(self.read_timeout):
             while not _discard(sock):
                 await trio.lowlevel.wait_readable(sock)
+
+    async def answer(self, request: bytes, asker: peers.Found) -> tuple[bytes, list[str]]:
+        """A remote attempt's request (`pit.remote.hub`), its asker known by its token: the
+        response, and the secret values it carries, which the worker masks in the task's
+        output."""
+        frame = RequestFrame()
+        try:
+            frame.feed(request)
+            frame.eof = True
+            response = await self._respond(frame, asker)
+        except BadRequest as exc:
+            response = SdkResponse(error=str(exc))
+        except Exception as exc:  # a pit bug: this request's answer, nobody else's
+            response = self._internal_error(exc)
+        result = response.result or ""
+        return response.encode(), [value for value in self._values if value in result]
+
+    def refuse_connection(self, *, claimed_task: str | None, reason: str) -> None:
+        """A runner that showed no valid token for an attempt of this run: audited."""
+        request = SdkRequest(method="connect", params={}, claimed_task=claimed_task)
+        self._audit(request, None, None, refused=reason)
 
     async def _respond(self, frame: RequestFrame, peer: peers.Found | None) -> SdkResponse:
         try:

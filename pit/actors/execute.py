@@ -14,7 +14,7 @@ import math
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -31,6 +31,7 @@ from pit.clock import Clock
 from pit.errors import RunError, leaves
 from pit.messages.run import RunEvent, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
+from pit.remote.clusters import Clusters, RemoteError
 from pit.runners.command import RunPlace, build_launch, run_env
 from pit.runners.dbt import profile, profiles_folder
 from pit.spec.dag import RunnerKind
@@ -59,6 +60,9 @@ from pit.store.rundir import (
     write_manifest,
 )
 
+if TYPE_CHECKING:
+    from pit.remote.cluster import DaskCluster, RemoteRun
+
 log = logging.getLogger("pit.run")
 
 
@@ -77,6 +81,7 @@ async def execute_run(
     paths: RunPaths | None = None,
     sockets: SocketFolder | None = None,
     pools: Pools | None = None,
+    clusters: Clusters | None = None,
     background: trio.Nursery | None = None,
     observers: Sequence[trio.MemorySendChannel[RunEvent]] = (),
     output: trio.MemorySendChannel[TaskOutput] | None = None,
@@ -91,7 +96,8 @@ async def execute_run(
     values are masked in task output. `paths` is the run's folder when the caller made it
     already (the scheduler does, to answer with the run id at once); `sockets` the folder for
     the SDK socket when the caller keeps one for all its runs; `pools` the pools its runs
-    share (else the run's own); `background` where its notifications go on after it ended
+    share (else the run's own); `clusters` this process's Dask clusters (its tasks' processes run
+    on the plan's, if it names one); `background` where its notifications go on after it ended
     (else it ends once they are delivered); `guard` the guard told of the run, which ends it if this
     process dies; `store` the run store's writer, given each record written to run.json. A
     run that cannot start raises `RunError` (its run.json says why)."""
@@ -106,6 +112,7 @@ async def execute_run(
         secrets=secrets,
         sockets=sockets,
         pools=pools or Pools(),
+        clusters=clusters,
         background=background,
         observers=observers,
         output=output,
@@ -131,6 +138,7 @@ class _Run:
     secrets: Secrets | None
     sockets: SocketFolder | None
     pools: Pools
+    clusters: Clusters | None
     background: trio.Nursery | None
     observers: Sequence[trio.MemorySendChannel[RunEvent]]
     output: trio.MemorySendChannel[TaskOutput] | None
@@ -167,6 +175,7 @@ async def _prepare_and_run(
                 )
             code = _local_code(plan, version)
         dbt_profiles = _dbt_profiles(run)
+        cluster = await _cluster(run)
     except RunError as exc:
         failed = RunRecord(
             run_id=paths.run_id,
@@ -189,7 +198,8 @@ async def _prepare_and_run(
             folder = None
             if dbt_profiles is not None:
                 folder = held.enter_context(profiles_folder(dbt_profiles))
-            record = await _run_in_folder(run, _Handing(task_status, handed_over), code, folder)
+            handing = _Handing(task_status, handed_over)
+            record = await _run_in_folder(run, handing, code, folder, cluster)
     except* Exception as group:  # a pit bug: it fails this run, and nothing else
         crashed.extend(leaves(group))
     if crashed:
@@ -285,15 +295,42 @@ def _dbt_profiles(run: _Run) -> dict[str, Any] | None:
     return profile(dag, run.secrets, workspace=run.workspace, odbc_driver=run.plan.dbt_driver)
 
 
+async def _cluster(run: _Run) -> DaskCluster | None:
+    """The Dask cluster the run's tasks' processes go to; None: here."""
+    if run.clusters is None:
+        return None
+    try:
+        return await run.clusters.get(run.plan.executor)
+    except RemoteError as exc:
+        raise RunError(str(exc)) from None
+
+
+def _remote(
+    cluster: DaskCluster | None, paths: RunPaths, source: Path, grace: float
+) -> RemoteRun | None:
+    if cluster is None:
+        return None
+    from pit.remote.cluster import RemoteRun
+
+    return RemoteRun(cluster, project=paths.project, source=source, grace=grace)
+
+
 async def _run_in_folder(
-    run: _Run, task_status: _Handing, code: _Code, dbt_profiles: Path | None
+    run: _Run,
+    task_status: _Handing,
+    code: _Code,
+    dbt_profiles: Path | None,
+    cluster: DaskCluster | None,
 ) -> RunRecord:
     # Without a background nursery of the caller's, the run's notifications are delivered
     # before it returns (`pit run`'s process must not end first).
     if run.background is not None:
-        return await _run_with_services(run, task_status, code, dbt_profiles, run.background)
+        background = run.background
+        return await _run_with_services(run, task_status, code, dbt_profiles, cluster, background)
     async with trio.open_nursery() as notifications:
-        return await _run_with_services(run, task_status, code, dbt_profiles, notifications)
+        return await _run_with_services(
+            run, task_status, code, dbt_profiles, cluster, notifications
+        )
 
 
 async def _run_with_services(
@@ -301,6 +338,7 @@ async def _run_with_services(
     task_status: _Handing,
     code: _Code,
     dbt_profiles: Path | None,
+    cluster: DaskCluster | None,
     background: trio.Nursery,
 ) -> RunRecord:
     plan, paths = run.plan, run.paths
@@ -377,6 +415,7 @@ async def _run_with_services(
             code_note=code.note,
             params=param_values(plan.params),
             pools=run.pools,
+            remote=_remote(cluster, paths, place.source_dir, plan.grace),
             pool_sizes=plan.pool_sizes,
             requirements=_requirements(run) if plan.dag.requires else None,
             reused=plan.reused,

@@ -30,6 +30,7 @@ from pit.errors import RunError
 from pit.messages.executor import CancelExecution, Execute, ExecutorSetup, ToExecutor
 from pit.messages.run import CancelRun, RunEnded, RunEvent, RunRecord, RunStarted, TaskUpdated
 from pit.messages.task import TaskOutput
+from pit.remote.clusters import Clusters, open_clusters
 from pit.spec.states import RunState, TaskState
 from pit.store.rundir import RunPaths
 
@@ -55,6 +56,8 @@ class Executor:
     """The process's one writer of the run store."""
     _pools: Pools = attrs.field(init=False, factory=Pools)
     """The pools every run of pit serve shares."""
+    _clusters: Clusters | None = attrs.field(init=False, default=None)
+    """The Dask clusters its runs' tasks go to (`[executor]`), opened at first use."""
 
     async def run(self) -> None:
         commands = FrameReader.to_executor(self.channel)
@@ -79,7 +82,8 @@ class Executor:
                     self._store = StoreWriter(path=setup.store, runs_dir=setup.runs_dir)
                     services.start_soon(self._store.run)
                 try:
-                    await self._serve(commands, sockets, reports, events)
+                    async with open_clusters() as self._clusters:
+                        await self._serve(commands, sockets, reports, events)
                 finally:
                     if self._store is not None:
                         self._store.close()  # it writes what it holds, then ends
@@ -167,6 +171,7 @@ class Executor:
                             paths=paths,
                             sockets=sockets,
                             pools=self._pools,
+                            clusters=self._clusters,
                             background=self._services,  # notifications outlive the run
                             observers=(events,),
                             output=output,

@@ -73,6 +73,11 @@ class RunGuard:
         """A private folder of this process (its SDK sockets): removed if this process dies."""
         self._say(f"dir {folder}")
 
+    def marks(self, marker: str) -> None:
+        """Every process whose environment holds `marker` (NAME=value) is killed if this
+        process dies: the tasks a Dask worker runs for pit carry its mark."""
+        self._say(f"mark {marker}")
+
     def _say(self, line: str) -> None:
         with contextlib.suppress(OSError):  # a guard that died cannot guard; the run goes on
             os.write(self.pipe, f"{line}\n".encode())

@@ -19,14 +19,18 @@ MIN_LENGTH = 4
 
 class Masker:
     def __init__(self, values: Iterable[str]) -> None:
-        secrets = sorted(
-            {v.encode() for v in values if len(v) >= MIN_LENGTH}, key=len, reverse=True
-        )
+        self._secrets: set[bytes] = set()
+        self._pending = b""
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        """Mask these values too, from the output fed next on (what is held back included)."""
+        self._secrets.update(v.encode() for v in values if len(v) >= MIN_LENGTH)
+        secrets = sorted(self._secrets, key=len, reverse=True)
         self._pattern = re.compile(b"|".join(re.escape(s) for s in secrets)) if secrets else None
         self._hold = max((len(s) for s in secrets), default=1) - 1
         self._beginnings = {s[:length] for s in secrets for length in range(1, len(s))}
         """Every proper prefix of a value: how a value cut by a chunk's end may look."""
-        self._pending = b""
 
     @property
     def active(self) -> bool:

@@ -35,6 +35,8 @@ _MAX_DEPTH = 64
 class FoundBy(enum.StrEnum):
     GROUP = "process group"
     MARKER = "marker"
+    TOKEN = "attempt token"
+    """A remote attempt's runner, by the token pit gave that attempt (`pit.remote.hub`)."""
 
 
 @attrs.frozen

@@ -46,6 +46,7 @@ def plan_run(project: Project, workspace: Workspace, **given: Any) -> RunPlan:
         git_clone=workspace.root / config.repo_cache_dir / dag.name if dag.git_backed else None,
         pool_sizes=config.pools,
         dashboard_url=config.dashboard_url,
+        executor=config.executor,
         **given,
     )
 

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 import attrs
 import trio
@@ -63,6 +63,9 @@ from pit.spec.states import (
     run_outcome,
 )
 
+if TYPE_CHECKING:
+    from pit.remote.cluster import RemoteRun
+
 _FINISH_WAIT = 5.0
 
 
@@ -106,6 +109,8 @@ class RunActor:
     first task, again every `REQUIRES_POLL` for up to the DAG's `requires_wait`."""
     pools: Pools = attrs.field(factory=Pools)
     """The pools of this process, which its tasks naming one take slots of."""
+    remote: RemoteRun | None = None
+    """The cluster its tasks' processes run on (`[executor] kind = "dask"`); None: here."""
     pool_sizes: Mapping[str, int] = attrs.field(factory=dict)
     reused: Mapping[str, TaskRecord] = attrs.field(factory=dict)
     """A re-run's tasks that succeeded in the run re-run: they start as its records say (with
@@ -203,12 +208,12 @@ class RunActor:
         match message:
             case TaskQueued(task=name, pool=pool):
                 await self._set_task(name, state=TaskState.QUEUED, pool=pool)
-            case AttemptStarted(task=name, attempt=attempt, at=at):
+            case AttemptStarted(task=name, attempt=attempt, at=at, worker=worker):
                 record = self._tasks[name]
                 self._attempt_started[name] = at
                 history = record.history
                 if attempt > 1:  # tried again: the new attempt opens in the history
-                    history = (*history, Attempt(number=attempt, started_at=at))
+                    history = (*history, Attempt(number=attempt, started_at=at, worker=worker))
                 await self._set_task(
                     name,
                     state=TaskState.RUNNING,
@@ -217,12 +222,18 @@ class RunActor:
                     error=None,
                     retry_in=None,
                     history=history,
+                    worker=worker,
                 )
             case AttemptFailed(
                 task=name, attempt=attempt, exit_code=code, error=error, retry_in=retry_in, at=at
             ):
-                history = self._tasks[name].history or (
-                    Attempt(number=attempt, started_at=self._attempt_started.get(name)),
+                record = self._tasks[name]
+                history = record.history or (
+                    Attempt(
+                        number=attempt,
+                        started_at=self._attempt_started.get(name),
+                        worker=record.worker,
+                    ),
                 )
                 ended = attrs.evolve(
                     history[-1], ended_at=at, exit_code=code, error=self._masker.mask(error)
@@ -346,6 +357,7 @@ class RunActor:
                 output=self.output.clone() if self.output else None,
                 secret_values=self.secret_values,
                 pool=self.pools.get(spec.pool, self.pool_sizes) if spec.pool else None,
+                remote=self.remote,
                 hooks={
                     kind: functools.partial(self.launch, hook, 1)
                     for kind in ("on_failure", "on_success")

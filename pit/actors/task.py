@@ -12,7 +12,7 @@ import math
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, assert_never
+from typing import TYPE_CHECKING, BinaryIO, assert_never
 
 import attrs
 import trio
@@ -50,6 +50,9 @@ from pit.spec.dag import RunnerKind, TaskSpec
 from pit.spec.defaults import DEFAULT_STOP_GRACE
 from pit.spec.durations import format_duration
 from pit.spec.states import TaskState
+
+if TYPE_CHECKING:
+    from pit.remote.cluster import RemoteRun
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +119,9 @@ class TaskActor:
     """The pool whose slot each attempt takes (see `pit.actors.pools`)."""
     hooks: Mapping[str, Callable[[], ProcessLaunch | InProcessLaunch]] = attrs.field(factory=dict)
     """`on_failure` / `on_success` -> builds the hook's launch (the task's, another script)."""
+    remote: RemoteRun | None = None
+    """Where its attempts' processes run under `[executor] kind = "dask"`: on the cluster (its
+    hooks, and dbt's and SQL's work, stay on pit's machine). None: here."""
 
     async def run(
         self,
@@ -229,6 +235,8 @@ class TaskActor:
             log.write(
                 f"=== attempt {attempt}/{total} at {local:%Y-%m-%d %H:%M:%S%z} ===\n".encode()
             )
+            if isinstance(launch, ProcessLaunch) and self.remote is not None and not self._dbt:
+                return await self._run_remote(self.remote, launch, log, control, started)
             if isinstance(launch, ProcessLaunch):
                 return await self._run_process(launch, log, control, started)
             await self.run_inbox.send(started)
@@ -274,6 +282,64 @@ class TaskActor:
             await trio.to_thread.run_sync(keep_artifacts, launch.cwd, self.log_path)
             if natural.error is not None and dbt.failed:  # the models and tests that failed
                 natural = attrs.evolve(natural, error=f"{natural.error}: {', '.join(dbt.failed)}")
+        return _outcome(natural, timed_out, self.task.timeout, control.stop_reason)
+
+    async def _run_remote(
+        self,
+        remote: RemoteRun,
+        launch: ProcessLaunch,
+        log: BinaryIO,
+        control: _Control,
+        started: AttemptStarted,
+    ) -> Outcome:
+        """Run the attempt on the cluster, following it as a local one: `started` once its
+        process runs there (naming the worker), its output masked into the log and the live
+        view, a stop or kill passed on (the worker keeps the time limit and the grace)."""
+        # Imported here: `pit run` without a cluster never pays for it.
+        from pit.remote.clusters import RemoteError
+        from pit.remote.follow import KILL_WAIT, Follow, Lost
+        from pit.remote.wire import Kind, attempt_key
+
+        run_id = launch.env.get("PIT_RUN_ID", "")
+        key = attempt_key(run_id, self.task.name, started.attempt)
+        follow = Follow(
+            task=self.task.name,
+            run_inbox=self.run_inbox,
+            output=self.output,
+            secret_values=self.secret_values,
+            log=log,
+            started=started,
+        )
+        with remote.cluster.hub.expect(key, peers.Member(run_id, self.task.name)) as link:
+            try:
+                submission = await remote.submit(
+                    key, link.token, launch, self.task.timeout, self.task.resources
+                )
+            except RemoteError as exc:
+                return await follow.failed(str(exc))
+            try:
+                with control.interruptible_scope():
+                    ended = await follow.events(link, submission)
+                if ended is None and control.stop_reason is not None:
+                    if not await link.send(Kind.STOP, {"reason": control.stop_reason}):
+                        return await follow.failed(control.stop_reason)  # it never started
+                    with control.new_grace_scope():
+                        ended = await follow.events(link, submission)
+                    if ended is None:
+                        await link.send(Kind.KILL)
+                        with trio.move_on_after(KILL_WAIT):
+                            ended = await follow.events(link, submission)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await submission.cancel()
+        if not isinstance(ended, dict):
+            lost = ended.reason if isinstance(ended, Lost) else "it did not answer its stop"
+            return await follow.failed(f"the attempt was lost: {lost}")
+        await follow.flush()
+        if ended.get("error"):
+            return await follow.failed(str(ended["error"]))
+        natural = _exit_outcome(ended.get("returncode"))
+        timed_out = bool(ended.get("timed_out"))
         return _outcome(natural, timed_out, self.task.timeout, control.stop_reason)
 
     async def _hook(

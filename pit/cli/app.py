@@ -205,6 +205,24 @@ def status(
     _exit(status_command(_cli(ctx), as_json=as_json))
 
 
+@app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    scheduler: Annotated[
+        str | None, typer.Argument(help="The Dask scheduler's address, tcp://host:8786.")
+    ] = None,
+    scheduler_file: Annotated[
+        str | None, typer.Option("--scheduler-file", help="Or the scheduler's file.")
+    ] = None,
+) -> None:
+    """Start a Dask worker that runs pit's tasks (`[executor] kind = "dask"`): `dask worker`
+    with pit's preload, which makes sure no task process outlives the worker. Options after
+    the address go to `dask worker` (--nworkers, --nthreads, --resources "memory=4e9"...)."""
+    from pit.cli.worker import worker_command
+
+    _exit(worker_command(scheduler, scheduler_file, list(ctx.args)))
+
+
 @app.command("sync")
 def sync(
     ctx: typer.Context,

@@ -37,6 +37,7 @@ from pit.cli.signals import forward_signals
 from pit.clock import SystemClock, zone_of
 from pit.errors import RunError, WorkspaceError, single_pit_error
 from pit.messages.run import CancelRun, RunPlan, RunRecord
+from pit.remote.clusters import Clusters, open_clusters
 from pit.spec.cron import fires_between
 from pit.spec.durations import format_duration
 from pit.spec.load import Workspace
@@ -221,6 +222,7 @@ class _Backfill:
     """The pools its runs share."""
     _active: dict[str, StartedRun] = attrs.field(factory=dict)
     _stopping: bool = False
+    _clusters: Clusters | None = None
 
     async def run(self, max_parallel: int) -> None:
         send, receive = trio.open_memory_channel[dt.datetime](len(self.fires))
@@ -237,7 +239,10 @@ class _Backfill:
                             runs.start_soon(
                                 functools.partial(forward_signals, signals, stop=self._stop)
                             )
-                            async with trio.open_nursery() as workers:
+                            async with (
+                                open_clusters() as self._clusters,
+                                trio.open_nursery() as workers,
+                            ):
                                 for _ in range(max_parallel):
                                     workers.start_soon(self._worker, receive.clone(), sockets)
                             runs.cancel_scope.cancel()  # the signal forwarder is done too
@@ -290,6 +295,7 @@ class _Backfill:
                     paths=paths,
                     sockets=sockets,
                     pools=self._pools,
+                    clusters=self._clusters,
                     guard=self.guard,
                     store=self.store,
                     task_status=task_status,

@@ -22,6 +22,7 @@ from pit.clock import SystemClock
 from pit.errors import single_pit_error
 from pit.messages.run import CancelRun, RunEvent, RunInbox, RunPlan, RunRecord
 from pit.messages.task import TaskOutput
+from pit.remote.clusters import open_clusters
 from pit.spec.secrets import Secrets
 from pit.store.rundir import RunPaths, cancel_note
 
@@ -68,7 +69,7 @@ async def _run(
             nursery.start_soon(store.run)
             try:
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async with trio.open_nursery() as run_nursery:
+                    async with open_clusters() as clusters, trio.open_nursery() as run_nursery:
 
                         async def run_to_end(task_status: trio.TaskStatus[StartedRun]) -> None:
                             records.append(
@@ -82,6 +83,7 @@ async def _run(
                                     output=output_send,
                                     guard=guard,
                                     store=store,
+                                    clusters=clusters,
                                     task_status=task_status,
                                 )
                             )

@@ -6,6 +6,7 @@ pipe whose other end only the guarded process holds:
     run <run folder>    a run started
     end <run folder>    it ended
     dir <folder>        a private folder of the guarded process (its SDK sockets)
+    mark <NAME=value>   processes with this in their environment die with the guarded one
     done                the guarded process is ending cleanly
 
 End of input without `done` means the guarded process died (kill -9, a crash): the guard kills
@@ -33,6 +34,7 @@ def main() -> None:
     owner_pid = int(sys.argv[1])
     open_runs: dict[str, None] = {}
     folders: list[str] = []
+    marks: set[bytes] = set()
     for line in sys.stdin.buffer:
         command, _, argument = line.decode("utf-8", "replace").rstrip("\n").partition(" ")
         if command == "run":
@@ -41,20 +43,24 @@ def main() -> None:
             open_runs.pop(argument, None)
         elif command == "dir":
             folders.append(argument)
+        elif command == "mark":
+            marks.add(argument.encode())
         elif command == "done":
             return
-    if open_runs:
-        _clean_up(owner_pid, list(open_runs))
+    if open_runs or marks:
+        _clean_up(owner_pid, list(open_runs), marks)
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _clean_up(owner_pid: int, run_dirs: list[str]) -> None:
-    markers = {f"PIT_RUN_ID={os.path.basename(d)}".encode() for d in run_dirs}
+def _clean_up(owner_pid: int, run_dirs: list[str], marks: set[bytes]) -> None:
+    markers = {f"PIT_RUN_ID={os.path.basename(d)}".encode() for d in run_dirs} | marks
     for sweep in range(_SWEEPS):
         _kill_marked(markers)
         if sweep + 1 < _SWEEPS:
             time.sleep(0.05)
+    if not run_dirs:
+        return
     sys.path[:0] = os.environ.get("PIT_GUARD_PATH", "").split(os.pathsep)
     from pathlib import Path
 

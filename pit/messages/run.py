@@ -19,6 +19,7 @@ from pit.spec.defaults import (
 from pit.spec.params import Params, Value
 from pit.spec.retention import Retention
 from pit.spec.states import RunState, TaskState
+from pit.spec.workspace import ExecutorConfig
 
 if TYPE_CHECKING:  # reading a run record (`pit logs`) need not import the spec parsers
     from pit.spec.dag import DagSpec
@@ -35,6 +36,8 @@ class Attempt:
     ended_at: dt.datetime | None = None
     exit_code: int | None = None
     error: str | None = None
+    worker: str | None = None
+    """The Dask worker it ran on (`[executor] kind = "dask"`); None: on pit's machine."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class Attempt:
             "ended_at": _iso(self.ended_at),
             "exit_code": self.exit_code,
             "error": self.error,
+            **({"worker": self.worker} if self.worker else {}),
         }
 
 
@@ -66,6 +70,8 @@ class TaskRecord:
     """The pool each of its attempts takes a slot of (`pool` in pit.toml)."""
     hook: str | None = None
     """How its `on_failure` / `on_success` hook went, once it has run."""
+    worker: str | None = None
+    """The Dask worker its last attempt ran on; None: on pit's machine."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +88,7 @@ class TaskRecord:
             ),
             **({"pool": self.pool} if self.pool else {}),
             **({"hook": self.hook} if self.hook else {}),
+            **({"worker": self.worker} if self.worker else {}),
         }
 
 
@@ -199,6 +206,8 @@ class RunPlan:
     """`[pools]` of pit_config.toml: the slots of each pool its tasks may name."""
     dashboard_url: str | None = None
     """Where pit serve's dashboard is reached (`dashboard_url`): notifications link to it."""
+    executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
+    """`[executor]` of pit_config.toml: where its tasks' processes run."""
 
 
 @attrs.frozen(kw_only=True)

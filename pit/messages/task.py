@@ -34,6 +34,8 @@ class AttemptStarted:
     task: str
     attempt: int
     at: dt.datetime
+    worker: str | None = None
+    """The Dask worker it runs on; None: on pit's machine."""
 
 
 @attrs.frozen(kw_only=True)

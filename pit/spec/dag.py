@@ -7,6 +7,7 @@ Rules that need more than one key (graph checks, script files, names across proj
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -172,6 +173,9 @@ class TaskSpec:
     on_success: str | None = None
     hook_timeout: float = 300.0
     """Seconds a hook may run before it is stopped (SIGTERM, the grace, SIGKILL)."""
+    resources: Mapping[str, float] = attrs.field(factory=dict)
+    """Under `[executor] kind = "dask"`: what an attempt needs of a worker (Dask worker
+    resources, as `dask worker --resources "memory=4e9"` declares them)."""
 
     def hook(self, kind: str) -> TaskSpec | None:
         """The task as its `on_failure` or `on_success` hook runs: the same, another script."""
@@ -511,6 +515,7 @@ def _read_task(r: TableReader) -> TaskSpec | None:
     priority = r.integer(
         "priority", default=0, minimum=-limits.MAX_PRIORITY, maximum=limits.MAX_PRIORITY
     )
+    resources = _read_resources(sub) if (sub := r.table("resources")) else {}
     r.finish()
     if name is None or script is None:
         return None
@@ -553,7 +558,42 @@ def _read_task(r: TableReader) -> TaskSpec | None:
         on_failure=hooks["on_failure"],
         on_success=hooks["on_success"],
         hook_timeout=hook_timeout or 300.0,
+        resources=resources,
     )
+
+
+def _read_resources(r: TableReader) -> dict[str, float]:
+    """`resources = {memory = "4GB", gpu = 1}`: a number, or a size in bytes."""
+    found = {}
+    for name in list(r.raw):
+        value = r.value(name)
+        amount = parse_size(value) if isinstance(value, str) else value
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            r.problem(
+                name,
+                f"{shown(value)} is not an amount of a resource",
+                'use a positive number, or a size such as "4GB"',
+            )
+            continue
+        found[name] = float(amount)
+    r.finish()
+    return found
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+_SIZE_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> float | None:
+    """ "4GB" -> 4e9, "512MiB" -> 536870912.0; None for anything else."""
+    number = text.strip().upper().rstrip("BIKMGT")
+    unit = text.strip().upper()[len(number) :]
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    factor = _SIZE_UNITS.get(unit.strip())
+    return value * factor if factor is not None and math.isfinite(value) else None
 
 
 _SQL_FIELD_OWNERS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 
 import attrs
@@ -15,6 +16,28 @@ from pit.spec.toml import parse_toml
 CONFIG_FILE = "pit_config.toml"
 DEFAULT_SHUTDOWN_GRACE = 60.0
 DEFAULT_MAX_QUEUED_RUNS = 100
+
+
+class ExecutorKind(enum.StrEnum):
+    LOCAL = "local"
+    DASK = "dask"
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorConfig:
+    """`[executor]`: where tasks' processes run. Local by default; with `kind = "dask"`, on
+    the workers of a Dask distributed cluster (`pit.remote`)."""
+
+    kind: ExecutorKind = ExecutorKind.LOCAL
+    scheduler: str | None = None
+    """The scheduler's address, `tcp://host:8786`."""
+    scheduler_file: str | None = None
+    """Or the file `dask scheduler --scheduler-file` writes."""
+    callback: str | None = None
+    """`host` or `host:port` the workers reach this pit process at; None: the address of
+    the interface that routes to the scheduler, any free port."""
+    connect_timeout: float = 30.0
+    """Seconds to keep trying to reach the scheduler before the attempt fails saying so."""
 
 
 @attrs.frozen(kw_only=True)
@@ -55,6 +78,7 @@ class WorkspaceConfig:
     """`[pools]`: each pool's number of slots, shared by the tasks naming it."""
     dashboard_url: str | None = None
     """The address people reach pit serve's dashboard at, for the links notifications carry."""
+    executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
 
 
 def parse_workspace_config(
@@ -102,9 +126,37 @@ def parse_workspace_config(
         secrets_recipients=r.path_string("secrets_recipients"),
         pools=_read_pools(sub) if (sub := r.table("pools")) else {},
         dashboard_url=r.string("dashboard_url"),
+        executor=_read_executor(sub) if (sub := r.table("executor")) else ExecutorConfig(),
     )
     r.finish(severity=Severity.ERROR if strict else Severity.WARNING)
     return config, problems
+
+
+def _read_executor(r: TableReader) -> ExecutorConfig:
+    kind_text = r.string("kind") or ExecutorKind.LOCAL.value
+    try:
+        kind = ExecutorKind(kind_text)
+    except ValueError:
+        kinds = ", ".join(k.value for k in ExecutorKind)
+        r.problem("kind", f"{shown(kind_text)} is not an executor", f"use {kinds}")
+        kind = ExecutorKind.LOCAL
+    scheduler, scheduler_file = r.string("scheduler"), r.path_string("scheduler_file")
+    if kind is ExecutorKind.DASK and (scheduler is None) == (scheduler_file is None):
+        r.problem(
+            "scheduler",
+            "a Dask executor needs its scheduler's address, or its scheduler file",
+            'set scheduler = "tcp://host:8786" or scheduler_file (one of them)',
+        )
+    timeout = r.duration("connect_timeout", positive=True)
+    config = ExecutorConfig(
+        kind=kind,
+        scheduler=scheduler,
+        scheduler_file=scheduler_file,
+        callback=r.string("callback"),
+        connect_timeout=30.0 if timeout is None else timeout,
+    )
+    r.finish()
+    return config
 
 
 def _read_pools(r: TableReader) -> dict[str, int]:

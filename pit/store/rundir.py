@@ -459,11 +459,13 @@ def _task(raw: dict[str, Any]) -> TaskRecord:
                 ended_at=_time(attempt["ended_at"]),
                 exit_code=attempt["exit_code"],
                 error=attempt["error"],
+                worker=attempt.get("worker"),
             )
             for attempt in raw.get("history", ())
         ),
         pool=raw.get("pool"),
         hook=raw.get("hook"),
+        worker=raw.get("worker"),
     )
 
 

@@ -1,0 +1,281 @@
+"""pit's client of a Dask distributed cluster (`[executor] kind = "dask"`).
+
+The scheduling stays pit's actors; Dask only places each attempt's process on a worker. Dask's
+asynchronous API is asyncio's, so pit uses its synchronous `Client` (which runs its own loop in
+a thread of its own) and calls it from trio through one bridge (`trio.to_thread` under a
+limiter of one), never two event loops in one thread. Dask's answers come back to trio by the
+run's trio token (`run_sync_soon`).
+
+Each attempt is one Dask task, keyed run/task/attempt, `pure=False`, no Dask retries (pit
+retries, with its own waits and records); the run's project goes with it as a tarball named by
+its content, scattered once per run and fetched once per worker. What the attempt says while it
+runs comes back over its own connection to this process (`pit.remote.hub`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import gzip
+import hashlib
+import io
+import socket
+import tarfile
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from pit.remote.clusters import RemoteError
+from pit.remote.hub import Hub
+from pit.remote.wire import PROJECT, SDK, RemoteAttempt
+from pit.runners.command import SDK_PATH, ProcessLaunch
+from pit.spec.workspace import ExecutorConfig
+
+T = TypeVar("T")
+_SNAPSHOTS_KEPT = 8
+"""Project tarballs kept scattered on the cluster (a run's, and its neighbours')."""
+_TAR_MTIME = 946684800
+"""Every file's time in a project tarball (2000-01-01; zip, which uv may build, needs > 1980):
+the tarball of the same code is the same bytes, so the cluster keeps one copy."""
+_PIT_ENV = ("PIT_", "PYTHONPATH")
+"""What of a launch's environment an attempt takes along: the rest is the worker's own."""
+
+
+@attrs.define(eq=False)
+class Submission:
+    """An attempt handed to Dask; `done` once Dask's task ended (finished, failed, cancelled)."""
+
+    cluster: DaskCluster
+    future: Any = None
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+    def _finished(self, _future: Any) -> None:  # Dask's loop thread
+        with contextlib.suppress(trio.RunFinishedError):
+            self.cluster._token.run_sync_soon(self.done.set)
+
+    async def outcome(self) -> str:
+        """Once `done`: what became of the Dask task, in words."""
+        status = self.future.status
+        if status == "finished":
+            result = await self.cluster._call(self.future.result)
+            if isinstance(result, dict):
+                return str(result.get("error") or result.get("refused") or "ended")
+            return "ended"
+        if status == "error":
+            error = await self.cluster._call(self.future.exception)
+            return f"the cluster failed it: {type(error).__name__}: {error}"
+        return f"the cluster dropped it ({status})"
+
+    async def cancel(self) -> None:
+        if self.future is not None and not self.done.is_set():
+            await self.cluster._call(self.future.cancel)
+
+
+@attrs.define(eq=False)
+class DaskCluster:
+    config: ExecutorConfig
+    hub: Hub
+    _token: trio.lowlevel.TrioToken
+    _client: Any = None
+    _connecting: trio.Lock = attrs.field(factory=trio.Lock)
+    _bridge: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
+    _snapshots: collections.OrderedDict[str, Any] = attrs.field(factory=collections.OrderedDict)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, config: ExecutorConfig) -> AsyncIterator[DaskCluster]:
+        """The cluster of `config`, connected at its first attempt, closed at the end."""
+        try:
+            import distributed  # noqa: F401  (1.5 s of imports: only when a cluster is used)
+        except ImportError:
+            raise RemoteError(
+                'executor kind "dask" needs Dask distributed: install pit with its dask extra '
+                "(uv add 'pit[dask]', or pip install 'pit[dask]')"
+            ) from None
+        host, port = _callback(config)
+        async with trio.open_nursery() as nursery:
+            hub = Hub(host, port)
+            try:
+                await nursery.start(hub.run)
+            except OSError as exc:
+                raise RemoteError(
+                    f"cannot listen at {host}:{port} for the Dask workers: {exc.strerror or exc};"
+                    " set callback in [executor] to an address of this machine"
+                ) from None
+            cluster = cls(config, hub, trio.lowlevel.current_trio_token())
+            try:
+                yield cluster
+            finally:
+                with trio.CancelScope(shield=True):
+                    await cluster._close()
+                nursery.cancel_scope.cancel()
+
+    @property
+    def address(self) -> str:
+        return self.config.scheduler or f"the scheduler of {self.config.scheduler_file}"
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(function, *args, limiter=self._bridge)
+
+    async def client(self) -> Any:
+        """The connected client; RemoteError when the scheduler cannot be reached in
+        `connect_timeout` (the next attempt tries again)."""
+        async with self._connecting:
+            if self._client is None:
+                from distributed import Client
+
+                connect = functools.partial(
+                    Client,
+                    self.config.scheduler,
+                    scheduler_file=self.config.scheduler_file,
+                    timeout=self.config.connect_timeout,
+                    set_as_default=False,
+                )
+                try:
+                    self._client = await self._call(connect)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise RemoteError(
+                        f"cannot reach the Dask scheduler at {self.address}: {exc}"
+                    ) from None
+        return self._client
+
+    async def _close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):  # already gone: nothing to close
+                await self._call(client.close)
+
+    async def submit(
+        self, attempt: RemoteAttempt, tarball: bytes, resources: Mapping[str, float]
+    ) -> Submission:
+        from pit.remote.worker import run_attempt
+
+        client = await self.client()
+        snapshot = await self._scattered(client, attempt.snapshot, tarball)
+        submission = Submission(self)
+
+        def submit() -> Any:
+            future = client.submit(
+                run_attempt,
+                attempt,
+                snapshot,
+                key=attempt.key,
+                pure=False,
+                retries=0,
+                resources=dict(resources) or None,
+            )
+            future.add_done_callback(submission._finished)
+            return future
+
+        try:
+            submission.future = await self._call(submit)
+        except (OSError, TimeoutError) as exc:
+            raise RemoteError(f"the Dask scheduler at {self.address}: {exc}") from None
+        return submission
+
+    async def _scattered(self, client: Any, digest: str, tarball: bytes) -> Any:
+        """The project tarball on the cluster (sent once: its key is its content)."""
+        if digest in self._snapshots:
+            self._snapshots.move_to_end(digest)
+            return self._snapshots[digest]
+        future = await self._call(functools.partial(client.scatter, tarball, hash=True))
+        self._snapshots[digest] = future
+        while len(self._snapshots) > _SNAPSHOTS_KEPT:
+            self._snapshots.popitem(last=False)
+        return future
+
+
+@attrs.define(eq=False)
+class RemoteRun:
+    """A run's tasks on the cluster: the run's project, packed once, and where its paths are
+    on pit's machine (so the worker can put its own in their place)."""
+
+    cluster: DaskCluster
+    project: Path
+    source: Path
+    grace: float
+    _tarball: tuple[str, bytes] | None = None
+    _packing: trio.Lock = attrs.field(factory=trio.Lock)
+
+    async def submit(
+        self,
+        key: str,
+        token: str,
+        launch: ProcessLaunch,
+        time_limit: float | None,
+        resources: Mapping[str, float],
+    ) -> Submission:
+        async with self._packing:
+            if self._tarball is None:
+                self._tarball = await trio.to_thread.run_sync(pack_project, self.project)
+        digest, tarball = self._tarball
+        attempt = RemoteAttempt(
+            key=key,
+            token=token,
+            hub=self.cluster.hub.address,
+            snapshot=digest,
+            argv=tuple(self._portable(arg) for arg in launch.argv),
+            cwd=str(launch.cwd.relative_to(self.project)),
+            env={
+                name: self._portable(value)
+                for name, value in launch.env.items()
+                if name.startswith(_PIT_ENV) and name != "PIT_SOCKET"
+            },
+            timeout=time_limit,
+            grace=self.grace,
+            uv_project=launch.argv[:2] == ("uv", "run"),
+        )
+        return await self.cluster.submit(attempt, tarball, resources)
+
+    def _portable(self, text: str) -> str:
+        """`text` with pit's paths as the placeholders the worker fills in."""
+        places = [(str(self.project), PROJECT), (str(self.source), PROJECT)]
+        if SDK_PATH is not None:
+            places.append((str(SDK_PATH), SDK))
+        for path, placeholder in sorted(places, key=lambda p: len(p[0]), reverse=True):
+            text = text.replace(path, placeholder)
+        return text
+
+
+def pack_project(folder: Path) -> tuple[str, bytes]:
+    """The project folder as a gzipped tarball that is the same bytes for the same files, and
+    its sha256. Blocking: call it in a thread."""
+    buffer = io.BytesIO()
+
+    def normal(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname = _TAR_MTIME, 0, 0, "", ""
+        return info
+
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1, mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as tar,
+    ):
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink() or path.is_file() or path.is_dir():
+                tar.add(path, arcname=str(path.relative_to(folder)), recursive=False, filter=normal)
+    data = buffer.getvalue()
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def _callback(config: ExecutorConfig) -> tuple[str, int]:
+    """Where the workers reach this process: `callback`, else the address of the interface
+    that routes to the scheduler (found without sending a packet), any free port."""
+    if config.callback:
+        host, _, port = config.callback.rpartition(":")
+        if host and port.isdigit():
+            return host, int(port)
+        return config.callback, 0
+    if config.scheduler is None:
+        return "127.0.0.1", 0
+    target = urllib.parse.urlsplit(config.scheduler).hostname or "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((target, 9))
+            return str(probe.getsockname()[0]), 0
+    except OSError:
+        return "127.0.0.1", 0

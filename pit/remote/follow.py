@@ -1,0 +1,100 @@
+"""A task actor's side of a remote attempt: the reports of its runner (`pit.remote.hub`'s
+`Link`) made into what a local attempt gives (`AttemptStarted`, the log, the live output)."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+import attrs
+import trio
+
+from pit.actors.masking import Masker
+from pit.messages.run import RunInbox
+from pit.messages.task import AttemptStarted, TaskOutput
+from pit.remote.cluster import Submission
+from pit.remote.hub import Link, Lost
+from pit.remote.wire import Kind, fields
+from pit.runners.command import Outcome
+
+__all__ = ["KILL_WAIT", "Follow", "Lost"]
+
+KILL_WAIT = 30.0
+"""Seconds a remote attempt has to report its end once told to die, before it counts as lost."""
+
+
+@attrs.define(kw_only=True)
+class Follow:
+    """What a task actor does with the reports of its remote attempt: they become its run's
+    messages, its log and its live output, as a local attempt's would."""
+
+    task: str
+    run_inbox: trio.MemorySendChannel[RunInbox]
+    output: trio.MemorySendChannel[TaskOutput] | None
+    secret_values: frozenset[str]
+    log: BinaryIO
+    started: AttemptStarted
+    said_started: bool = False
+    masker: Masker | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.secret_values:  # the worker masked already; this is pit's own pass
+            self.masker = Masker(self.secret_values)
+
+    async def events(self, link: Link, submission: Submission) -> dict[str, Any] | Lost | None:
+        """Follow the attempt until it ends: its EXIT report, or Lost; None if cancelled
+        (a stop) first."""
+        async with trio.open_nursery() as nursery:
+            ended: list[dict[str, Any] | Lost] = []
+
+            async def reports() -> None:
+                async for report in link.events:
+                    if isinstance(report, Lost):
+                        ended.append(report)
+                        break
+                    kind, payload = report
+                    if kind is Kind.STARTED:
+                        await self.say_started(link.worker)
+                    elif kind is Kind.OUTPUT:
+                        await self.write(payload)
+                    elif kind is Kind.EXIT:
+                        ended.append(fields(payload))
+                        break
+                nursery.cancel_scope.cancel()
+
+            async def dask_ending() -> None:
+                """A Dask task that ended without its runner reaching pit (it could not start,
+                its worker died first, the cluster dropped it)."""
+                await submission.done.wait()
+                if link.worker is None:
+                    ended.append(Lost(await submission.outcome()))
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(reports)
+            nursery.start_soon(dask_ending)
+        return ended[0] if ended else None
+
+    async def say_started(self, worker: str | None = None) -> None:
+        if not self.said_started:
+            self.said_started = True
+            if worker is not None:
+                self.log.write(f"pit: on Dask worker {worker}\n".encode())
+            await self.run_inbox.send(attrs.evolve(self.started, worker=worker))
+
+    async def write(self, data: bytes) -> None:
+        if self.masker is not None:
+            data = self.masker.feed(data)
+        if data:
+            self.log.write(data)
+            if self.output is not None:
+                await self.output.send(TaskOutput(task=self.task, data=data))
+
+    async def flush(self) -> None:
+        if self.masker is not None:
+            await self.write(self.masker.flush())
+            self.masker = None
+
+    async def failed(self, error: str) -> Outcome:
+        await self.flush()
+        await self.say_started()
+        self.log.write(f"pit: {error}\n".encode())
+        return Outcome(exit_code=None, error=error)

@@ -1,0 +1,179 @@
+"""pit's end of its remote attempts: one TCP listener per pit process, which the runners on the
+workers call back (`pit.remote.worker`).
+
+A task actor whose attempt goes to the cluster first `expect`s it here: the attempt is live,
+and its token (an HMAC of its key under this hub's random secret) is what the runner must
+show. The first runner to show it gets GO and its connection becomes the attempt's `Link`;
+any other (a made-up or another hub's token, an attempt that is not running, the same attempt
+started again by Dask on another worker) is refused, and the refusal is audited in the run's
+secret_access.jsonl when the run is one of this process's. A task's SDK requests arrive on the
+link and are answered by its run's broker, which knows the asker by the attempt, never by what
+the request claims.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import trio
+
+from pit.actors import broker as brokers
+from pit.actors.peers import Found, FoundBy, Member
+from pit.remote.wire import Kind, Reader, WireError, fields, frame, sign, token_ok
+
+_RECEIVE_SIZE = 1 << 16
+_HELLO_TIMEOUT = 10.0
+_EVENTS_BUFFER = 64
+log = logging.getLogger("pit.remote")
+log.addHandler(logging.NullHandler())
+
+
+@attrs.define(eq=False)
+class Link:
+    """One live remote attempt, as its task actor sees it: what its runner reports, in order,
+    ending with EXIT, or with `Lost` if the connection broke first."""
+
+    key: str
+    member: Member
+    token: str
+    events: trio.MemoryReceiveChannel[tuple[Kind, bytes] | Lost]
+    _send_events: trio.MemorySendChannel[tuple[Kind, bytes] | Lost]
+    worker: str | None = None
+    _stream: trio.SocketStream | None = None
+    _sending: trio.Lock = attrs.field(factory=trio.Lock)
+
+    @property
+    def connected(self) -> bool:
+        return self._stream is not None
+
+    async def send(self, kind: Kind, payload: bytes | dict[str, Any] = b"") -> bool:
+        """Tell the runner; False when it cannot be told (not connected, or gone)."""
+        if self._stream is None:
+            return False
+        try:
+            async with self._sending:
+                await self._stream.send_all(frame(kind, payload))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+
+@attrs.frozen
+class Lost:
+    reason: str
+
+
+@attrs.define(eq=False)
+class Hub:
+    host: str
+    """The address runners reach this process at (and the one it listens on)."""
+    port: int = 0
+    _secret: bytes = attrs.field(factory=lambda: os.urandom(32))
+    _links: dict[str, Link] = attrs.field(factory=dict)
+
+    async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        sockname = listeners[0].socket.getsockname()
+        self.port = int(sockname[1])
+        task_status.started((self.host, self.port))
+        await trio.serve_listeners(self._serve, listeners)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @contextlib.contextmanager
+    def expect(self, key: str, member: Member) -> Iterator[Link]:
+        """Attempt `key` of `member` is live for the block: its runner may connect."""
+        send, receive = trio.open_memory_channel[tuple[Kind, bytes] | Lost](_EVENTS_BUFFER)
+        link = Link(key, member, sign(self._secret, key), receive, send)
+        self._links[key] = link
+        try:
+            yield link
+        finally:
+            del self._links[key]
+            send.close()
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        reader = Reader()
+        pending: list[tuple[Kind, bytes]] = []
+
+        async def receive() -> tuple[Kind, bytes] | None:
+            while not pending:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    return None
+                pending.extend(reader.feed(data))
+            return pending.pop(0)
+
+        link = None
+        try:
+            with trio.move_on_after(_HELLO_TIMEOUT):
+                first = await receive()
+                if first is not None and first[0] is Kind.HELLO:
+                    link = await self._admit(stream, fields(first[1]))
+            if link is None:
+                return
+            async with trio.open_nursery() as nursery:
+                while (received := await receive()) is not None:
+                    kind, payload = received
+                    if kind is Kind.SDK:
+                        nursery.start_soon(self._answer, link, fields(payload))
+                    elif kind in (Kind.STARTED, Kind.OUTPUT, Kind.EXIT):
+                        await link._send_events.send((kind, payload))
+                    else:
+                        raise WireError(f"a runner may not send {kind.name}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
+            log.warning("remote attempt %s: its connection broke: %s", link and link.key, exc)
+        finally:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.aclose()
+            if link is not None:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    worker = link.worker or "its worker"
+                    link._send_events.send_nowait(Lost(f"the connection to {worker} broke"))
+                link._stream = None
+
+    async def _admit(self, stream: trio.SocketStream, hello: dict[str, Any]) -> Link | None:
+        """The link of the attempt a runner's HELLO names, now connected; None (the runner
+        refused) when it names no attempt running here, or a forged token, or a second runner."""
+        key, token = str(hello.get("key", "")), hello.get("token")
+        link = self._links.get(key)
+        reason = None
+        if link is None or not token_ok(self._secret, key, token):
+            reason = "no such attempt is running, or its token is not pit's"
+            _audit_refusal(key, reason)
+        elif link.connected or link.worker is not None:
+            reason = "the attempt already started on another worker (pit retries, not Dask)"
+        if reason is not None or link is None:
+            await stream.send_all(frame(Kind.REFUSE, {"reason": reason}))
+            return None
+        link.worker = str(hello.get("worker", "")) or "a worker"
+        link._stream = stream
+        await stream.send_all(frame(Kind.GO))
+        return link
+
+    async def _answer(self, link: Link, request: dict[str, Any]) -> None:
+        """An SDK request of the attempt's task, answered by its run's broker."""
+        broker = brokers.serving(link.member.run_id)
+        text = str(request.get("request", ""))
+        if broker is None:
+            response, mask = b'{"result": null, "error": "the run has ended"}', list[str]()
+        else:
+            found = Found(link.member, FoundBy.TOKEN)
+            response, mask = await broker.answer(text.encode("utf-8", "surrogateescape"), found)
+        answer = {"id": request.get("id"), "response": response.decode(), "mask": mask}
+        await link.send(Kind.ANSWER, answer)
+
+
+def _audit_refusal(key: str, reason: str) -> None:
+    """A refused runner, in the audit of the run its key names (if that run is ours)."""
+    run_id, _, rest = key.partition("/")
+    broker = brokers.serving(run_id)
+    if broker is not None:
+        broker.refuse_connection(claimed_task=rest.rpartition("/")[0] or None, reason=reason)

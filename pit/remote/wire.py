@@ -1,0 +1,136 @@
+"""What pit and a worker's runner say to each other about one remote attempt (sans-io).
+
+A remote attempt is described by a `RemoteAttempt`, which travels as the Dask task's argument:
+never a secret in it, only a `token` that lets the runner speak for that one attempt. The runner
+opens one TCP connection to the pit process that sent it (its `hub`) and the two exchange
+frames on it: a 4-byte big-endian length, a 1-byte kind, then the payload.
+
+    runner -> pit   HELLO   {"key", "token", "worker"}    first, once
+    pit -> runner   GO      {}                             or REFUSE {"reason"}, then close
+    runner -> pit   STARTED {"pid"}                        the attempt's process runs
+    runner -> pit   OUTPUT  raw bytes, masked              as the process writes
+    runner -> pit   SDK     {"id", "request"}              a task's SDK request, via the shim
+    pit -> runner   ANSWER  {"id", "response"}
+    pit -> runner   STOP    {"reason"} / KILL {}           stop it (SIGTERM, grace, SIGKILL) / now
+    runner -> pit   EXIT    {"returncode", "timed_out", "error"}   last
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+MAX_FRAME = 16 << 20
+"""Bytes a frame may hold: output is sent in smaller chunks, and an SDK answer is below it."""
+_HEADER = struct.Struct(">IB")
+
+
+class Kind(enum.IntEnum):
+    HELLO = 1
+    GO = 2
+    REFUSE = 3
+    STARTED = 4
+    OUTPUT = 5
+    SDK = 6
+    ANSWER = 7
+    STOP = 8
+    KILL = 9
+    EXIT = 10
+
+
+_KINDS = frozenset(Kind)
+
+
+class WireError(Exception):
+    """Bytes that are no frame of this protocol: the connection is dropped."""
+
+
+@attrs.frozen(kw_only=True)
+class RemoteAttempt:
+    """One attempt of a task, as a worker's runner needs it. Paths of pit's machine appear in
+    `argv` and `env` as the placeholders of `PLACES`, which the runner replaces with its own."""
+
+    key: str
+    """run/task/attempt: unique, Dask's key for it too."""
+    token: str
+    hub: tuple[str, int]
+    """Where the runner reaches pit."""
+    snapshot: str
+    """The digest of the run's project tarball (sent beside, once per worker)."""
+    argv: tuple[str, ...]
+    cwd: str
+    """Relative to the project folder."""
+    env: Mapping[str, str]
+    """The PIT_* variables (and PYTHONPATH) of the attempt; the worker's own environment
+    gives the rest."""
+    timeout: float | None
+    grace: float
+    uv_project: bool = False
+    """A Python task: its uv environment is resolved on the worker, cached there."""
+
+
+PROJECT = "{pit:project}"
+DATA = "{pit:data}"
+SDK = "{pit:sdk}"
+PLACES = (PROJECT, DATA, SDK)
+
+
+def attempt_key(run_id: str, task: str, attempt: int) -> str:
+    return f"{run_id}/{task}/{attempt}"
+
+
+def sign(secret: bytes, key: str) -> str:
+    """The token of attempt `key`, as only the holder of `secret` (the hub) can make it."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def token_ok(secret: bytes, key: str, token: object) -> bool:
+    return isinstance(token, str) and hmac.compare_digest(sign(secret, key), token)
+
+
+def frame(kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> bytes:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return _HEADER.pack(len(data), kind) + data
+
+
+class Reader:
+    """Frames out of a byte stream, fed as it arrives."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[Kind, bytes]]:
+        self._buffer += data
+        frames = []
+        while len(self._buffer) >= _HEADER.size:
+            length, kind = _HEADER.unpack_from(self._buffer)
+            if length > MAX_FRAME:
+                raise WireError(f"a frame of {length} bytes (at most {MAX_FRAME})")
+            if len(self._buffer) < _HEADER.size + length:
+                break
+            try:
+                frames.append(
+                    (Kind(kind), bytes(self._buffer[_HEADER.size : _HEADER.size + length]))
+                )
+            except ValueError:
+                raise WireError(f"unknown frame kind {kind}") from None
+            del self._buffer[: _HEADER.size + length]
+        return frames
+
+
+def fields(payload: bytes) -> dict[str, Any]:
+    """A JSON frame's object; WireError for anything else."""
+    try:
+        value = json.loads(payload)
+    except ValueError as exc:
+        raise WireError(f"a frame that is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WireError("a frame that is not a JSON object")
+    return value

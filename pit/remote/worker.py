@@ -1,0 +1,355 @@
+"""pit's runner on a Dask worker: one remote attempt, supervised as pit supervises a local one.
+
+Dask calls `run_attempt` in one of the worker's threads; it runs the attempt on a trio loop of
+its own (Dask's loop is asyncio's, in another thread):
+
+- It reaches the pit process that sent the attempt (`RemoteAttempt.hub`) and says which attempt
+  it runs, with the attempt's token. pit answers GO only once per attempt: an attempt Dask
+  starts again on another worker (after its first worker died) is refused, and pit has already
+  recorded the first one as failed.
+- It unpacks the run's project (the tarball Dask brought, checked against its digest) into a
+  folder of this attempt, and starts the attempt's command there in a session of its own, with
+  the worker's environment, the attempt's PIT_* variables, and PIT_SOCKET naming a shim: a Unix
+  socket whose requests go to the run's broker over the connection to pit, so the task's SDK
+  works unchanged and no secret travels in its arguments or environment.
+- Output is masked before it leaves the worker (with the secret values the task was answered),
+  and streamed to pit as it comes; pit writes the run's log.
+- The time limit is kept here, and STOP or KILL from pit: SIGTERM to the group, the grace,
+  SIGKILL. Processes that left the group are found by their PIT_RUN_ID/PIT_TASK_NAME and
+  killed. If the connection to pit breaks, the attempt is killed: nobody could see it end.
+- Every process of an attempt carries PIT_WORKER_ID; the worker's guard (`setup_worker`), a
+  small process of its own, kills all of them if the worker dies (kill -9 included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import math
+import os
+import shutil
+import signal
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from pit.actors.broker import SocketFolder
+from pit.actors.guard import RunGuard
+from pit.actors.masking import Masker
+from pit.actors.orphans import end_escapees
+from pit.actors.process import GroupProcess, kill_group, signal_group, spawn_group
+from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
+from pit.remote.wire import PROJECT, SDK, Kind, Reader, RemoteAttempt, WireError, fields, frame
+from pit.runners.command import SDK_PATH
+
+WORKER_MARK = "PIT_WORKER_ID"
+_OUTPUT_CHUNK = 1 << 16
+_HANDSHAKE_TIMEOUT = 30.0
+_SHIM_READ_TIMEOUT = 5.0
+_worker_id: str | None = None
+_guard_stack = contextlib.ExitStack()
+
+
+def setup_worker() -> str:
+    """Once per worker process: its guard (which kills every process of its attempts if the
+    worker dies), and the id that marks them. Idempotent; returns the id."""
+    global _worker_id
+    if _worker_id is None:
+        worker_id = os.urandom(8).hex()
+        guard = _guard_stack.enter_context(RunGuard.start())  # held for the process's life
+        guard.marks(f"{WORKER_MARK}={worker_id}")
+        _worker_id = worker_id
+    return _worker_id
+
+
+def run_attempt(attempt: RemoteAttempt, snapshot: bytes) -> dict[str, Any]:
+    """Run one attempt to its end (Dask's task function). What pit learns over the connection
+    is the truth; this return value says the same, for Dask's records."""
+    worker_id = setup_worker()
+    runner = _Runner(attempt, snapshot, _worker_address(), worker_id, _cache_dir())
+    return trio.run(runner.run)
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # not inside a Dask worker: a test, or a local call
+        return f"pid {os.getpid()}"
+
+
+def _cache_dir() -> Path:
+    try:
+        from distributed import get_worker
+
+        base = Path(get_worker().local_directory)
+    except (ImportError, ValueError):
+        base = Path(tempfile.gettempdir())
+    return base / "pit"
+
+
+class _Runner:
+    def __init__(
+        self,
+        attempt: RemoteAttempt,
+        snapshot: bytes,
+        worker: str,
+        worker_id: str,
+        cache: Path,
+    ) -> None:
+        self.attempt = attempt
+        self.snapshot = snapshot
+        self.worker = worker
+        self.worker_id = worker_id
+        self.cache = cache
+        self.masker = Masker(())
+        self._stream: trio.SocketStream | None = None
+        self._sending = trio.Lock()
+        self._reader = Reader()
+        self._pending: list[tuple[Kind, bytes]] = []
+        self._answers: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
+        self._ids = itertools.count()
+        self._stop_scope = trio.CancelScope()
+        self._grace_scope: trio.CancelScope | None = None
+        self._stop_reason: str | None = None
+        self._killed = False
+
+    async def run(self) -> dict[str, Any]:
+        try:
+            stream = await trio.open_tcp_stream(*self.attempt.hub)
+        except OSError as exc:
+            host, port = self.attempt.hub
+            return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
+        async with stream:
+            self._stream = stream
+            hello = {"key": self.attempt.key, "token": self.attempt.token, "worker": self.worker}
+            await self._send(Kind.HELLO, hello)
+            with trio.move_on_after(_HANDSHAKE_TIMEOUT):
+                kind, payload = await self._receive()
+                if kind is Kind.REFUSE:
+                    return {"refused": fields(payload).get("reason", "")}
+                if kind is Kind.GO:
+                    folder = await trio.to_thread.run_sync(self._unpack)
+                    try:
+                        return await self._attempt(folder)
+                    finally:
+                        await trio.to_thread.run_sync(shutil.rmtree, folder, True)
+            return {"error": "pit did not answer the worker"}
+
+    # --- the connection to pit -------------------------------------------------------------
+
+    async def _send(self, kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> None:
+        assert self._stream is not None
+        async with self._sending:
+            await self._stream.send_all(frame(kind, payload))
+
+    async def _receive(self) -> tuple[Kind, bytes]:
+        assert self._stream is not None
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            data = await self._stream.receive_some(_OUTPUT_CHUNK)
+            if not data:
+                raise trio.BrokenResourceError("pit closed the connection")
+            self._pending.extend(self._reader.feed(data))
+
+    # --- the attempt -----------------------------------------------------------------------
+
+    def _unpack(self) -> Path:
+        """The run's project, unpacked into a folder of this attempt."""
+        digest = hashlib.sha256(self.snapshot).hexdigest()
+        if digest != self.attempt.snapshot:
+            raise RuntimeError(f"the project tarball is damaged (digest {digest[:12]})")
+        attempts = self.cache / "attempts"
+        attempts.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=attempts))
+        with tarfile.open(fileobj=io.BytesIO(self.snapshot)) as tar:
+            tar.extractall(folder, filter="data")
+        return folder
+
+    def _env(self, folder: Path, socket_path: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIT_")}
+        env.pop("VIRTUAL_ENV", None)  # the worker's own: it would mislead a task's `uv run`
+        for name, value in self.attempt.env.items():
+            env[name] = self._place(value, folder)
+        env["PIT_SOCKET"] = str(socket_path)
+        env[WORKER_MARK] = self.worker_id
+        if self.attempt.uv_project:
+            env["UV_PROJECT_ENVIRONMENT"] = str(self._venv(folder))
+        return env
+
+    def _place(self, text: str, folder: Path) -> str:
+        text = text.replace(PROJECT, str(folder))
+        return text.replace(SDK, str(SDK_PATH or ""))
+
+    def _venv(self, folder: Path) -> Path:
+        """The worker's uv environment for this project's dependencies, kept between attempts."""
+        digest = hashlib.sha256()
+        for name in ("pyproject.toml", "uv.lock"):
+            with contextlib.suppress(OSError):
+                digest.update((folder / name).read_bytes())
+        return self.cache / "venvs" / digest.hexdigest()[:16]
+
+    async def _attempt(self, folder: Path) -> dict[str, Any]:
+        with SocketFolder.create() as sockets:
+            listener, socket_path = sockets.listen()
+            try:
+                argv = tuple(self._place(a, folder) for a in self.attempt.argv)
+                cwd = folder / self.attempt.cwd
+                try:
+                    process = spawn_group(
+                        argv,
+                        cwd=str(cwd),
+                        env=self._env(folder, socket_path),
+                        log=io.BytesIO(),  # unused: output is piped
+                        pipe=True,
+                    )
+                except OSError as exc:
+                    error = f"cannot start {argv[0]}: {exc.strerror or exc}"
+                    return await self._exit(None, False, error)
+                try:
+                    await self._send(Kind.STARTED, {"pid": process.pid})
+                    timed_out = await self._supervise(process, listener)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._end_tree(process)
+                    process.close()
+                return await self._exit(process.returncode, timed_out, None)
+            finally:
+                listener.close()
+
+    async def _exit(
+        self, returncode: int | None, timed_out: bool, error: str | None
+    ) -> dict[str, Any]:
+        result = {
+            "returncode": returncode,
+            "timed_out": timed_out,
+            "error": error,
+            "stopped": self._stop_reason,
+            "worker": self.worker,
+        }
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._send(Kind.EXIT, result)
+        return result
+
+    async def _supervise(self, process: GroupProcess, listener: Any) -> bool:
+        """Pump the output, serve the shim and pit's commands, until the process ends (or its
+        time runs out, or pit stops it). Whether its time limit ran out."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._listen, process)
+            nursery.start_soon(self._shim, listener)
+            pumped = trio.Event()
+            nursery.start_soon(self._pump, process, pumped)
+            timed_out = await self._wait(process)
+            await self._end_tree(process)
+            with trio.move_on_after(5):
+                await pumped.wait()
+            nursery.cancel_scope.cancel()
+        return timed_out
+
+    async def _wait(self, process: GroupProcess) -> bool:
+        with self._stop_scope:
+            with trio.move_on_after(self.attempt.timeout or math.inf) as deadline:
+                await process.wait()
+        if process.returncode is None:
+            signal_group(process.pid, signal.SIGTERM)
+            self._grace_scope = trio.CancelScope(deadline=trio.current_time() + self.attempt.grace)
+            if self._killed:
+                self._grace_scope.cancel()
+            with self._grace_scope:
+                await process.wait()
+        return deadline.cancelled_caught
+
+    async def _end_tree(self, process: GroupProcess) -> None:
+        await kill_group(process)
+        run_id, task = self.attempt.env.get("PIT_RUN_ID"), self.attempt.env.get("PIT_TASK_NAME")
+        if run_id and task:
+            await end_escapees(run_id, task)
+
+    async def _listen(self, process: GroupProcess) -> None:
+        """pit's frames: answers for the shim, STOP and KILL. A broken connection kills the
+        attempt: pit could not see it end."""
+        try:
+            while True:
+                kind, payload = await self._receive()
+                if kind is Kind.ANSWER:
+                    answer = fields(payload)
+                    self.masker.add(str(v) for v in answer.get("mask", ()))
+                    waiting = self._answers.pop(int(answer.get("id", -1)), None)
+                    if waiting is not None:
+                        waiting.send_nowait(answer)
+                elif kind is Kind.STOP:
+                    self._stop(str(fields(payload).get("reason", "stopped")))
+                elif kind is Kind.KILL:
+                    self._killed = True
+                    self._stop("killed")
+                    if self._grace_scope is not None:
+                        self._grace_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, WireError, ValueError):
+            self._killed = True
+            self._stop("lost its connection to pit")
+            signal_group(process.pid, signal.SIGKILL)
+
+    def _stop(self, reason: str) -> None:
+        self._stop_reason = self._stop_reason or reason
+        self._stop_scope.cancel()
+
+    async def _pump(self, process: GroupProcess, done: trio.Event) -> None:
+        stream = process.output
+        assert stream is not None
+        try:
+            async with stream:
+                while chunk := await stream.receive_some(_OUTPUT_CHUNK):
+                    if data := self.masker.feed(bytes(chunk)):
+                        await self._send(Kind.OUTPUT, data)
+                if data := self.masker.flush():
+                    await self._send(Kind.OUTPUT, data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # pit is gone: `_listen` kills the attempt
+        finally:
+            done.set()
+
+    # --- the SDK shim ----------------------------------------------------------------------
+
+    async def _shim(self, listener: Any) -> None:
+        listening = trio.SocketListener(trio.socket.from_stdlib_socket(listener))
+        await trio.serve_listeners(self._forward, [listening])
+
+    async def _forward(self, stream: trio.SocketStream) -> None:
+        """One SDK request of the task, answered by the run's broker through pit."""
+        async with stream:
+            frame_ = RequestFrame()
+            try:
+                with trio.move_on_after(_SHIM_READ_TIMEOUT):
+                    while not frame_.complete:
+                        chunk = await stream.receive_some(_OUTPUT_CHUNK)
+                        if not chunk:
+                            break
+                        frame_.feed(chunk)
+            except BadRequest as exc:
+                await stream.send_all(SdkResponse(error=str(exc)).encode())
+                return
+            except trio.BrokenResourceError:
+                return
+            if not frame_.received:
+                return
+            number = next(self._ids)
+            send, receive = trio.open_memory_channel[dict[str, Any]](1)
+            self._answers[number] = send
+            request = frame_.request().decode("utf-8", "surrogateescape")
+            try:
+                await self._send(Kind.SDK, {"id": number, "request": request})
+                answer = await receive.receive()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                answer = {"response": SdkResponse(error="pit is unreachable").encode().decode()}
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(str(answer.get("response", "")).encode())
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await stream.send_eof()

@@ -313,7 +313,7 @@ class TaskActor:
         with remote.cluster.hub.expect(key, peers.Member(run_id, self.task.name)) as link:
             try:
                 submission = await remote.submit(
-                    key, link.token, launch, self.task.timeout, self.task.resources
+                    link, launch, self.task.timeout, self.task.resources
                 )
             except RemoteError as exc:
                 return await follow.failed(str(exc))

@@ -7,14 +7,14 @@ limiter of one), never two event loops in one thread. Dask's answers come back t
 run's trio token (`run_sync_soon`).
 
 Each attempt is one Dask task, keyed run/task/attempt, `pure=False`, no Dask retries (pit
-retries, with its own waits and records); the run's project goes with it as a tarball named by
-its content, scattered once per run and fetched once per worker. What the attempt says while it
-runs comes back over its own connection to this process (`pit.remote.hub`).
+retries, with its own waits and records). What the attempt says while it runs comes back over
+its own connection to this process (`pit.remote.hub`), and so does the run's project: a tarball
+named by its content, which a worker fetches once and keeps for every attempt of that code (no
+data of pit's lives in Dask, so a worker's death loses nothing the next attempt needs).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import gzip
@@ -31,14 +31,12 @@ import attrs
 import trio
 
 from pit.remote.clusters import RemoteError
-from pit.remote.hub import Hub
+from pit.remote.hub import Hub, Link
 from pit.remote.wire import PROJECT, SDK, RemoteAttempt
 from pit.runners.command import SDK_PATH, ProcessLaunch
 from pit.spec.workspace import ExecutorConfig
 
 T = TypeVar("T")
-_SNAPSHOTS_KEPT = 8
-"""Project tarballs kept scattered on the cluster (a run's, and its neighbours')."""
 _TAR_MTIME = 946684800
 """Every file's time in a project tarball (2000-01-01; zip, which uv may build, needs > 1980):
 the tarball of the same code is the same bytes, so the cluster keeps one copy."""
@@ -84,7 +82,6 @@ class DaskCluster:
     _client: Any = None
     _connecting: trio.Lock = attrs.field(factory=trio.Lock)
     _bridge: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
-    _snapshots: collections.OrderedDict[str, Any] = attrs.field(factory=collections.OrderedDict)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -150,20 +147,16 @@ class DaskCluster:
             with contextlib.suppress(Exception):  # already gone: nothing to close
                 await self._call(client.close)
 
-    async def submit(
-        self, attempt: RemoteAttempt, tarball: bytes, resources: Mapping[str, float]
-    ) -> Submission:
+    async def submit(self, attempt: RemoteAttempt, resources: Mapping[str, float]) -> Submission:
         from pit.remote.worker import run_attempt
 
         client = await self.client()
-        snapshot = await self._scattered(client, attempt.snapshot, tarball)
         submission = Submission(self)
 
         def submit() -> Any:
             future = client.submit(
                 run_attempt,
                 attempt,
-                snapshot,
                 key=attempt.key,
                 pure=False,
                 retries=0,
@@ -177,17 +170,6 @@ class DaskCluster:
         except (OSError, TimeoutError) as exc:
             raise RemoteError(f"the Dask scheduler at {self.address}: {exc}") from None
         return submission
-
-    async def _scattered(self, client: Any, digest: str, tarball: bytes) -> Any:
-        """The project tarball on the cluster (sent once: its key is its content)."""
-        if digest in self._snapshots:
-            self._snapshots.move_to_end(digest)
-            return self._snapshots[digest]
-        future = await self._call(functools.partial(client.scatter, tarball, hash=True))
-        self._snapshots[digest] = future
-        while len(self._snapshots) > _SNAPSHOTS_KEPT:
-            self._snapshots.popitem(last=False)
-        return future
 
 
 @attrs.define(eq=False)
@@ -204,8 +186,7 @@ class RemoteRun:
 
     async def submit(
         self,
-        key: str,
-        token: str,
+        link: Link,
         launch: ProcessLaunch,
         time_limit: float | None,
         resources: Mapping[str, float],
@@ -213,10 +194,10 @@ class RemoteRun:
         async with self._packing:
             if self._tarball is None:
                 self._tarball = await trio.to_thread.run_sync(pack_project, self.project)
-        digest, tarball = self._tarball
+        digest, link.tarball = self._tarball
         attempt = RemoteAttempt(
-            key=key,
-            token=token,
+            key=link.key,
+            token=link.token,
             hub=self.cluster.hub.address,
             snapshot=digest,
             argv=tuple(self._portable(arg) for arg in launch.argv),
@@ -230,7 +211,7 @@ class RemoteRun:
             grace=self.grace,
             uv_project=launch.argv[:2] == ("uv", "run"),
         )
-        return await self.cluster.submit(attempt, tarball, resources)
+        return await self.cluster.submit(attempt, resources)
 
     def _portable(self, text: str) -> str:
         """`text` with pit's paths as the placeholders the worker fills in."""

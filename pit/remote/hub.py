@@ -29,6 +29,7 @@ from pit.remote.wire import Kind, Reader, WireError, fields, frame, sign, token_
 _RECEIVE_SIZE = 1 << 16
 _HELLO_TIMEOUT = 10.0
 _EVENTS_BUFFER = 64
+_TARBALL_CHUNK = 1 << 20
 log = logging.getLogger("pit.remote")
 log.addHandler(logging.NullHandler())
 
@@ -44,6 +45,8 @@ class Link:
     events: trio.MemoryReceiveChannel[tuple[Kind, bytes] | Lost]
     _send_events: trio.MemorySendChannel[tuple[Kind, bytes] | Lost]
     worker: str | None = None
+    tarball: bytes = b""
+    """The run's project, for a worker that does not have it yet."""
     _stream: trio.SocketStream | None = None
     _sending: trio.Lock = attrs.field(factory=trio.Lock)
 
@@ -124,6 +127,8 @@ class Hub:
                     kind, payload = received
                     if kind is Kind.SDK:
                         nursery.start_soon(self._answer, link, fields(payload))
+                    elif kind is Kind.FETCH:
+                        nursery.start_soon(self._send_tarball, link)
                     elif kind in (Kind.STARTED, Kind.OUTPUT, Kind.EXIT):
                         await link._send_events.send((kind, payload))
                     else:
@@ -157,6 +162,11 @@ class Hub:
         link._stream = stream
         await stream.send_all(frame(Kind.GO))
         return link
+
+    async def _send_tarball(self, link: Link) -> None:
+        for start in range(0, len(link.tarball), _TARBALL_CHUNK):
+            await link.send(Kind.TARBALL, link.tarball[start : start + _TARBALL_CHUNK])
+        await link.send(Kind.TARBALL)
 
     async def _answer(self, link: Link, request: dict[str, Any]) -> None:
         """An SDK request of the attempt's task, answered by its run's broker."""

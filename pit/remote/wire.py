@@ -7,6 +7,8 @@ frames on it: a 4-byte big-endian length, a 1-byte kind, then the payload.
 
     runner -> pit   HELLO   {"key", "token", "worker"}    first, once
     pit -> runner   GO      {}                             or REFUSE {"reason"}, then close
+    runner -> pit   FETCH   {}                             the run's project, if not cached
+    pit -> runner   TARBALL raw bytes, in chunks           an empty chunk ends it
     runner -> pit   STARTED {"pid"}                        the attempt's process runs
     runner -> pit   OUTPUT  raw bytes, masked              as the process writes
     runner -> pit   SDK     {"id", "request"}              a task's SDK request, via the shim
@@ -43,6 +45,8 @@ class Kind(enum.IntEnum):
     STOP = 8
     KILL = 9
     EXIT = 10
+    FETCH = 11
+    TARBALL = 12
 
 
 _KINDS = frozenset(Kind)
@@ -63,7 +67,8 @@ class RemoteAttempt:
     hub: tuple[str, int]
     """Where the runner reaches pit."""
     snapshot: str
-    """The digest of the run's project tarball (sent beside, once per worker)."""
+    """The sha256 of the run's project tarball: a worker fetches it from pit once, and keeps
+    it for every attempt of the same code."""
     argv: tuple[str, ...]
     cwd: str
     """Relative to the project folder."""

@@ -33,6 +33,7 @@ import shutil
 import signal
 import tarfile
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ WORKER_MARK = "PIT_WORKER_ID"
 _OUTPUT_CHUNK = 1 << 16
 _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
+_TARBALLS_KEPT = 16
+"""Project tarballs a worker keeps: the code of the runs it served last."""
 _worker_id: str | None = None
 _guard_stack = contextlib.ExitStack()
 
@@ -68,11 +71,11 @@ def setup_worker() -> str:
     return _worker_id
 
 
-def run_attempt(attempt: RemoteAttempt, snapshot: bytes) -> dict[str, Any]:
+def run_attempt(attempt: RemoteAttempt) -> dict[str, Any]:
     """Run one attempt to its end (Dask's task function). What pit learns over the connection
     is the truth; this return value says the same, for Dask's records."""
     worker_id = setup_worker()
-    runner = _Runner(attempt, snapshot, _worker_address(), worker_id, _cache_dir())
+    runner = _Runner(attempt, _worker_address(), worker_id, _cache_dir())
     return trio.run(runner.run)
 
 
@@ -99,13 +102,11 @@ class _Runner:
     def __init__(
         self,
         attempt: RemoteAttempt,
-        snapshot: bytes,
         worker: str,
         worker_id: str,
         cache: Path,
     ) -> None:
         self.attempt = attempt
-        self.snapshot = snapshot
         self.worker = worker
         self.worker_id = worker_id
         self.cache = cache
@@ -136,7 +137,8 @@ class _Runner:
                 if kind is Kind.REFUSE:
                     return {"refused": fields(payload).get("reason", "")}
                 if kind is Kind.GO:
-                    folder = await trio.to_thread.run_sync(self._unpack)
+                    tarball = await self._tarball()
+                    folder = await trio.to_thread.run_sync(self._unpack, tarball)
                     try:
                         return await self._attempt(folder)
                     finally:
@@ -162,15 +164,34 @@ class _Runner:
 
     # --- the attempt -----------------------------------------------------------------------
 
-    def _unpack(self) -> Path:
+    async def _tarball(self) -> Path:
+        """The run's project tarball in this worker's cache: fetched from pit the first time
+        this worker runs an attempt of that code, checked against its digest."""
+        digest = self.attempt.snapshot
+        path = self.cache / "snapshots" / f"{digest}.tar.gz"
+        if path.is_file():
+            return path
+        await self._send(Kind.FETCH)
+        chunks = []
+        while True:
+            kind, payload = await self._receive()
+            if kind is not Kind.TARBALL:
+                raise WireError(f"pit sent {kind.name} while sending the project")
+            if not payload:
+                break
+            chunks.append(payload)
+        data = b"".join(chunks)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise WireError("the project arrived damaged (its digest differs)")
+        await trio.to_thread.run_sync(_keep, path, data)
+        return path
+
+    def _unpack(self, tarball: Path) -> Path:
         """The run's project, unpacked into a folder of this attempt."""
-        digest = hashlib.sha256(self.snapshot).hexdigest()
-        if digest != self.attempt.snapshot:
-            raise RuntimeError(f"the project tarball is damaged (digest {digest[:12]})")
         attempts = self.cache / "attempts"
         attempts.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=attempts))
-        with tarfile.open(fileobj=io.BytesIO(self.snapshot)) as tar:
+        with tarfile.open(tarball) as tar:
             tar.extractall(folder, filter="data")
         return folder
 
@@ -353,3 +374,15 @@ class _Runner:
                 await stream.send_all(str(answer.get("response", "")).encode())
                 with contextlib.suppress(trio.BrokenResourceError):
                     await stream.send_eof()
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Write a tarball into the cache whole (a rename), dropping the oldest beyond
+    `_TARBALLS_KEPT`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_bytes(data)
+    partial.replace(path)
+    kept = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[_TARBALLS_KEPT:]:
+        old.unlink(missing_ok=True)

@@ -59,14 +59,17 @@ class Submission:
     async def outcome(self) -> str:
         """Once `done`: what became of the Dask task, in words."""
         status = self.future.status
-        if status == "finished":
-            result = await self.cluster._call(self.future.result)
-            if isinstance(result, dict):
-                return str(result.get("error") or result.get("refused") or "ended")
-            return "ended"
-        if status == "error":
-            error = await self.cluster._call(self.future.exception)
-            return f"the cluster failed it: {type(error).__name__}: {error}"
+        try:
+            if status == "finished":
+                result = await self.cluster._call(self.future.result)
+                if isinstance(result, dict):
+                    return str(result.get("error") or result.get("refused") or "ended")
+                return "ended"
+            if status == "error":
+                error = await self.cluster._call(self.future.exception)
+                return f"the cluster failed it: {type(error).__name__}: {error}"
+        except Exception as exc:  # the cluster cannot say: say that
+            return f"the cluster lost it ({status}: {type(exc).__name__}: {exc})"
         return f"the cluster dropped it ({status})"
 
     async def cancel(self) -> None:
@@ -167,8 +170,12 @@ class DaskCluster:
 
         try:
             submission.future = await self._call(submit)
-        except (OSError, TimeoutError) as exc:
-            raise RemoteError(f"the Dask scheduler at {self.address}: {exc}") from None
+        except Exception as exc:  # a client that lost its scheduler: the next attempt reconnects
+            await self._close()
+            raise RemoteError(
+                f"the Dask scheduler at {self.address} did not take the attempt: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         return submission
 
 
@@ -193,7 +200,10 @@ class RemoteRun:
     ) -> Submission:
         async with self._packing:
             if self._tarball is None:
-                self._tarball = await trio.to_thread.run_sync(pack_project, self.project)
+                try:
+                    self._tarball = await trio.to_thread.run_sync(pack_project, self.project)
+                except OSError as exc:
+                    raise RemoteError(f"cannot pack the run's project: {exc}") from None
         digest, link.tarball = self._tarball
         attempt = RemoteAttempt(
             key=link.key,

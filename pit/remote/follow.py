@@ -13,7 +13,7 @@ from pit.messages.run import RunInbox
 from pit.messages.task import AttemptStarted, TaskOutput
 from pit.remote.cluster import Submission
 from pit.remote.hub import Link, Lost
-from pit.remote.wire import Kind, fields
+from pit.remote.wire import Kind, WireError, fields
 from pit.runners.command import Outcome
 
 __all__ = ["KILL_WAIT", "Follow", "Lost"]
@@ -57,7 +57,10 @@ class Follow:
                     elif kind is Kind.OUTPUT:
                         await self.write(payload)
                     elif kind is Kind.EXIT:
-                        ended.append(fields(payload))
+                        try:
+                            ended.append(fields(payload))
+                        except WireError as exc:
+                            ended.append(Lost(f"its end was garbled: {exc}"))
                         break
                 nursery.cancel_scope.cancel()
 

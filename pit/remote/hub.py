@@ -133,8 +133,8 @@ class Hub:
                         await link._send_events.send((kind, payload))
                     else:
                         raise WireError(f"a runner may not send {kind.name}")
-        except (trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
-            log.warning("remote attempt %s: its connection broke: %s", link and link.key, exc)
+        except Exception as exc:  # garbled frames, a broken connection: this runner's end only
+            log.warning("remote attempt %s: its connection ended: %s", link and link.key, exc)
         finally:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()

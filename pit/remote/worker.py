@@ -123,27 +123,37 @@ class _Runner:
         self._killed = False
 
     async def run(self) -> dict[str, Any]:
+        host, port = self.attempt.hub
         try:
-            stream = await trio.open_tcp_stream(*self.attempt.hub)
+            stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
-            host, port = self.attempt.hub
             return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
         async with stream:
             self._stream = stream
-            hello = {"key": self.attempt.key, "token": self.attempt.token, "worker": self.worker}
-            await self._send(Kind.HELLO, hello)
-            with trio.move_on_after(_HANDSHAKE_TIMEOUT):
-                kind, payload = await self._receive()
-                if kind is Kind.REFUSE:
-                    return {"refused": fields(payload).get("reason", "")}
-                if kind is Kind.GO:
+            kind, tarball = Kind.REFUSE, Path()
+            try:
+                hello = {"key": self.attempt.key, "token": self.attempt.token}
+                await self._send(Kind.HELLO, {**hello, "worker": self.worker})
+                with trio.move_on_after(_HANDSHAKE_TIMEOUT):
+                    kind, payload = await self._receive()
+                    if kind is Kind.REFUSE:
+                        return {"refused": fields(payload).get("reason", "")}
+                    if kind is not Kind.GO:
+                        raise WireError(f"pit answered {kind.name} to HELLO")
                     tarball = await self._tarball()
-                    folder = await trio.to_thread.run_sync(self._unpack, tarball)
-                    try:
-                        return await self._attempt(folder)
-                    finally:
-                        await trio.to_thread.run_sync(shutil.rmtree, folder, True)
-            return {"error": "pit did not answer the worker"}
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
+                return {"error": f"the worker lost pit at {host}:{port}: {exc}"}
+            if kind is not Kind.GO:  # the handshake timed out
+                return {"error": f"pit at {host}:{port} did not answer the worker"}
+            try:
+                folder = await trio.to_thread.run_sync(self._unpack, tarball)
+            except (OSError, tarfile.TarError) as exc:
+                return await self._exit(None, False, f"cannot unpack the project: {exc}")
+            try:
+                return await self._attempt(folder)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(shutil.rmtree, folder, True)
 
     # --- the connection to pit -------------------------------------------------------------
 
@@ -344,36 +354,40 @@ class _Runner:
         await trio.serve_listeners(self._forward, [listening])
 
     async def _forward(self, stream: trio.SocketStream) -> None:
-        """One SDK request of the task, answered by the run's broker through pit."""
-        async with stream:
-            frame_ = RequestFrame()
-            try:
-                with trio.move_on_after(_SHIM_READ_TIMEOUT):
-                    while not frame_.complete:
-                        chunk = await stream.receive_some(_OUTPUT_CHUNK)
-                        if not chunk:
-                            break
-                        frame_.feed(chunk)
-            except BadRequest as exc:
-                await stream.send_all(SdkResponse(error=str(exc)).encode())
-                return
-            except trio.BrokenResourceError:
-                return
-            if not frame_.received:
-                return
-            number = next(self._ids)
-            send, receive = trio.open_memory_channel[dict[str, Any]](1)
-            self._answers[number] = send
-            request = frame_.request().decode("utf-8", "surrogateescape")
-            try:
-                await self._send(Kind.SDK, {"id": number, "request": request})
-                answer = await receive.receive()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                answer = {"response": SdkResponse(error="pit is unreachable").encode().decode()}
+        """One SDK request of the task, answered by the run's broker through pit. Whatever
+        goes wrong with it ends that request only."""
+        try:
+            await self._forward_one(stream)
+        except Exception as exc:  # one request's failure is that request's, never the attempt's
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(str(answer.get("response", "")).encode())
-                with contextlib.suppress(trio.BrokenResourceError):
-                    await stream.send_eof()
+                await stream.send_all(SdkResponse(error=f"pit's shim: {exc}").encode())
+        finally:
+            await stream.aclose()
+
+    async def _forward_one(self, stream: trio.SocketStream) -> None:
+        request = RequestFrame()
+        try:
+            with trio.move_on_after(_SHIM_READ_TIMEOUT):
+                while not request.complete and (chunk := await stream.receive_some(_OUTPUT_CHUNK)):
+                    request.feed(chunk)
+        except BadRequest as exc:
+            await stream.send_all(SdkResponse(error=str(exc)).encode())
+            return
+        if not request.received:
+            return  # it sent nothing (or went away)
+        number = next(self._ids)
+        send, receive = trio.open_memory_channel[dict[str, Any]](1)
+        self._answers[number] = send
+        text = request.request().decode("utf-8", "surrogateescape")
+        try:
+            await self._send(Kind.SDK, {"id": number, "request": text})
+            response = str((await receive.receive()).get("response", ""))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            response = SdkResponse(error="pit is unreachable from the worker").encode().decode()
+        finally:
+            self._answers.pop(number, None)
+        await stream.send_all(response.encode())
+        await stream.send_eof()
 
 
 def _keep(path: Path, data: bytes) -> None:

@@ -168,3 +168,16 @@ async def test_bytes_that_are_no_frame_drop_only_that_connection(serving: Servin
     with serving.expect("run-1/load/1", Member("run-1", "load")) as link:
         runner = await serving.connect()
         assert await runner.hello("run-1/load/1", link.token) is Kind.GO
+
+
+async def test_a_garbled_frame_after_go_loses_that_attempt_only(serving: Serving) -> None:
+    with serving.expect("run-1/load/1", Member("run-1", "load")) as link:
+        runner = await serving.connect()
+        assert await runner.hello("run-1/load/1", link.token) is Kind.GO
+        await runner.send(Kind.SDK, b"{not json")
+        assert await runner.receive() is None  # that connection is dropped
+        (lost,) = await reports(link)
+        assert isinstance(lost, Lost)
+    with serving.expect("run-1/load/2", Member("run-1", "load")) as link:
+        again = await serving.connect()
+        assert await again.hello("run-1/load/2", link.token) is Kind.GO  # the hub serves on

@@ -1,8 +1,9 @@
 """The import layers of STYLE.md, kept by an AST walk over every module of pit/.
 
 `errors`/`clock` <- `spec` <- `messages` <- `store`, `connectors`, `runners` <- `actors` (with
-`remote`, the actors' side on a Dask cluster, and `dask`, its worker preload) <- `web` <- `cli`: a module imports pit modules of its own layer or a lower one, never a higher one; the
-three packages of layer 3 do not import each other; and `pit.spec` (sans-io) does not import trio.
+`remote`, the actors' side on a Dask cluster, and `dask`, its worker preload) <- `web` <- `cli`:
+a module imports pit modules of its own layer or a lower one, never a higher one; the three
+packages of layer 3 do not import each other; and `pit.spec` (sans-io) does not import trio.
 """
 
 from __future__ import annotations

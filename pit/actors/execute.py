@@ -312,7 +312,7 @@ def _remote(
         return None
     from pit.remote.cluster import RemoteRun
 
-    return RemoteRun(cluster, project=paths.project, source=source, grace=grace)
+    return RemoteRun(cluster, project=paths.project, source=source, data=paths.data, grace=grace)
 
 
 async def _run_in_folder(

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
-import hashlib
-import io
 import socket
-import tarfile
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -32,14 +28,12 @@ import trio
 
 from pit.remote.clusters import RemoteError
 from pit.remote.hub import Hub, Link
+from pit.remote.tarballs import pack_project
 from pit.remote.wire import PROJECT, SDK, RemoteAttempt
 from pit.runners.command import SDK_PATH, ProcessLaunch
 from pit.spec.workspace import ExecutorConfig
 
 T = TypeVar("T")
-_TAR_MTIME = 946684800
-"""Every file's time in a project tarball (2000-01-01; zip, which uv may build, needs > 1980):
-the tarball of the same code is the same bytes, so the cluster keeps one copy."""
 _PIT_ENV = ("PIT_", "PYTHONPATH")
 """What of a launch's environment an attempt takes along: the rest is the worker's own."""
 
@@ -187,6 +181,7 @@ class RemoteRun:
     cluster: DaskCluster
     project: Path
     source: Path
+    data: Path
     grace: float
     _tarball: tuple[str, bytes] | None = None
     _packing: trio.Lock = attrs.field(factory=trio.Lock)
@@ -205,6 +200,7 @@ class RemoteRun:
                 except OSError as exc:
                     raise RemoteError(f"cannot pack the run's project: {exc}") from None
         digest, link.tarball = self._tarball
+        link.data_dir = self.data
         attempt = RemoteAttempt(
             key=link.key,
             token=link.token,
@@ -219,6 +215,7 @@ class RemoteRun:
             },
             timeout=time_limit,
             grace=self.grace,
+            stage_data=self.cluster.config.stage_data,
             uv_project=launch.argv[:2] == ("uv", "run"),
         )
         return await self.cluster.submit(attempt, resources)
@@ -231,26 +228,6 @@ class RemoteRun:
         for path, placeholder in sorted(places, key=lambda p: len(p[0]), reverse=True):
             text = text.replace(path, placeholder)
         return text
-
-
-def pack_project(folder: Path) -> tuple[str, bytes]:
-    """The project folder as a gzipped tarball that is the same bytes for the same files, and
-    its sha256. Blocking: call it in a thread."""
-    buffer = io.BytesIO()
-
-    def normal(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.mtime, info.uid, info.gid, info.uname, info.gname = _TAR_MTIME, 0, 0, "", ""
-        return info
-
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1, mtime=0) as packed,
-        tarfile.open(fileobj=packed, mode="w") as tar,
-    ):
-        for path in sorted(folder.rglob("*")):
-            if path.is_symlink() or path.is_file() or path.is_dir():
-                tar.add(path, arcname=str(path.relative_to(folder)), recursive=False, filter=normal)
-    data = buffer.getvalue()
-    return hashlib.sha256(data).hexdigest(), data
 
 
 def _callback(config: ExecutorConfig) -> tuple[str, int]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,6 +26,7 @@ import trio
 
 from pit.actors import broker as brokers
 from pit.actors.peers import Found, FoundBy, Member
+from pit.remote.tarballs import STAGE_LIMIT, TooLarge, pack_data, unpack
 from pit.remote.wire import Kind, Reader, WireError, fields, frame, sign, token_ok
 
 _RECEIVE_SIZE = 1 << 16
@@ -47,6 +50,8 @@ class Link:
     worker: str | None = None
     tarball: bytes = b""
     """The run's project, for a worker that does not have it yet."""
+    data_dir: Path | None = None
+    """The run's data folder, staged for a worker that cannot see it."""
     _stream: trio.SocketStream | None = None
     _sending: trio.Lock = attrs.field(factory=trio.Lock)
 
@@ -115,6 +120,7 @@ class Hub:
             return pending.pop(0)
 
         link = None
+        staged = _Staged(self, lambda: link)
         try:
             with trio.move_on_after(_HELLO_TIMEOUT):
                 first = await receive()
@@ -129,6 +135,10 @@ class Hub:
                         nursery.start_soon(self._answer, link, fields(payload))
                     elif kind is Kind.FETCH:
                         nursery.start_soon(self._send_tarball, link)
+                    elif kind is Kind.FETCH_DATA:
+                        nursery.start_soon(self._send_data, link)
+                    elif kind is Kind.DATA:
+                        await staged.take(payload)
                     elif kind in (Kind.STARTED, Kind.OUTPUT, Kind.EXIT):
                         await link._send_events.send((kind, payload))
                     else:
@@ -168,6 +178,18 @@ class Hub:
             await link.send(Kind.TARBALL, link.tarball[start : start + _TARBALL_CHUNK])
         await link.send(Kind.TARBALL)
 
+    async def _send_data(self, link: Link) -> None:
+        """The run's data folder, for a worker that cannot see it."""
+        assert link.data_dir is not None
+        try:
+            data = await trio.to_thread.run_sync(pack_data, link.data_dir)
+        except (OSError, TooLarge) as exc:
+            await link.send(Kind.ERROR, {"error": f"cannot stage the run's data: {exc}"})
+            return
+        for start in range(0, len(data), _TARBALL_CHUNK):
+            await link.send(Kind.DATA, data[start : start + _TARBALL_CHUNK])
+        await link.send(Kind.DATA)
+
     async def _answer(self, link: Link, request: dict[str, Any]) -> None:
         """An SDK request of the attempt's task, answered by its run's broker."""
         broker = brokers.serving(link.member.run_id)
@@ -179,6 +201,34 @@ class Hub:
             response, mask = await broker.answer(text.encode("utf-8", "surrogateescape"), found)
         answer = {"id": request.get("id"), "response": response.decode(), "mask": mask}
         await link.send(Kind.ANSWER, answer)
+
+
+@attrs.define
+class _Staged:
+    """What a runner sends back of a staged data folder: chunks, an empty one ending them, then
+    unpacked into the run's data folder before anything after it is read."""
+
+    hub: Hub
+    link: Callable[[], Link | None]
+    chunks: list[bytes] = attrs.field(factory=list)
+    size: int = 0
+
+    async def take(self, chunk: bytes) -> None:
+        link = self.link()
+        if link is None or link.data_dir is None:
+            raise WireError("data from a runner with no data folder")
+        if chunk:
+            self.size += len(chunk)
+            if self.size > STAGE_LIMIT + _TARBALL_CHUNK:  # the tarball's own bytes, a little more
+                raise WireError(f"more than {STAGE_LIMIT >> 20} MiB of data sent back")
+            self.chunks.append(chunk)
+            return
+        data, self.chunks, self.size = b"".join(self.chunks), [], 0
+        try:
+            await trio.to_thread.run_sync(unpack, data, link.data_dir)
+        except (OSError, tarfile.TarError) as exc:
+            note = f"pit: cannot keep what the attempt wrote to its data folder: {exc}\n"
+            await link._send_events.send((Kind.OUTPUT, note.encode()))
 
 
 def _audit_refusal(key: str, reason: str) -> None:

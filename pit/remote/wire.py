@@ -9,11 +9,14 @@ frames on it: a 4-byte big-endian length, a 1-byte kind, then the payload.
     pit -> runner   GO      {}                             or REFUSE {"reason"}, then close
     runner -> pit   FETCH   {}                             the run's project, if not cached
     pit -> runner   TARBALL raw bytes, in chunks           an empty chunk ends it
+    runner -> pit   FETCH_DATA {}                          the run's data folder, when the
+    pit -> runner   DATA    raw bytes, in chunks             worker cannot see it (or ERROR)
     runner -> pit   STARTED {"pid"}                        the attempt's process runs
     runner -> pit   OUTPUT  raw bytes, masked              as the process writes
     runner -> pit   SDK     {"id", "request"}              a task's SDK request, via the shim
     pit -> runner   ANSWER  {"id", "response"}
     pit -> runner   STOP    {"reason"} / KILL {}           stop it (SIGTERM, grace, SIGKILL) / now
+    runner -> pit   DATA    raw bytes, in chunks           what the attempt wrote there
     runner -> pit   EXIT    {"returncode", "timed_out", "error"}   last
 """
 
@@ -47,6 +50,9 @@ class Kind(enum.IntEnum):
     EXIT = 10
     FETCH = 11
     TARBALL = 12
+    FETCH_DATA = 13
+    DATA = 14
+    ERROR = 15
 
 
 _KINDS = frozenset(Kind)
@@ -77,6 +83,8 @@ class RemoteAttempt:
     gives the rest."""
     timeout: float | None
     grace: float
+    stage_data: bool = False
+    """Send the run's data folder to the worker and back even if the worker sees its path."""
     uv_project: bool = False
     """A Python task: its uv environment is resolved on the worker, cached there."""
 

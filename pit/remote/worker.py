@@ -46,6 +46,7 @@ from pit.actors.masking import Masker
 from pit.actors.orphans import end_escapees
 from pit.actors.process import GroupProcess, kill_group, signal_group, spawn_group
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
+from pit.remote.tarballs import Stamps, TooLarge, pack_data, stamps, unpack
 from pit.remote.wire import PROJECT, SDK, Kind, Reader, RemoteAttempt, WireError, fields, frame
 from pit.runners.command import SDK_PATH
 
@@ -145,15 +146,18 @@ class _Runner:
                 return {"error": f"the worker lost pit at {host}:{port}: {exc}"}
             if kind is not Kind.GO:  # the handshake timed out
                 return {"error": f"pit at {host}:{port} did not answer the worker"}
+            root = await trio.to_thread.run_sync(self._attempt_folder)
             try:
-                folder = await trio.to_thread.run_sync(self._unpack, tarball)
-            except (OSError, tarfile.TarError) as exc:
-                return await self._exit(None, False, f"cannot unpack the project: {exc}")
-            try:
-                return await self._attempt(folder)
+                try:
+                    project = root / "project"
+                    await trio.to_thread.run_sync(lambda: unpack(tarball.read_bytes(), project))
+                    data, found = await self._stage_in(root / "data")
+                except (OSError, tarfile.TarError, WireError, trio.BrokenResourceError) as exc:
+                    return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
+                return await self._attempt(project, data, found)
             finally:
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(shutil.rmtree, folder, True)
+                    await trio.to_thread.run_sync(shutil.rmtree, root, True)
 
     # --- the connection to pit -------------------------------------------------------------
 
@@ -181,36 +185,64 @@ class _Runner:
         path = self.cache / "snapshots" / f"{digest}.tar.gz"
         if path.is_file():
             return path
-        await self._send(Kind.FETCH)
-        chunks = []
-        while True:
-            kind, payload = await self._receive()
-            if kind is not Kind.TARBALL:
-                raise WireError(f"pit sent {kind.name} while sending the project")
-            if not payload:
-                break
-            chunks.append(payload)
-        data = b"".join(chunks)
+        data = await self._fetch(Kind.FETCH, Kind.TARBALL)
         if hashlib.sha256(data).hexdigest() != digest:
             raise WireError("the project arrived damaged (its digest differs)")
         await trio.to_thread.run_sync(_keep, path, data)
         return path
 
-    def _unpack(self, tarball: Path) -> Path:
-        """The run's project, unpacked into a folder of this attempt."""
+    async def _fetch(self, ask: Kind, answer: Kind) -> bytes:
+        """What pit sends in `answer` chunks when asked with `ask`; WireError if it cannot."""
+        await self._send(ask)
+        chunks: list[bytes] = []
+        while True:
+            kind, payload = await self._receive()
+            if kind is Kind.ERROR:
+                raise WireError(str(fields(payload).get("error")))
+            if kind is not answer:
+                raise WireError(f"pit sent {kind.name} where {answer.name} was due")
+            if not payload:
+                return b"".join(chunks)
+            chunks.append(payload)
+
+    def _attempt_folder(self) -> Path:
+        """A folder of this attempt: its project, and its data when staged."""
         attempts = self.cache / "attempts"
         attempts.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=attempts))
-        with tarfile.open(tarball) as tar:
-            tar.extractall(folder, filter="data")
-        return folder
+        return Path(tempfile.mkdtemp(dir=attempts))
 
-    def _env(self, folder: Path, socket_path: Path) -> dict[str, str]:
+    async def _stage_in(self, staged: Path) -> tuple[Path, Stamps | None]:
+        """The run's data folder for the attempt: pit's own where this worker sees it (a shared
+        filesystem), else a copy in `staged`, fetched from pit (then `Stamps` of its files, so
+        that what the attempt writes can be sent back)."""
+        shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
+        if not self.attempt.stage_data and await trio.to_thread.run_sync(shared.is_dir):
+            return shared, None
+        data = await self._fetch(Kind.FETCH_DATA, Kind.DATA)
+        await trio.to_thread.run_sync(unpack, data, staged)
+        return staged, await trio.to_thread.run_sync(stamps, staged)
+
+    async def _stage_out(self, staged: Path, found: Stamps) -> str | None:
+        """Send pit what the attempt wrote to its staged data folder; what went wrong, if so."""
+        try:
+            data = await trio.to_thread.run_sync(pack_data, staged, found)
+        except (OSError, TooLarge) as exc:
+            return f"cannot send back the attempt's data: {exc}"
+        try:
+            for start in range(0, len(data), _OUTPUT_CHUNK * 16):
+                await self._send(Kind.DATA, data[start : start + _OUTPUT_CHUNK * 16])
+            await self._send(Kind.DATA)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return "lost pit while sending back the attempt's data"
+        return None
+
+    def _env(self, folder: Path, data: Path, socket_path: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIT_")}
         env.pop("VIRTUAL_ENV", None)  # the worker's own: it would mislead a task's `uv run`
         for name, value in self.attempt.env.items():
             env[name] = self._place(value, folder)
         env["PIT_SOCKET"] = str(socket_path)
+        env["PIT_DATA_DIR"] = str(data)
         env[WORKER_MARK] = self.worker_id
         if self.attempt.uv_project:
             env["UV_PROJECT_ENVIRONMENT"] = str(self._venv(folder))
@@ -228,7 +260,7 @@ class _Runner:
                 digest.update((folder / name).read_bytes())
         return self.cache / "venvs" / digest.hexdigest()[:16]
 
-    async def _attempt(self, folder: Path) -> dict[str, Any]:
+    async def _attempt(self, folder: Path, data: Path, found: Stamps | None) -> dict[str, Any]:
         with SocketFolder.create() as sockets:
             listener, socket_path = sockets.listen()
             try:
@@ -238,13 +270,14 @@ class _Runner:
                     process = spawn_group(
                         argv,
                         cwd=str(cwd),
-                        env=self._env(folder, socket_path),
+                        env=self._env(folder, data, socket_path),
                         log=io.BytesIO(),  # unused: output is piped
                         pipe=True,
                     )
                 except OSError as exc:
-                    error = f"cannot start {argv[0]}: {exc.strerror or exc}"
-                    return await self._exit(None, False, error)
+                    return await self._exit(
+                        None, False, f"cannot start {argv[0]}: {exc.strerror or exc}"
+                    )
                 try:
                     await self._send(Kind.STARTED, {"pid": process.pid})
                     timed_out = await self._supervise(process, listener)
@@ -252,7 +285,8 @@ class _Runner:
                     with trio.CancelScope(shield=True):
                         await self._end_tree(process)
                     process.close()
-                return await self._exit(process.returncode, timed_out, None)
+                sent_back = None if found is None else await self._stage_out(data, found)
+                return await self._exit(process.returncode, timed_out, sent_back)
             finally:
                 listener.close()
 

@@ -38,6 +38,10 @@ class ExecutorConfig:
     the interface that routes to the scheduler, any free port."""
     connect_timeout: float = 30.0
     """Seconds to keep trying to reach the scheduler before the attempt fails saying so."""
+    stage_data: bool = False
+    """`data = "staged"`: a run's data folder goes to the worker and back through pit for each
+    attempt, even where the worker sees its path. By default (`"auto"`) it is staged only for
+    a worker that does not see it (runs_dir is not on a filesystem they share)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -148,12 +152,18 @@ def _read_executor(r: TableReader) -> ExecutorConfig:
             'set scheduler = "tcp://host:8786" or scheduler_file (one of them)',
         )
     timeout = r.duration("connect_timeout", positive=True)
+    data = r.string("data") or "auto"
+    if data not in ("auto", "staged"):
+        r.problem(
+            "data", f"{shown(data)} is no way to reach a run's data", 'use "auto" or "staged"'
+        )
     config = ExecutorConfig(
         kind=kind,
         scheduler=scheduler,
         scheduler_file=scheduler_file,
         callback=r.string("callback"),
         connect_timeout=30.0 if timeout is None else timeout,
+        stage_data=data == "staged",
     )
     r.finish()
     return config

@@ -222,3 +222,27 @@ def test_an_unreachable_scheduler_fails_the_task_saying_so(workspace: Workspace,
     run = workspace.only_run("nowhere")
     error = workspace.task(run, "work")["error"]
     assert error.startswith(f"cannot reach the Dask scheduler at {address}"), error
+
+
+def test_staged_data_goes_to_the_worker_and_back(
+    local_dask: str, workspace: Workspace, pit: Pit
+) -> None:
+    workspace.config(executor(local_dask, 'data = "staged"\n'))
+    workspace.shell_project(
+        "staged",
+        {
+            "make": 'echo "dir $PIT_DATA_DIR"\necho one > "$PIT_DATA_DIR/out.txt"\n',
+            "grow": 'cat "$PIT_DATA_DIR/out.txt" > "$PIT_DATA_DIR/both.txt"\necho two >> '
+            '"$PIT_DATA_DIR/both.txt"\n',
+        },
+        depends_on={"grow": ["make"]},
+    )
+
+    result = pit("run", "staged")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = workspace.only_run("staged")
+    assert (run / "data" / "out.txt").read_text() == "one\n"
+    assert (run / "data" / "both.txt").read_text() == "one\ntwo\n"
+    # The task wrote into a copy on the worker, not into the run's folder.
+    assert f"dir {run / 'data'}\n" not in _log(run, "make")

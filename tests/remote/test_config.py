@@ -38,6 +38,7 @@ def test_a_dask_executor() -> None:
         ('kind = "dask"', "scheduler", "needs its scheduler's address"),
         ('kind = "dask"\nscheduler = "tcp://a:1"\nscheduler_file = "s.json"', "scheduler", "one"),
         ('kind = "dask"\nscheduler = "tcp://a:1"\nworkers = 3', "workers", "unknown"),
+        ('kind = "dask"\nscheduler = "tcp://a:1"\ndata = "nfs"', "data", "not a way"),
     ],
 )
 def test_executor_mistakes_are_named(text: str, key: str, words: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pit.remote.cluster import pack_project
+from pit.remote.tarballs import pack_project
 from pit.remote.wire import MAX_FRAME, Kind, Reader, WireError, frame, sign, token_ok
 
 FRAMES = st.lists(st.tuples(st.sampled_from(list(Kind)), st.binary(max_size=300)), max_size=8)

@@ -154,9 +154,7 @@ def _read_executor(r: TableReader) -> ExecutorConfig:
     timeout = r.duration("connect_timeout", positive=True)
     data = r.string("data") or "auto"
     if data not in ("auto", "staged"):
-        r.problem(
-            "data", f"{shown(data)} is no way to reach a run's data", 'use "auto" or "staged"'
-        )
+        r.problem("data", f"{shown(data)} is not a way to reach run data", 'use "auto" or "staged"')
     config = ExecutorConfig(
         kind=kind,
         scheduler=scheduler,

@@ -106,6 +106,8 @@ class Hub:
         finally:
             del self._links[key]
             send.close()
+            if link._stream is not None:  # its runner is still there: the attempt must end
+                link._stream.socket.close()
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         reader = Reader()

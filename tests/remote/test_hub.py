@@ -181,3 +181,15 @@ async def test_a_garbled_frame_after_go_loses_that_attempt_only(serving: Serving
     with serving.expect("run-1/load/2", Member("run-1", "load")) as link:
         again = await serving.connect()
         assert await again.hello("run-1/load/2", link.token) is Kind.GO  # the hub serves on
+
+
+async def test_a_runner_still_connected_when_its_attempt_ends_is_cut_off(
+    serving: Serving,
+) -> None:
+    """A stop that came before the runner reported, or a task actor torn down: the runner must
+    learn at once that nobody follows its attempt (it then kills it)."""
+    with serving.expect("run-1/load/1", Member("run-1", "load")) as link:
+        runner = await serving.connect()
+        assert await runner.hello("run-1/load/1", link.token) is Kind.GO
+    with trio.fail_after(10):
+        assert await runner.receive() is None

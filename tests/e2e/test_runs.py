@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-from pathlib import Path
-
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.e2e.quickstart import assert_quickstart_succeeded, copy_examples
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def examples_copy(tmp_path):
-    """examples/ copied without runs or venvs, so that running it leaves the repo untouched.
-
-    The project's uv.lock is kept: offline, uv can install its pinned pyarrow from the wheel
-    cache pit's own sync filled, where resolving afresh needs index pages a new machine lacks."""
-    copy = tmp_path / "examples"
-    shutil.copytree(
-        EXAMPLES,
-        copy,
-        ignore=shutil.ignore_patterns("runs", "repo_cache", ".venv", "__pycache__", "warehouse.db"),
-    )
-    return copy
+    return copy_examples(tmp_path)
 
 
-def test_quickstart_example_runs(examples_copy, workspace, pit):
+def test_quickstart_example_runs(examples_copy, pit):
     # Offline: uv installs the project's pyarrow from its cache, filled when pit's own
     # environment was synced. Tests touch no network.
     result = pit(
@@ -36,34 +22,7 @@ def test_quickstart_example_runs(examples_copy, workspace, pit):
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    (run,) = (examples_copy / "runs").iterdir()
-    manifest = workspace.manifest(run)
-    assert manifest["state"] == "success"
-    tasks = {t["name"]: t for t in manifest["tasks"]}
-    assert set(tasks) == {
-        "orders",
-        "customers",
-        "flaky_api",
-        "enrich",
-        "report",
-        "seed_sales",
-        "extract_sales",
-        "summarise",
-        "load_summary",
-    }
-    assert {t["state"] for t in tasks.values()} == {"success"}
-    assert tasks["flaky_api"]["attempts"] == 2
-    assert all(t["attempts"] == 1 for name, t in tasks.items() if name != "flaky_api")
-    assert "503" in (run / "logs" / "flaky_api.log").read_text()  # the failed first attempt
-    report = (run / "data" / "report.txt").read_text()
-    assert report.startswith("order totals by customer")
-    # The data plane: SQL save -> Parquet -> pit_sdk in Python -> SQL load into SQLite.
-    with sqlite3.connect(examples_copy / "warehouse.db") as db:
-        rows = db.execute("SELECT region, total, sales FROM sales_by_region ORDER BY region")
-        assert rows.fetchall() == [("east", 375.0, 2), ("north", 162.0, 2), ("south", 93.5, 2)]
-    summarise = (run / "logs" / "summarise.log").read_text()
-    assert "with token ***" in summarise
-    assert "demo-token-8c1f" not in summarise
+    assert_quickstart_succeeded(examples_copy)
 
 
 def test_quickstart_example_validates(examples_copy, pit):

@@ -64,6 +64,8 @@ class Submission:
                 return f"the cluster failed it: {type(error).__name__}: {error}"
         except Exception as exc:  # the cluster cannot say: say that
             return f"the cluster lost it ({status}: {type(exc).__name__}: {exc})"
+        if self.cluster._client_status() != "running":
+            return f"the Dask scheduler at {self.cluster.address} was lost while it waited"
         return f"the cluster dropped it ({status})"
 
     async def cancel(self) -> None:
@@ -137,6 +139,9 @@ class DaskCluster:
                         f"cannot reach the Dask scheduler at {self.address}: {exc}"
                     ) from None
         return self._client
+
+    def _client_status(self) -> str:
+        return "closed" if self._client is None else str(self._client.status)
 
     async def _close(self) -> None:
         if self._client is not None:

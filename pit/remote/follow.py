@@ -66,7 +66,7 @@ class Follow:
 
             async def dask_ending() -> None:
                 """A Dask task that ended without its runner reaching pit (it could not start,
-                its worker died first, the cluster dropped it)."""
+                its worker died first, the cluster dropped it or lost its scheduler)."""
                 await submission.done.wait()
                 if link.worker is None:
                     ended.append(Lost(await submission.outcome()))

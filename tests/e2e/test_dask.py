@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -227,3 +228,31 @@ def test_staged_data_goes_to_the_worker_and_back(
     assert (run / "data" / "both.txt").read_text() == "one\ntwo\n"
     # The task wrote into a copy on the worker, not into the run's folder.
     assert f"dir {run / 'data'}\n" not in _log(run, "make")
+
+
+def test_an_attempt_waiting_on_a_lost_scheduler_fails_saying_so(
+    tmp_path: Path, workspace: Workspace, pit: Pit
+) -> None:
+    cluster = SeparateDask(tmp_path, pit_executable())
+    try:
+        workspace.config(executor(cluster.address, 'connect_timeout = "3s"\n'))
+        workspace.project(
+            "gpu",
+            '[dag]\nname = "gpu"\n\n[[tasks]]\nname = "train"\nscript = "tasks/train.sh"\n'
+            "resources = { gpu = 1 }\n",  # no worker has one: it waits on the cluster
+            {"tasks/train.sh": "echo never\n"},
+        )
+        running = pit.start("run", "gpu")
+        wait_until(
+            lambda: b"Receive client connection" in cluster.logs[0].read_bytes(),
+            what="pit to connect to the scheduler",
+        )
+        time.sleep(1)  # submitted, waiting for a worker with a GPU
+        os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+
+        assert running.wait() == 1, running.stdout() + running.stderr()
+        run = workspace.only_run("gpu")
+        error = workspace.task(run, "train")["error"]
+        assert f"the Dask scheduler at {cluster.address} was lost while it waited" in error
+    finally:
+        cluster.close()

@@ -290,6 +290,8 @@ class TaskDef:
     script: str
     """Path relative to the project folder."""
     depends_on: Sequence[str] = ()
+    runner: str | None = None
+    """`runner` in pit.toml (e.g. "$ true": the task's command is `true <script>`)."""
 
 
 def write_project(
@@ -316,6 +318,8 @@ def write_project(
     for task in tasks:
         lines += ["", "[[tasks]]", f"name = {toml_string(task.name)}"]
         lines.append(f"script = {toml_string(task.script)}")
+        if task.runner is not None:
+            lines.append(f"runner = {toml_string(task.runner)}")
         if task.depends_on:
             deps = ", ".join(toml_string(d) for d in task.depends_on)
             lines.append(f"depends_on = [{deps}]")

@@ -4,8 +4,9 @@ One `distributed.LocalCluster` (2 worker processes of 2 threads, 127.0.0.1, no d
 in a child process of its own for the whole benchmark; both sides send their tasks to it.
 
 - pit: a workspace whose `pit_config.toml` holds `[executor] kind = "dask"`, the cluster's
-  `scheduler` and `callback = "127.0.0.1"`, with two DAGs: `fan`, 500 independent bash tasks
-  (100 with --quick) all running the same `tasks/t.sh` (`true`), `max_active_tasks = 1000` (the
+  `scheduler` and `callback = "127.0.0.1"`, with two DAGs: `fan`, 500 independent tasks (100
+  with --quick) whose command is `true` (`runner = "$ true"`, so `true tasks/t.sh`, the same
+  program the baseline runs), `max_active_tasks = 1000` (the
   most pit allows: no limit here), and `one`, a single such task. One long-lived child trio
   program (`pit_driver.py`) does what `pit run` does in its process (`gc.freeze`, the orphan
   subreaper, the run guard, the SDK socket folder, the run store's writer, `open_clusters`,
@@ -30,8 +31,12 @@ Targets (the issue):
 2. One task start to finish on a warm cluster (the `one` DAG's run, as timed above) < 100 ms,
    median.
 Also shown: tasks/s and ms per task of both sides, the marginal cost per task
-`(T(N) - T(1)) / (N - 1)` of each, the CPU time of each side's client process per fan-out (pit's
-includes Dask's client thread in it), and the run's own duration from its record.
+`(T(N) - T(1)) / (N - 1)` of each, the run's own duration from its record, and the CPU time of
+every process per task of a fan-out, read from /proc/<pid>/stat (utime + stime + those of the
+reaped children) before and after each measurement: the workers (with the task processes they
+reaped), the scheduler (with LocalCluster's nannies, in the cluster's own process) and the
+client process. The 2 cores being the limit here, that split says where the time goes, and moves
+less with the machine's other load than the wall clock does.
 
 Note: this file is named `dask.py`, and `bench/` is first on `sys.path` when it runs, so this
 process never imports Dask itself: only its children (written to the temporary folder) do.
@@ -46,7 +51,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -73,6 +77,8 @@ SINGLE_TARGET = 0.1
 MAX_ACTIVE = 1000
 """pit's largest max_active_tasks (pit.spec.limits.MAX_ACTIVE): no limit for these fan-outs."""
 TRUE_SCRIPT = "#!/usr/bin/env bash\ntrue\n"
+TRUE = "$ true"
+"""Each task's command is `true tasks/t.sh` (a custom runner): `true`, as the baseline's."""
 SINGLE_WARM_UPS = 3
 """Untimed runs of the 1-task DAG first: each worker fetches its tarball at its first attempt."""
 STARTUP_GUARD = 120.0
@@ -100,31 +106,22 @@ BARE_CLIENT = """\
 \"\"\"Baseline: Dask's own client. Each line on stdin is a count N: time N
 client.submit(subprocess.run, ["true"], pure=False) + client.gather, answer on stdout.\"\"\"
 import json
-import resource
 import subprocess
 import sys
 import time
 
 from distributed import Client
 
-
-def cpu():
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
-
-
 if __name__ == "__main__":
     client = Client(sys.argv[1], set_as_default=False)
     for line in sys.stdin:
         count = int(line)
-        cpu_before = cpu()
         started = time.perf_counter()
         futures = [client.submit(subprocess.run, ["true"], pure=False) for _ in range(count)]
         done = client.gather(futures)
         seconds = time.perf_counter() - started
         answer = {
             "seconds": seconds,
-            "cpu": cpu() - cpu_before,
             "failed": sum(result.returncode != 0 for result in done),
             "count": len(done),
         }
@@ -139,7 +136,6 @@ each DAG named on stdin, in one long-lived process; each run's figures answered 
 import gc
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -159,11 +155,6 @@ from pit.spec.load import load_workspace
 from pit.store.runstore import store_path
 
 
-def cpu():
-    used = resource.getrusage(resource.RUSAGE_SELF)  # this process, all its threads
-    return used.ru_utime + used.ru_stime
-
-
 async def serve(root, guard):
     workspace = load_workspace(Path(root))
     plans = {name: plan_run(workspace.find(name), workspace) for name in sys.argv[2:]}
@@ -179,7 +170,6 @@ async def serve(root, guard):
                 async with open_clusters() as clusters:
                     while name := (await trio.to_thread.run_sync(sys.stdin.readline)).strip():
                         plan = plans[name]
-                        cpu_before = cpu()
                         started = time.perf_counter()
                         record = await execute_run(
                             plan,
@@ -192,11 +182,9 @@ async def serve(root, guard):
                         )
                         await end_escapees(record.run_id, unmarked=True)
                         seconds = time.perf_counter() - started
-                        used = cpu() - cpu_before
                         tasks = record.tasks
                         answer = {
                             "seconds": seconds,
-                            "cpu": used,
                             "state": record.state.value,
                             "error": record.error,
                             "run": (record.ended_at - record.started_at).total_seconds(),
@@ -300,6 +288,45 @@ class Child:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def group_cpu(pgid: int) -> dict[int, float]:
+    """CPU seconds (utime + stime, and those of the children it reaped) of every process in
+    process group `pgid`, by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as file:
+                fields = file.read().rpartition(b")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == pgid:
+            found[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick
+    return found
+
+
+class CpuMeter:
+    """The CPU the cluster's processes (the scheduler, with LocalCluster's nannies, and the
+    workers with the task processes they reaped) and one client process use over a
+    measurement."""
+
+    def __init__(self, cluster: Child) -> None:
+        self.cluster = cluster.process.pid
+
+    def sample(self, client: Child) -> dict[str, float]:
+        cluster = group_cpu(self.cluster)
+        return {
+            "scheduler": cluster.pop(self.cluster, 0.0),
+            "workers": sum(cluster.values()),
+            "client": sum(group_cpu(client.process.pid).values()),
+        }
+
+    @staticmethod
+    def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {part: after[part] - before[part] for part in before}
+
+
 def build_workspace(workspace: Path, address: str, tasks: int) -> None:
     workspace.mkdir(parents=True)
     (workspace / "pit_config.toml").write_text(
@@ -310,11 +337,12 @@ def build_workspace(workspace: Path, address: str, tasks: int) -> None:
         workspace,
         "fan",
         dag="fan",
-        tasks=[TaskDef(f"t{i}", "tasks/t.sh") for i in range(tasks)],
+        tasks=[TaskDef(f"t{i}", "tasks/t.sh", runner=TRUE) for i in range(tasks)],
         scripts=script,
         max_active_tasks=MAX_ACTIVE,
     )
-    write_project(workspace, "one", dag="one", tasks=[TaskDef("t0", "tasks/t.sh")], scripts=script)
+    one = [TaskDef("t0", "tasks/t.sh", runner=TRUE)]
+    write_project(workspace, "one", dag="one", tasks=one, scripts=script)
 
 
 def main() -> int:
@@ -360,25 +388,35 @@ def _run(tmp: Path, args: argparse.Namespace) -> int:
         bare = Child("bare client", [PYTHON, str(tmp / "bare_client.py"), address], env, tmp)
         children.callback(bare.close)
         pit = Child(
-            "pit driver", [PYTHON, str(tmp / "pit_driver.py"), str(workspace), "fan", "one"], env, tmp
+            "pit driver",
+            [PYTHON, str(tmp / "pit_driver.py"), str(workspace), "fan", "one"],
+            env,
+            tmp,
         )
         children.callback(pit.close)
 
         answers: dict[str, list[dict[str, Any]]] = {}
+        meter = CpuMeter(cluster)
 
         def pit_run(dag: str, count: int) -> float:
+            before = meter.sample(pit)
             answer = pit.ask(dag)
+            answer["all_cpu"] = meter.used(before, meter.sample(pit))
             if (
                 answer["state"] != "success"
                 or answer["succeeded"] != count
                 or answer["on_workers"] != count
             ):
-                raise SystemExit(f"dask: pit's run of {dag} did not succeed on the workers: {answer}")
+                raise SystemExit(
+                    f"dask: pit's run of {dag} did not succeed on the workers: {answer}"
+                )
             answers.setdefault(f"pit {dag}", []).append(answer)
             return float(answer["seconds"])
 
         def bare_run(count: int) -> float:
+            before = meter.sample(bare)
             answer = bare.ask(str(count))
+            answer["all_cpu"] = meter.used(before, meter.sample(bare))
             if answer["failed"] or answer["count"] != count:
                 raise SystemExit(f"dask: the bare submits failed: {answer}")
             answers.setdefault(f"bare {count}", []).append(answer)
@@ -419,7 +457,8 @@ def _run(tmp: Path, args: argparse.Namespace) -> int:
         f"fan-out of {tasks}: pit {fmt_seconds(pit_fan)} ({tasks / pit_fan:.0f} tasks/s, "
         f"{1000 * pit_fan / tasks:.2f} ms/task), bare client.submit {fmt_seconds(bare_fan)} "
         f"({tasks / bare_fan:.0f} tasks/s, {1000 * bare_fan / tasks:.2f} ms/task); "
-        f"pit's tasks ran on {len(workers)} workers"
+        f"pit's tasks ran on {len(workers)} workers; the pit run's own started_at..ended_at "
+        f"{fmt_seconds(median(a['run'] for a in answers['pit fan']))}"
     )
     marginal_pit = (pit_fan - pit_one) / (tasks - 1)
     marginal_bare = (bare_fan - bare_one) / (tasks - 1)
@@ -428,14 +467,22 @@ def _run(tmp: Path, args: argparse.Namespace) -> int:
         f"{1000 * marginal_pit:.2f} ms, bare {1000 * marginal_bare:.2f} ms "
         f"({marginal_pit / marginal_bare:.2f}x)"
     )
-    cpu_pit = median(a["cpu"] for a in answers["pit fan"])
-    cpu_bare = median(a["cpu"] for a in answers[f"bare {tasks}"])
-    run_fan = median(a["run"] for a in answers["pit fan"])
+    parts = ("workers", "scheduler", "client")
+    spent = {
+        side: {part: median(a["all_cpu"][part] for a in answers[key]) / tasks for part in parts}
+        for side, key in (("pit", "pit fan"), ("bare", f"bare {tasks}"))
+    }
+    total = {side: sum(by_part.values()) for side, by_part in spent.items()}
     report.info.append(
-        f"CPU of the client process per fan-out (medians): pit's {cpu_pit:.2f}s "
-        f"({1000 * cpu_pit / tasks:.2f} ms/task, Dask's client thread included), bare "
-        f"{cpu_bare:.2f}s ({1000 * cpu_bare / tasks:.2f} ms/task); the fan-out run's own "
-        f"started_at..ended_at {fmt_seconds(run_fan)}"
+        "CPU of every process per task of the fan-out (medians; the machine's 2 cores are the "
+        f"limit): pit {1000 * total['pit']:.2f} ms, bare {1000 * total['bare']:.2f} ms "
+        f"({total['pit'] / total['bare']:.2f}x); "
+        + ", ".join(
+            f"{part} {1000 * spent['pit'][part]:.2f} vs {1000 * spent['bare'][part]:.2f} ms"
+            for part in parts
+        )
+        + " (workers: with the task processes they reaped; scheduler: with LocalCluster's "
+        "nannies)"
     )
     run_one = median(a["run"] for a in answers["pit one"])
     report.info.append(

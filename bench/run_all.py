@@ -32,6 +32,7 @@ BENCHMARKS = (
     "serve",
     "api",
     "pools",
+    "dask",
     "dashboard",
 )
 HERE = Path(__file__).resolve().parent

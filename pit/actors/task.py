@@ -12,7 +12,7 @@ import math
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, assert_never
+from typing import TYPE_CHECKING, Any, BinaryIO, assert_never
 
 import attrs
 import trio
@@ -317,6 +317,7 @@ class TaskActor:
                 )
             except RemoteError as exc:
                 return await follow.failed(str(exc))
+            ended: dict[str, Any] | Lost | None = None
             try:
                 with control.interruptible_scope():
                     ended = await follow.events(link, submission)
@@ -330,8 +331,9 @@ class TaskActor:
                         with trio.move_on_after(KILL_WAIT):
                             ended = await follow.events(link, submission)
             finally:
-                with trio.CancelScope(shield=True):
-                    await submission.cancel()
+                if not isinstance(ended, dict):  # it did not end by itself: Dask must drop it
+                    with trio.CancelScope(shield=True):
+                        await submission.cancel()
         if not isinstance(ended, dict):
             lost = ended.reason if isinstance(ended, Lost) else "it did not answer its stop"
             return await follow.failed(f"the attempt was lost: {lost}")

@@ -34,7 +34,7 @@ import signal
 import tarfile
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import trio
 from pit.actors.broker import SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.masking import Masker
-from pit.actors.orphans import end_escapees
+from pit.actors.orphans import adopt_orphans, end_escapees
 from pit.actors.process import GroupProcess, kill_group, signal_group, spawn_group
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
 from pit.remote.tarballs import Stamps, TooLarge, pack_data, stamps, unpack
@@ -55,21 +55,33 @@ _OUTPUT_CHUNK = 1 << 16
 _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
 _TARBALLS_KEPT = 16
+_PROJECTS_KEPT = 16
+"""Unpacked projects of runs a worker keeps unused: the runs it served last."""
 """Project tarballs a worker keeps: the code of the runs it served last."""
 _worker_id: str | None = None
 _guard_stack = contextlib.ExitStack()
+_setting_up = threading.Lock()
+_state: dict[str, SocketFolder] = {}
+"""The worker process's folder of SDK shim sockets (one socket per attempt in it)."""
 
 
 def setup_worker() -> str:
     """Once per worker process: its guard (which kills every process of its attempts if the
-    worker dies), and the id that marks them. Idempotent; returns the id."""
+    worker dies), and the id that marks them. The worker becomes the subreaper of what its
+    attempts start, so an attempt's escapees are found among its own children rather than by
+    reading every process of the machine. Idempotent; returns the id."""
     global _worker_id
-    if _worker_id is None:
-        worker_id = os.urandom(8).hex()
-        guard = _guard_stack.enter_context(RunGuard.start())  # held for the process's life
-        guard.marks(f"{WORKER_MARK}={worker_id}")
-        _worker_id = worker_id
-    return _worker_id
+    with _setting_up:
+        if _worker_id is None:
+            adopt_orphans()
+            worker_id = os.urandom(8).hex()
+            guard = _guard_stack.enter_context(RunGuard.start())  # held for the process's life
+            guard.marks(f"{WORKER_MARK}={worker_id}")
+            sockets = _guard_stack.enter_context(SocketFolder.create())
+            guard.holds(sockets.path)
+            _state.update(sockets=sockets)
+            _worker_id = worker_id
+        return _worker_id
 
 
 def run_attempt(attempt: RemoteAttempt) -> dict[str, Any]:
@@ -122,6 +134,7 @@ class _Runner:
         self._grace_scope: trio.CancelScope | None = None
         self._stop_reason: str | None = None
         self._killed = False
+        self._tree_ended = False
 
     async def run(self) -> dict[str, Any]:
         host, port = self.attempt.hub
@@ -129,35 +142,45 @@ class _Runner:
             stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
             return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
-        async with stream:
-            self._stream = stream
-            kind, tarball = Kind.REFUSE, Path()
-            try:
-                hello = {"key": self.attempt.key, "token": self.attempt.token}
-                await self._send(Kind.HELLO, {**hello, "worker": self.worker})
-                with trio.move_on_after(_HANDSHAKE_TIMEOUT):
-                    kind, payload = await self._receive()
-                    if kind is Kind.REFUSE:
-                        return {"refused": fields(payload).get("reason", "")}
-                    if kind is not Kind.GO:
-                        raise WireError(f"pit answered {kind.name} to HELLO")
-                    tarball = await self._tarball()
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
-                return {"error": f"the worker lost pit at {host}:{port}: {exc}"}
-            if kind is not Kind.GO:  # the handshake timed out
-                return {"error": f"pit at {host}:{port} did not answer the worker"}
-            root = await trio.to_thread.run_sync(self._attempt_folder)
-            try:
-                try:
-                    project = root / "project"
-                    await trio.to_thread.run_sync(lambda: unpack(tarball.read_bytes(), project))
-                    data, found = await self._stage_in(root / "data")
-                except (OSError, tarfile.TarError, WireError, trio.BrokenResourceError) as exc:
-                    return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
-                return await self._attempt(project, data, found)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(shutil.rmtree, root, True)
+        # File work is done right on this loop, blocking it: the loop is this attempt's own,
+        # nothing else waits on it, and a thread hop would cost more than the work.
+        project = self.cache / "runs" / self._run_name() / "project"
+        with _projects.using(project), contextlib.ExitStack() as scratch:
+            async with stream:
+                self._stream = stream
+                return await self._run_in(project, scratch)
+
+    def _run_name(self) -> str:
+        name = self.attempt.env.get("PIT_RUN_ID", "")
+        return name if name and "/" not in name and not name.startswith(".") else "run"
+
+    async def _run_in(self, project: Path, scratch: contextlib.ExitStack) -> dict[str, Any]:
+        """Say which attempt this is; once pit says GO, the run's project (unpacked once per run
+        on this worker, shared by its attempts here as a run's tasks share its snapshot on pit's
+        machine) and its data, then the attempt."""
+        try:
+            hello = {"key": self.attempt.key, "token": self.attempt.token}
+            await self._send(Kind.HELLO, {**hello, "worker": self.worker})
+            cached = self._cached_tarball()
+            if cached is not None:  # unpacked while pit answers
+                _projects.unpack(project, cached.read_bytes)
+            with trio.move_on_after(_HANDSHAKE_TIMEOUT) as handshake:
+                kind, payload = await self._receive()
+            if handshake.cancelled_caught:
+                return {"error": "pit did not answer the worker"}
+            if kind is Kind.REFUSE:
+                return {"refused": fields(payload).get("reason", "")}
+            if kind is not Kind.GO:
+                raise WireError(f"pit answered {kind.name} to HELLO")
+            if cached is None:
+                tarball = await self._fetch_tarball()
+                _projects.unpack(project, lambda: tarball)
+            data, found = await self._stage_in(scratch)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
+            return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
+        except tarfile.TarError as exc:
+            return await self._exit(None, False, f"cannot unpack the project: {exc}")
+        return await self._attempt(project, data, found)
 
     # --- the connection to pit -------------------------------------------------------------
 
@@ -178,18 +201,21 @@ class _Runner:
 
     # --- the attempt -----------------------------------------------------------------------
 
-    async def _tarball(self) -> Path:
-        """The run's project tarball in this worker's cache: fetched from pit the first time
-        this worker runs an attempt of that code, checked against its digest."""
-        digest = self.attempt.snapshot
-        path = self.cache / "snapshots" / f"{digest}.tar.gz"
-        if path.is_file():
-            return path
+    def _cached_tarball(self) -> Path | None:
+        path = self._tarball_path()
+        return path if path.is_file() else None
+
+    def _tarball_path(self) -> Path:
+        return self.cache / "snapshots" / f"{self.attempt.snapshot}.tar.gz"
+
+    async def _fetch_tarball(self) -> bytes:
+        """The run's project from pit, the first time this worker runs an attempt of that code
+        (checked against its digest, then kept for the next)."""
         data = await self._fetch(Kind.FETCH, Kind.TARBALL)
-        if hashlib.sha256(data).hexdigest() != digest:
+        if hashlib.sha256(data).hexdigest() != self.attempt.snapshot:
             raise WireError("the project arrived damaged (its digest differs)")
-        await trio.to_thread.run_sync(_keep, path, data)
-        return path
+        _keep(self._tarball_path(), data)
+        return data
 
     async def _fetch(self, ask: Kind, answer: Kind) -> bytes:
         """What pit sends in `answer` chunks when asked with `ask`; WireError if it cannot."""
@@ -205,27 +231,25 @@ class _Runner:
                 return b"".join(chunks)
             chunks.append(payload)
 
-    def _attempt_folder(self) -> Path:
-        """A folder of this attempt: its project, and its data when staged."""
+    async def _stage_in(self, scratch: contextlib.ExitStack) -> tuple[Path, Stamps | None]:
+        """The run's data folder for the attempt: pit's own where this worker sees it (a shared
+        filesystem), else a copy in a folder of the attempt (removed with `scratch`), fetched
+        from pit (then `Stamps` of its files, so that what the attempt writes goes back)."""
+        shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
+        # A blocking stat, on purpose: this loop is the attempt's own (see `run`).
+        if not self.attempt.stage_data and shared.is_dir():  # noqa: ASYNC240
+            return shared, None
         attempts = self.cache / "attempts"
         attempts.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=attempts))
-
-    async def _stage_in(self, staged: Path) -> tuple[Path, Stamps | None]:
-        """The run's data folder for the attempt: pit's own where this worker sees it (a shared
-        filesystem), else a copy in `staged`, fetched from pit (then `Stamps` of its files, so
-        that what the attempt writes can be sent back)."""
-        shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
-        if not self.attempt.stage_data and await trio.to_thread.run_sync(shared.is_dir):
-            return shared, None
-        data = await self._fetch(Kind.FETCH_DATA, Kind.DATA)
-        await trio.to_thread.run_sync(unpack, data, staged)
-        return staged, await trio.to_thread.run_sync(stamps, staged)
+        staged = Path(tempfile.mkdtemp(dir=attempts))
+        scratch.callback(shutil.rmtree, staged, True)
+        unpack(await self._fetch(Kind.FETCH_DATA, Kind.DATA), staged)
+        return staged, stamps(staged)
 
     async def _stage_out(self, staged: Path, found: Stamps) -> str | None:
         """Send pit what the attempt wrote to its staged data folder; what went wrong, if so."""
         try:
-            data = await trio.to_thread.run_sync(pack_data, staged, found)
+            data = pack_data(staged, found)
         except (OSError, TooLarge) as exc:
             return f"cannot send back the attempt's data: {exc}"
         try:
@@ -261,8 +285,9 @@ class _Runner:
         return self.cache / "venvs" / digest.hexdigest()[:16]
 
     async def _attempt(self, folder: Path, data: Path, found: Stamps | None) -> dict[str, Any]:
-        with SocketFolder.create() as sockets:
-            listener, socket_path = sockets.listen()
+        listener, socket_path = _state["sockets"].listen()
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(socket_path.unlink, missing_ok=True)
             try:
                 argv = tuple(self._place(a, folder) for a in self.attempt.argv)
                 cwd = folder / self.attempt.cwd
@@ -282,8 +307,9 @@ class _Runner:
                     await self._send(Kind.STARTED, {"pid": process.pid})
                     timed_out = await self._supervise(process, listener)
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await self._end_tree(process)
+                    if not self._tree_ended:  # `_supervise` did not get to it
+                        with trio.CancelScope(shield=True):
+                            await self._end_tree(process)
                     process.close()
                 sent_back = None if found is None else await self._stage_out(data, found)
                 return await self._exit(process.returncode, timed_out, sent_back)
@@ -333,6 +359,7 @@ class _Runner:
         return deadline.cancelled_caught
 
     async def _end_tree(self, process: GroupProcess) -> None:
+        self._tree_ended = True
         await kill_group(process)
         run_id, task = self.attempt.env.get("PIT_RUN_ID"), self.attempt.env.get("PIT_TASK_NAME")
         if run_id and task:
@@ -434,3 +461,57 @@ def _keep(path: Path, data: bytes) -> None:
     kept = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in kept[_TARBALLS_KEPT:]:
         old.unlink(missing_ok=True)
+
+
+class _Projects:
+    """The runs' projects unpacked in this worker process: a folder per run, unpacked by its
+    first attempt here (atomically: into a side folder, then renamed), used by its attempts,
+    and removed once unused when newer ones pass `_PROJECTS_KEPT`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[Path, int] = {}
+        self._unpacking: dict[Path, threading.Lock] = {}
+
+    @contextlib.contextmanager
+    def using(self, project: Path) -> Iterator[None]:
+        with self._lock:
+            self._users[project] = self._users.get(project, 0) + 1
+        with contextlib.suppress(OSError):  # used now: the newest, for `_prune`
+            os.utime(project.parent)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users[project] -= 1
+                if not self._users[project]:
+                    del self._users[project]
+
+    def unpack(self, project: Path, tarball: Callable[[], bytes]) -> None:
+        """Make sure `project` holds the run's project."""
+        if project.is_dir():
+            return
+        with self._lock:
+            lock = self._unpacking.setdefault(project, threading.Lock())
+        with lock:
+            if project.is_dir():  # another attempt of the run did it meanwhile
+                return
+            self._prune(project.parent.parent)
+            side = project.with_name(f".{project.name}.{threading.get_ident()}")
+            shutil.rmtree(side, ignore_errors=True)
+            unpack(tarball(), side)
+            side.rename(project)
+        with self._lock:
+            self._unpacking.pop(project, None)
+
+    def _prune(self, runs: Path) -> None:
+        """Remove the projects of runs no attempt here uses, but the newest `_PROJECTS_KEPT`."""
+        with contextlib.suppress(OSError):
+            folders = sorted(runs.iterdir(), key=lambda f: f.stat().st_mtime, reverse=True)
+            with self._lock:
+                in_use = {project.parent for project in self._users}
+            for folder in [f for f in folders if f not in in_use][_PROJECTS_KEPT:]:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+_projects = _Projects()

@@ -150,7 +150,7 @@ class DaskCluster:
                 await self._call(client.close)
 
     async def submit(self, attempt: RemoteAttempt, resources: Mapping[str, float]) -> Submission:
-        from pit.remote.worker import run_attempt
+        from pit.dask import run_attempt
 
         client = await self.client()
         submission = Submission(self)
@@ -158,7 +158,7 @@ class DaskCluster:
         def submit() -> Any:
             future = client.submit(
                 run_attempt,
-                attempt,
+                attempt.encode(),
                 key=attempt.key,
                 pure=False,
                 retries=0,

@@ -62,10 +62,17 @@ class WireError(Exception):
     """Bytes that are no frame of this protocol: the connection is dropped."""
 
 
+PROTOCOL = 1
+"""The version of what pit and its runners say: both ends must speak the same."""
+
+
 @attrs.frozen(kw_only=True)
 class RemoteAttempt:
     """One attempt of a task, as a worker's runner needs it. Paths of pit's machine appear in
-    `argv` and `env` as the placeholders of `PLACES`, which the runner replaces with its own."""
+    `argv` and `env` as the placeholders of `PLACES`, which the runner replaces with its own.
+
+    It travels as JSON bytes (`encode`): Dask's scheduler unpickles every task, and plain bytes
+    need nothing of pit's there, nor the same version."""
 
     key: str
     """run/task/attempt: unique, Dask's key for it too."""
@@ -87,6 +94,26 @@ class RemoteAttempt:
     """Send the run's data folder to the worker and back even if the worker sees its path."""
     uv_project: bool = False
     """A Python task: its uv environment is resolved on the worker, cached there."""
+
+    def encode(self) -> bytes:
+        fields = attrs.asdict(self, recurse=False)
+        return json.dumps({"protocol": PROTOCOL, **fields}).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> RemoteAttempt:
+        """WireError when `data` is no attempt of this pit's protocol."""
+        raw = fields(data)
+        if raw.pop("protocol", None) != PROTOCOL:
+            raise WireError(
+                "the attempt comes from a pit of another version: install the same pit on the "
+                "workers as where runs start"
+            )
+        try:
+            hub_host, hub_port = raw.pop("hub")
+            argv = tuple(raw.pop("argv"))
+            return cls(**raw, hub=(str(hub_host), int(hub_port)), argv=argv)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise WireError(f"an attempt that does not decode: {exc}") from None
 
 
 PROJECT = "{pit:project}"

@@ -84,6 +84,15 @@ def setup_worker() -> str:
         return _worker_id
 
 
+def run_encoded(attempt: bytes) -> dict[str, Any]:
+    """`run_attempt` of an encoded attempt (what Dask carries); an error if it does not decode."""
+    try:
+        decoded = RemoteAttempt.decode(attempt)
+    except WireError as exc:
+        return {"error": str(exc)}
+    return run_attempt(decoded)
+
+
 def run_attempt(attempt: RemoteAttempt) -> dict[str, Any]:
     """Run one attempt to its end (Dask's task function). What pit learns over the connection
     is the truth; this return value says the same, for Dask's records."""

@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pit.remote.tarballs import pack_project
-from pit.remote.wire import MAX_FRAME, Kind, Reader, WireError, frame, sign, token_ok
+from pit.remote.wire import (
+    MAX_FRAME,
+    Kind,
+    Reader,
+    RemoteAttempt,
+    WireError,
+    frame,
+    sign,
+    token_ok,
+)
 
 FRAMES = st.lists(st.tuples(st.sampled_from(list(Kind)), st.binary(max_size=300)), max_size=8)
 
@@ -56,3 +65,25 @@ def test_the_same_files_make_the_same_tarball(tmp_path: Path) -> None:
     assert pack_project(first) == pack_project(second)
     (second / "pit.toml").write_text("[dag]\nname = 'b'\n")
     assert pack_project(first)[0] != pack_project(second)[0]
+
+
+def test_an_attempt_travels_as_json_and_another_protocol_is_named() -> None:
+    attempt = RemoteAttempt(
+        key="run/t/1",
+        token="ab",
+        hub=("127.0.0.1", 9000),
+        snapshot="d1",
+        argv=("bash", "{pit:project}/tasks/t.sh"),
+        cwd=".",
+        env={"PIT_RUN_ID": "run"},
+        timeout=None,
+        grace=5.0,
+    )
+    data = attempt.encode()
+
+    assert RemoteAttempt.decode(data) == attempt
+    older = data.replace(b'"protocol": 1', b'"protocol": 0')
+    with pytest.raises(WireError, match="another version"):
+        RemoteAttempt.decode(older)
+    with pytest.raises(WireError, match="does not decode"):
+        RemoteAttempt.decode(b'{"protocol": 1, "key": "k"}')

@@ -27,10 +27,12 @@ import trio
 from pit.actors import broker as brokers
 from pit.actors.peers import Found, FoundBy, Member
 from pit.remote.tarballs import STAGE_LIMIT, TooLarge, pack_data, unpack
-from pit.remote.wire import Kind, Reader, WireError, fields, frame, sign, token_ok
+from pit.remote.wire import MAX_FRAME, Kind, Reader, WireError, fields, frame, sign, token_ok
 
 _RECEIVE_SIZE = 1 << 16
 _HELLO_TIMEOUT = 10.0
+_HELLO_LIMIT = 4096
+"""Bytes of a runner's first frame, at most: before its token is checked it is a stranger."""
 _EVENTS_BUFFER = 64
 _TARBALL_CHUNK = 1 << 20
 log = logging.getLogger("pit.remote")
@@ -110,7 +112,7 @@ class Hub:
                 link._stream.socket.close()
 
     async def _serve(self, stream: trio.SocketStream) -> None:
-        reader = Reader()
+        reader = Reader(limit=_HELLO_LIMIT)
         pending: list[tuple[Kind, bytes]] = []
 
         async def receive() -> tuple[Kind, bytes] | None:
@@ -130,6 +132,7 @@ class Hub:
                     link = await self._admit(stream, fields(first[1]))
             if link is None:
                 return
+            reader.limit = MAX_FRAME
             async with trio.open_nursery() as nursery:
                 while (received := await receive()) is not None:
                     kind, payload = received

@@ -141,18 +141,20 @@ def frame(kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> bytes:
 
 
 class Reader:
-    """Frames out of a byte stream, fed as it arrives."""
+    """Frames out of a byte stream, fed as it arrives. `limit`: the largest frame taken (a
+    stranger's first frame is kept small: nobody makes pit hold 16 MiB by saying so)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_FRAME) -> None:
         self._buffer = bytearray()
+        self.limit = limit
 
     def feed(self, data: bytes) -> list[tuple[Kind, bytes]]:
         self._buffer += data
         frames = []
         while len(self._buffer) >= _HEADER.size:
             length, kind = _HEADER.unpack_from(self._buffer)
-            if length > MAX_FRAME:
-                raise WireError(f"a frame of {length} bytes (at most {MAX_FRAME})")
+            if length > self.limit:
+                raise WireError(f"a frame of {length} bytes (at most {self.limit})")
             if len(self._buffer) < _HEADER.size + length:
                 break
             try:

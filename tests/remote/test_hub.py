@@ -193,3 +193,10 @@ async def test_a_runner_still_connected_when_its_attempt_ends_is_cut_off(
         assert await runner.hello("run-1/load/1", link.token) is Kind.GO
     with trio.fail_after(10):
         assert await runner.receive() is None
+
+
+async def test_a_stranger_cannot_make_the_hub_hold_a_big_first_frame(serving: Serving) -> None:
+    stranger = await serving.connect()
+    await stranger.stream.send_all((10 << 20).to_bytes(4, "big") + bytes([Kind.HELLO]))
+    with trio.fail_after(10):
+        assert await stranger.receive() is None  # dropped at its header, not 10 MiB later

@@ -305,14 +305,20 @@ async def _cluster(run: _Run) -> DaskCluster | None:
         raise RunError(str(exc)) from None
 
 
-def _remote(
-    cluster: DaskCluster | None, paths: RunPaths, source: Path, grace: float
-) -> RemoteRun | None:
+def _remote(cluster: DaskCluster | None, run: _Run, source: Path) -> RemoteRun | None:
+    """The run's side on `cluster` (None: its tasks run here)."""
     if cluster is None:
         return None
     from pit.remote.cluster import RemoteRun
 
-    return RemoteRun(cluster, project=paths.project, source=source, data=paths.data, grace=grace)
+    return RemoteRun(
+        cluster,
+        project=run.paths.project,
+        source=source,
+        data=run.paths.data,
+        grace=run.plan.grace,
+        stage_data=run.plan.executor.stage_data,
+    )
 
 
 async def _run_in_folder(
@@ -415,7 +421,7 @@ async def _run_with_services(
             code_note=code.note,
             params=param_values(plan.params),
             pools=run.pools,
-            remote=_remote(cluster, paths, place.source_dir, plan.grace),
+            remote=_remote(cluster, run, place.source_dir),
             pool_sizes=plan.pool_sizes,
             requirements=_requirements(run) if plan.dag.requires else None,
             reused=plan.reused,

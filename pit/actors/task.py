@@ -297,7 +297,7 @@ class TaskActor:
         view, a stop or kill passed on (the worker keeps the time limit and the grace)."""
         # Imported here: `pit run` without a cluster never pays for it.
         from pit.remote.clusters import RemoteError
-        from pit.remote.follow import KILL_WAIT, Follow, Lost
+        from pit.remote.follow import CANCEL_WAIT, KILL_WAIT, Follow, Lost
         from pit.remote.wire import Kind, attempt_key
 
         run_id = launch.env.get("PIT_RUN_ID", "")
@@ -309,6 +309,7 @@ class TaskActor:
             secret_values=self.secret_values,
             log=log,
             started=started,
+            clock=self.clock,
         )
         with remote.cluster.hub.expect(key, peers.Member(run_id, self.task.name)) as link:
             try:
@@ -323,7 +324,7 @@ class TaskActor:
                     ended = await follow.events(link, submission)
                 if ended is None and control.stop_reason is not None:
                     if not await link.send(Kind.STOP, {"reason": control.stop_reason}):
-                        return await follow.failed(control.stop_reason)  # it never started
+                        return await follow.failed(control.stop_reason, link.worker)
                     with control.new_grace_scope():
                         ended = await follow.events(link, submission)
                     if ended is None:
@@ -332,14 +333,14 @@ class TaskActor:
                             ended = await follow.events(link, submission)
             finally:
                 if not isinstance(ended, dict):  # it did not end by itself: Dask must drop it
-                    with trio.CancelScope(shield=True):
+                    with trio.move_on_after(CANCEL_WAIT, shield=True):
                         await submission.cancel()
         if not isinstance(ended, dict):
             lost = ended.reason if isinstance(ended, Lost) else "it did not answer its stop"
-            return await follow.failed(f"the attempt was lost: {lost}")
+            return await follow.failed(f"the attempt was lost: {lost}", link.worker)
         await follow.flush()
-        if ended.get("error"):
-            return await follow.failed(str(ended["error"]))
+        if ended.get("error"):  # a stop outranks what it did to the attempt's preparation
+            return await follow.failed(control.stop_reason or str(ended["error"]), link.worker)
         natural = _exit_outcome(ended.get("returncode"))
         timed_out = bool(ended.get("timed_out"))
         return _outcome(natural, timed_out, self.task.timeout, control.stop_reason)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -80,6 +81,10 @@ class DaskCluster:
     _token: trio.lowlevel.TrioToken
     _client: Any = None
     _connecting: trio.Lock = attrs.field(factory=trio.Lock)
+    _failed: tuple[float, str] = (0.0, "")
+    """When the last connect failed, and how (empty: it did not)."""
+    _nonce: str = attrs.field(factory=lambda: os.urandom(4).hex())
+    """Makes this process's Dask keys its own: two pits may share a cluster and a run id."""
     _bridge: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
 
     @classmethod
@@ -120,8 +125,13 @@ class DaskCluster:
 
     async def client(self) -> Any:
         """The connected client; RemoteError when the scheduler cannot be reached in
-        `connect_timeout` (the next attempt tries again)."""
+        `connect_timeout`. The attempts waiting meanwhile get that same error at once, and so
+        does every attempt for `connect_timeout` after it (then one tries again): a scheduler
+        that is down fails a run's attempts together, not one per timeout."""
         async with self._connecting:
+            failed_at, error = self._failed
+            if error and trio.current_time() - failed_at < self.config.connect_timeout:
+                raise RemoteError(error)
             if self._client is None:
                 from distributed import Client
 
@@ -135,9 +145,9 @@ class DaskCluster:
                 try:
                     self._client = await self._call(connect)
                 except (OSError, TimeoutError, ValueError) as exc:
-                    raise RemoteError(
-                        f"cannot reach the Dask scheduler at {self.address}: {exc}"
-                    ) from None
+                    error = f"cannot reach the Dask scheduler at {self.address}: {exc}"
+                    self._failed = (trio.current_time(), error)
+                    raise RemoteError(error) from None
         return self._client
 
     def _client_status(self) -> str:
@@ -159,7 +169,7 @@ class DaskCluster:
             future = client.submit(
                 run_attempt,
                 attempt.encode(),
-                key=attempt.key,
+                key=f"pit-{self._nonce}/{attempt.key}",
                 pure=False,
                 retries=0,
                 resources=dict(resources) or None,
@@ -169,8 +179,9 @@ class DaskCluster:
 
         try:
             submission.future = await self._call(submit)
-        except Exception as exc:  # a client that lost its scheduler: the next attempt reconnects
-            await self._close()
+        except Exception as exc:
+            if self._client_status() != "running":  # it lost its scheduler: connect again
+                await self._close()
             raise RemoteError(
                 f"the Dask scheduler at {self.address} did not take the attempt: "
                 f"{type(exc).__name__}: {exc}"
@@ -188,6 +199,7 @@ class RemoteRun:
     source: Path
     data: Path
     grace: float
+    stage_data: bool
     _tarball: tuple[str, bytes] | None = None
     _packing: trio.Lock = attrs.field(factory=trio.Lock)
 
@@ -220,7 +232,7 @@ class RemoteRun:
             },
             timeout=time_limit,
             grace=self.grace,
-            stage_data=self.cluster.config.stage_data,
+            stage_data=self.stage_data,
             uv_project=launch.argv[:2] == ("uv", "run"),
         )
         return await self.cluster.submit(attempt, resources)

@@ -28,7 +28,8 @@ class Clusters:
     first run that needs it, kept for the next, closed when the process ends."""
 
     nursery: trio.Nursery
-    _open: dict[ExecutorConfig, DaskCluster] = attrs.field(factory=dict)
+    _open: dict[tuple[str | None, ...], DaskCluster] = attrs.field(factory=dict)
+    """By scheduler and callback: a reload that changes another setting keeps its cluster."""
     _opening: trio.Lock = attrs.field(factory=trio.Lock)
 
     async def get(self, config: ExecutorConfig) -> DaskCluster | None:
@@ -36,10 +37,11 @@ class Clusters:
         be opened (then the run fails saying why)."""
         if config.kind is ExecutorKind.LOCAL:
             return None
+        where = (config.scheduler, config.scheduler_file, config.callback)
         async with self._opening:
-            if config not in self._open:
-                self._open[config] = await self.nursery.start(self._hold, config)
-        return self._open[config]
+            if where not in self._open:
+                self._open[where] = await self.nursery.start(self._hold, config)
+        return self._open[where]
 
     async def _hold(
         self, config: ExecutorConfig, *, task_status: trio.TaskStatus[DaskCluster]

@@ -9,6 +9,7 @@ import attrs
 import trio
 
 from pit.actors.masking import Masker
+from pit.clock import Clock
 from pit.messages.run import RunInbox
 from pit.messages.task import AttemptStarted, TaskOutput
 from pit.remote.cluster import Submission
@@ -16,10 +17,15 @@ from pit.remote.hub import Link, Lost
 from pit.remote.wire import Kind, WireError, fields
 from pit.runners.command import Outcome
 
-__all__ = ["KILL_WAIT", "Follow", "Lost"]
+__all__ = ["CANCEL_WAIT", "KILL_WAIT", "Follow", "Lost"]
 
 KILL_WAIT = 30.0
 """Seconds a remote attempt has to report its end once told to die, before it counts as lost."""
+CANCEL_WAIT = 10.0
+"""Seconds to tell Dask to drop an attempt that did not end by itself (a gone scheduler may
+never answer)."""
+END_WAIT = 30.0
+"""Seconds a runner's end may come after Dask says its task ended (they travel apart)."""
 
 
 @attrs.define(kw_only=True)
@@ -33,6 +39,7 @@ class Follow:
     secret_values: frozenset[str]
     log: BinaryIO
     started: AttemptStarted
+    clock: Clock
     said_started: bool = False
     masker: Masker | None = None
 
@@ -66,22 +73,27 @@ class Follow:
 
             async def dask_ending() -> None:
                 """A Dask task that ended without its runner reaching pit (it could not start,
-                its worker died first, the cluster dropped it or lost its scheduler)."""
+                its worker died first, the cluster dropped it or lost its scheduler), or whose
+                runner's end never came after it (`END_WAIT`)."""
                 await submission.done.wait()
-                if link.worker is None:
-                    ended.append(Lost(await submission.outcome()))
-                    nursery.cancel_scope.cancel()
+                if link.worker is not None:
+                    await trio.sleep(END_WAIT)
+                ended.append(Lost(await submission.outcome()))
+                nursery.cancel_scope.cancel()
 
             nursery.start_soon(reports)
             nursery.start_soon(dask_ending)
         return ended[0] if ended else None
 
-    async def say_started(self, worker: str | None = None) -> None:
+    async def say_started(self, worker: str | None) -> None:
+        """The attempt's start, once: when its process runs (so time waiting on the cluster
+        is not running time), on `worker`."""
         if not self.said_started:
-            self.said_started = True
             if worker is not None:
                 self.log.write(f"pit: on Dask worker {worker}\n".encode())
-            await self.run_inbox.send(attrs.evolve(self.started, worker=worker))
+            at = self.clock.now()
+            await self.run_inbox.send(attrs.evolve(self.started, worker=worker, at=at))
+            self.said_started = True  # only once told: a stop may cut the send short
 
     async def write(self, data: bytes) -> None:
         if self.masker is not None:
@@ -96,8 +108,8 @@ class Follow:
             await self.write(self.masker.flush())
             self.masker = None
 
-    async def failed(self, error: str) -> Outcome:
+    async def failed(self, error: str, worker: str | None = None) -> Outcome:
         await self.flush()
-        await self.say_started()
+        await self.say_started(worker)
         self.log.write(f"pit: {error}\n".encode())
         return Outcome(exit_code=None, error=error)

@@ -14,10 +14,11 @@ the request claims.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import tarfile
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import trio
 
 from pit.actors import broker as brokers
 from pit.actors.peers import Found, FoundBy, Member
-from pit.remote.tarballs import STAGE_LIMIT, TooLarge, pack_data, unpack
+from pit.remote.tarballs import STAGE_LIMIT, TooLarge, UnsafeTarball, pack_data, unpack
 from pit.remote.wire import MAX_FRAME, Kind, Reader, WireError, fields, frame, sign, token_ok
 
 _RECEIVE_SIZE = 1 << 16
@@ -35,6 +36,10 @@ _HELLO_LIMIT = 4096
 """Bytes of a runner's first frame, at most: before its token is checked it is a stranger."""
 _EVENTS_BUFFER = 64
 _TARBALL_CHUNK = 1 << 20
+_KEY_LIMIT = 512
+"""Characters of a runner's key or worker name kept (what a stranger writes is bounded)."""
+_AUDITED_REFUSALS = 100
+_AUDITED_RUNS = 1000
 log = logging.getLogger("pit.remote")
 log.addHandler(logging.NullHandler())
 
@@ -61,6 +66,12 @@ class Link:
     def connected(self) -> bool:
         return self._stream is not None
 
+    async def report(self, report: tuple[Kind, bytes] | Lost) -> None:
+        """Pass on what its runner reported (waiting while its follower catches up); dropped
+        once the attempt is over."""
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._send_events.send(report)
+
     async def send(self, kind: Kind, payload: bytes | dict[str, Any] = b"") -> bool:
         """Tell the runner; False when it cannot be told (not connected, or gone)."""
         if self._stream is None:
@@ -85,6 +96,7 @@ class Hub:
     port: int = 0
     _secret: bytes = attrs.field(factory=lambda: os.urandom(32))
     _links: dict[str, Link] = attrs.field(factory=dict)
+    _refusals: _Refusals = attrs.field(factory=lambda: _Refusals())
 
     async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
         listeners = await trio.open_tcp_listeners(self.port, host=self.host)
@@ -112,6 +124,7 @@ class Hub:
                 link._stream.socket.close()
 
     async def _serve(self, stream: trio.SocketStream) -> None:
+        keep_alive(stream.socket)
         reader = Reader(limit=_HELLO_LIMIT)
         pending: list[tuple[Kind, bytes]] = []
 
@@ -123,8 +136,8 @@ class Hub:
                 pending.extend(reader.feed(data))
             return pending.pop(0)
 
-        link = None
-        staged = _Staged(self, lambda: link)
+        link, ended = None, False
+        staged = _Staged()
         try:
             with trio.move_on_after(_HELLO_TIMEOUT):
                 first = await receive()
@@ -134,7 +147,7 @@ class Hub:
                 return
             reader.limit = MAX_FRAME
             async with trio.open_nursery() as nursery:
-                while (received := await receive()) is not None:
+                while not ended and (received := await receive()) is not None:
                     kind, payload = received
                     if kind is Kind.SDK:
                         nursery.start_soon(self._answer, link, fields(payload))
@@ -143,40 +156,45 @@ class Hub:
                     elif kind is Kind.FETCH_DATA:
                         nursery.start_soon(self._send_data, link)
                     elif kind is Kind.DATA:
-                        await staged.take(payload)
+                        if (failed := await staged.take(payload, link)) is not None:
+                            await link.report((Kind.EXIT, failed))  # its data is lost: failed
+                            ended = True
                     elif kind in (Kind.STARTED, Kind.OUTPUT, Kind.EXIT):
-                        await link._send_events.send((kind, payload))
+                        await link.report((kind, payload))
+                        ended = kind is Kind.EXIT
                     else:
                         raise WireError(f"a runner may not send {kind.name}")
         except Exception as exc:  # garbled frames, a broken connection: this runner's end only
-            log.warning("remote attempt %s: its connection ended: %s", link and link.key, exc)
+            log.warning("remote attempt %s: its connection ended: %r", link and link.key, exc)
         finally:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
             if link is not None:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    worker = link.worker or "its worker"
-                    link._send_events.send_nowait(Lost(f"the connection to {worker} broke"))
                 link._stream = None
+                if not ended:  # its follower waits for an end: this is it
+                    await link.report(Lost(f"the connection to {link.worker} broke"))
 
     async def _admit(self, stream: trio.SocketStream, hello: dict[str, Any]) -> Link | None:
         """The link of the attempt a runner's HELLO names, now connected; None (the runner
-        refused) when it names no attempt running here, or a forged token, or a second runner."""
-        key, token = str(hello.get("key", "")), hello.get("token")
+        refused) when its token is not pit's (audited, for a run of this process), or its
+        attempt is not running (anymore: stopped before its runner came), or it already has a
+        runner (Dask started it again after its worker died)."""
+        key, token = str(hello.get("key", ""))[:_KEY_LIMIT], hello.get("token")
         link = self._links.get(key)
-        reason = None
-        if link is None or not token_ok(self._secret, key, token):
-            reason = "no such attempt is running, or its token is not pit's"
-            _audit_refusal(key, reason)
-        elif link.connected or link.worker is not None:
+        if not token_ok(self._secret, key, token):
+            reason = "its token is not pit's"
+            self._refusals.audit(key, reason)
+        elif link is None:
+            reason = "the attempt is not running"
+        elif link.worker is not None:
             reason = "the attempt already started on another worker (pit retries, not Dask)"
-        if reason is not None or link is None:
-            await stream.send_all(frame(Kind.REFUSE, {"reason": reason}))
-            return None
-        link.worker = str(hello.get("worker", "")) or "a worker"
-        link._stream = stream
-        await stream.send_all(frame(Kind.GO))
-        return link
+        else:
+            link.worker = str(hello.get("worker", ""))[:_KEY_LIMIT] or "a worker"
+            link._stream = stream
+            await stream.send_all(frame(Kind.GO))
+            return link
+        await stream.send_all(frame(Kind.REFUSE, {"reason": reason}))
+        return None
 
     async def _send_tarball(self, link: Link) -> None:
         for start in range(0, len(link.tarball), _TARBALL_CHUNK):
@@ -213,32 +231,56 @@ class _Staged:
     """What a runner sends back of a staged data folder: chunks, an empty one ending them, then
     unpacked into the run's data folder before anything after it is read."""
 
-    hub: Hub
-    link: Callable[[], Link | None]
     chunks: list[bytes] = attrs.field(factory=list)
     size: int = 0
 
-    async def take(self, chunk: bytes) -> None:
-        link = self.link()
-        if link is None or link.data_dir is None:
+    async def take(self, chunk: bytes, link: Link) -> bytes | None:
+        """None, or the EXIT report that fails the attempt when its data cannot be kept."""
+        if link.data_dir is None:
             raise WireError("data from a runner with no data folder")
         if chunk:
             self.size += len(chunk)
             if self.size > STAGE_LIMIT + _TARBALL_CHUNK:  # the tarball's own bytes, a little more
                 raise WireError(f"more than {STAGE_LIMIT >> 20} MiB of data sent back")
             self.chunks.append(chunk)
-            return
+            return None
         data, self.chunks, self.size = b"".join(self.chunks), [], 0
         try:
-            await trio.to_thread.run_sync(unpack, data, link.data_dir)
-        except (OSError, tarfile.TarError) as exc:
-            note = f"pit: cannot keep what the attempt wrote to its data folder: {exc}\n"
-            await link._send_events.send((Kind.OUTPUT, note.encode()))
+            await trio.to_thread.run_sync(unpack, data, link.data_dir, STAGE_LIMIT)
+        except (OSError, UnsafeTarball) as exc:
+            error = f"cannot keep what the attempt wrote to the run's data folder: {exc}"
+            return json.dumps({"error": error}).encode()
+        return None
 
 
-def _audit_refusal(key: str, reason: str) -> None:
-    """A refused runner, in the audit of the run its key names (if that run is ours)."""
-    run_id, _, rest = key.partition("/")
-    broker = brokers.serving(run_id)
-    if broker is not None:
+@attrs.define
+class _Refusals:
+    """Refused runners, audited in the secret_access.jsonl of the run their key names when it
+    is a run of this process: at most `_AUDITED_REFUSALS` per run (a flood of made-up tokens
+    must not fill the disk), then one line saying the rest go unrecorded."""
+
+    counts: dict[str, int] = attrs.field(factory=dict)
+
+    def audit(self, key: str, reason: str) -> None:
+        run_id, _, rest = key.partition("/")
+        broker = brokers.serving(run_id)
+        if broker is None:
+            return
+        count = self.counts[run_id] = self.counts.get(run_id, 0) + 1
+        if count > _AUDITED_REFUSALS:
+            return
+        if count == _AUDITED_REFUSALS:
+            reason = f"{reason} (further refusals for this run are not recorded)"
         broker.refuse_connection(claimed_task=rest.rpartition("/")[0] or None, reason=reason)
+        if len(self.counts) > _AUDITED_RUNS:  # forget the oldest runs' counts
+            del self.counts[next(iter(self.counts))]
+
+
+def keep_alive(sock: trio.socket.SocketType) -> None:
+    """TCP keep-alive on a runner's connection: a worker host that vanishes (power, network)
+    breaks it within about a minute, and its attempt is lost, not followed forever."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)

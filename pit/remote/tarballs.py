@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +27,10 @@ Stamps = dict[str, tuple[int, int]]
 
 class TooLarge(Exception):
     pass
+
+
+class UnsafeTarball(Exception):
+    """A tarball that would write outside its folder, or hold links, devices or too much."""
 
 
 def pack_project(folder: Path) -> tuple[str, bytes]:
@@ -70,12 +75,32 @@ def stamps(folder: Path) -> Stamps:
     return found
 
 
-def unpack(data: bytes, into: Path) -> None:
-    """Unpack a tarball into `into` (made if missing), refusing what would land outside it,
-    links and devices (tarfile's "data" filter)."""
+def unpack(data: bytes, into: Path, limit: int | None = None) -> None:
+    """Unpack a tarball into `into` (made if missing): regular files and folders only, each
+    named by a plain relative path, `limit` bytes at most in all. UnsafeTarball for anything
+    else (what a worker or its task sends is not trusted), tarfile.TarError for a damaged one."""
     into.mkdir(parents=True, exist_ok=True)
+    total = 0
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
+        for member in tar:
+            parts = Path(member.name).parts
+            if not parts or Path(member.name).is_absolute() or ".." in parts:
+                raise UnsafeTarball(f"a member named {member.name!r}")
+            target = into.joinpath(*parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            if not member.isfile():
+                raise UnsafeTarball(f"{member.name!r} is not a file or a folder")
+            total += member.size
+            if limit is not None and total > limit:
+                raise UnsafeTarball(f"more than {limit >> 20} MiB unpacked")
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file's
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+            os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
 
 
 def _pack(
@@ -86,10 +111,10 @@ def _pack(
     buffer = io.BytesIO()
     with (
         gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1, mtime=0) as packed,
-        tarfile.open(fileobj=packed, mode="w") as tar,
+        tarfile.open(fileobj=packed, mode="w", dereference=True) as tar,
     ):
-        for path in paths:
-            if path.is_symlink() or path.is_file() or path.is_dir():
+        for path in paths:  # a link is packed as what it points to: links are not unpacked
+            if path.is_file() or path.is_dir():
                 arcname = os.fspath(path.relative_to(folder))
                 tar.add(path, arcname=arcname, recursive=False, filter=normal)
     return buffer.getvalue()

@@ -26,6 +26,7 @@ import enum
 import hashlib
 import hmac
 import json
+import re
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -108,6 +109,8 @@ class RemoteAttempt:
                 "the attempt comes from a pit of another version: install the same pit on the "
                 "workers as where runs start"
             )
+        if not re.fullmatch("[0-9a-f]{64}", str(raw.get("snapshot"))):
+            raise WireError("an attempt whose project digest is not a sha256")
         try:
             hub_host, hub_port = raw.pop("hub")
             argv = tuple(raw.pop("argv"))

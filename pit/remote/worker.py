@@ -31,6 +31,8 @@ import math
 import os
 import shutil
 import signal
+import socket
+import struct
 import tarfile
 import tempfile
 import threading
@@ -40,13 +42,14 @@ from typing import Any
 
 import trio
 
+from pit.actors import peers
 from pit.actors.broker import SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.masking import Masker
 from pit.actors.orphans import adopt_orphans, end_escapees
 from pit.actors.process import GroupProcess, kill_group, signal_group, spawn_group
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
-from pit.remote.tarballs import Stamps, TooLarge, pack_data, stamps, unpack
+from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps, unpack
 from pit.remote.wire import PROJECT, SDK, Kind, Reader, RemoteAttempt, WireError, fields, frame
 from pit.runners.command import SDK_PATH
 
@@ -54,6 +57,7 @@ WORKER_MARK = "PIT_WORKER_ID"
 _OUTPUT_CHUNK = 1 << 16
 _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
+_PEERCRED = struct.Struct("3i")
 _TARBALLS_KEPT = 16
 _PROJECTS_KEPT = 16
 """Unpacked projects of runs a worker keeps unused: the runs it served last."""
@@ -144,6 +148,8 @@ class _Runner:
         self._stop_reason: str | None = None
         self._killed = False
         self._tree_ended = False
+        env = attempt.env
+        self._member = peers.Member(env.get("PIT_RUN_ID", ""), env.get("PIT_TASK_NAME", ""))
 
     async def run(self) -> dict[str, Any]:
         host, port = self.attempt.hub
@@ -153,7 +159,9 @@ class _Runner:
             return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
         # File work is done right on this loop, blocking it: the loop is this attempt's own,
         # nothing else waits on it, and a thread hop would cost more than the work.
-        project = self.cache / "runs" / self._run_name() / "project"
+        project = (
+            self.cache / "runs" / f"{self._run_name()}-{self.attempt.snapshot[:16]}" / "project"
+        )
         with _projects.using(project), contextlib.ExitStack() as scratch:
             async with stream:
                 self._stream = stream
@@ -187,7 +195,7 @@ class _Runner:
             data, found = await self._stage_in(scratch)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
             return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, UnsafeTarball) as exc:
             return await self._exit(None, False, f"cannot unpack the project: {exc}")
         return await self._attempt(project, data, found)
 
@@ -234,6 +242,8 @@ class _Runner:
             kind, payload = await self._receive()
             if kind is Kind.ERROR:
                 raise WireError(str(fields(payload).get("error")))
+            if kind in (Kind.STOP, Kind.KILL):
+                raise WireError("stopped before it started")
             if kind is not answer:
                 raise WireError(f"pit sent {kind.name} where {answer.name} was due")
             if not payload:
@@ -312,10 +322,12 @@ class _Runner:
                     return await self._exit(
                         None, False, f"cannot start {argv[0]}: {exc.strerror or exc}"
                     )
+                peers.join(process.pid, self._member)
                 try:
                     await self._send(Kind.STARTED, {"pid": process.pid})
                     timed_out = await self._supervise(process, listener)
                 finally:
+                    peers.leave(process.pid)
                     if not self._tree_ended:  # `_supervise` did not get to it
                         with trio.CancelScope(shield=True):
                             await self._end_tree(process)
@@ -423,6 +435,18 @@ class _Runner:
         listening = trio.SocketListener(trio.socket.from_stdlib_socket(listener))
         await trio.serve_listeners(self._forward, [listening])
 
+    def _is_ours(self, stream: trio.SocketStream) -> bool:
+        """Whether the client is a process of this attempt (SO_PEERCRED, then its process
+        group or parent chain, as the broker finds a local task): the worker's other attempts
+        share its user, and must not speak with this attempt's token."""
+        try:
+            data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        except OSError:
+            return False
+        pid = _PEERCRED.unpack(data)[0]
+        found = peers.identify(pid) if pid else None
+        return found is not None and found.member == self._member
+
     async def _forward(self, stream: trio.SocketStream) -> None:
         """One SDK request of the task, answered by the run's broker through pit. Whatever
         goes wrong with it ends that request only."""
@@ -435,6 +459,11 @@ class _Runner:
             await stream.aclose()
 
     async def _forward_one(self, stream: trio.SocketStream) -> None:
+        if not self._is_ours(stream):
+            await stream.send_all(
+                SdkResponse(error="refused: the asking process is no task of this attempt").encode()
+            )
+            return
         request = RequestFrame()
         try:
             with trio.move_on_after(_SHIM_READ_TIMEOUT):
@@ -502,16 +531,20 @@ class _Projects:
             return
         with self._lock:
             lock = self._unpacking.setdefault(project, threading.Lock())
-        with lock:
-            if project.is_dir():  # another attempt of the run did it meanwhile
-                return
-            self._prune(project.parent.parent)
-            side = project.with_name(f".{project.name}.{threading.get_ident()}")
-            shutil.rmtree(side, ignore_errors=True)
-            unpack(tarball(), side)
-            side.rename(project)
-        with self._lock:
-            self._unpacking.pop(project, None)
+        try:
+            with lock:
+                if project.is_dir():  # another attempt of the run did it meanwhile
+                    return
+                self._prune(project.parent.parent)
+                side = project.with_name(f".{project.name}.{threading.get_ident()}")
+                try:
+                    unpack(tarball(), side)
+                    side.rename(project)
+                finally:
+                    shutil.rmtree(side, ignore_errors=True)
+        finally:
+            with self._lock:
+                self._unpacking.pop(project, None)
 
     def _prune(self, runs: Path) -> None:
         """Remove the projects of runs no attempt here uses, but the newest `_PROJECTS_KEPT`."""

@@ -72,7 +72,7 @@ def test_an_attempt_travels_as_json_and_another_protocol_is_named() -> None:
         key="run/t/1",
         token="ab",
         hub=("127.0.0.1", 9000),
-        snapshot="d1",
+        snapshot="d1" * 32,
         argv=("bash", "{pit:project}/tasks/t.sh"),
         cwd=".",
         env={"PIT_RUN_ID": "run"},
@@ -86,4 +86,6 @@ def test_an_attempt_travels_as_json_and_another_protocol_is_named() -> None:
     with pytest.raises(WireError, match="another version"):
         RemoteAttempt.decode(older)
     with pytest.raises(WireError, match="does not decode"):
-        RemoteAttempt.decode(b'{"protocol": 1, "key": "k"}')
+        RemoteAttempt.decode(b'{"protocol": 1, "key": "k", "snapshot": "%s"}' % (b"a" * 64))
+    with pytest.raises(WireError, match="not a sha256"):  # it names a file on the worker
+        RemoteAttempt.decode(data.replace(b"d1d1", b"../", 1))

@@ -250,11 +250,9 @@ class RemoteRun:
 def _callback(config: ExecutorConfig) -> tuple[str, int]:
     """Where the workers reach this process: `callback`, else the address of the interface
     that routes to the scheduler (found without sending a packet), any free port."""
-    if config.callback:
-        host, _, port = config.callback.rpartition(":")
-        if host and port.isdigit():
-            return host, int(port)
-        return config.callback, 0
+    if config.callback:  # "host" or "host:port", as the config's reader checked
+        host, _, port = config.callback.partition(":")
+        return host, int(port or 0)
     if config.scheduler is None:
         return "127.0.0.1", 0
     target = urllib.parse.urlsplit(config.scheduler).hostname or "127.0.0.1"

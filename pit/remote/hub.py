@@ -1,14 +1,14 @@
-"""pit's end of its remote attempts: one TCP listener per pit process, which the runners on the
-workers call back (`pit.remote.worker`).
+"""pit's end of its remote attempts: one TCP listener per cluster a pit process uses, which the
+runners on the workers call back (`pit.remote.worker`).
 
 A task actor whose attempt goes to the cluster first `expect`s it here: the attempt is live,
 and its token (an HMAC of its key under this hub's random secret) is what the runner must
-show. The first runner to show it gets GO and its connection becomes the attempt's `Link`;
-any other (a made-up or another hub's token, an attempt that is not running, the same attempt
-started again by Dask on another worker) is refused, and the refusal is audited in the run's
-secret_access.jsonl when the run is one of this process's. A task's SDK requests arrive on the
-link and are answered by its run's broker, which knows the asker by the attempt, never by what
-the request claims.
+show. The first runner to show it gets GO and its connection becomes the attempt's `Link`.
+Any other is refused: a token that is not this hub's (audited in the run's
+secret_access.jsonl when the key names a run of this process, a bounded number of times), an
+attempt that is not running (any more), the same attempt started again by Dask on another
+worker. A task's SDK requests arrive on the link and are answered by its run's broker, which
+knows the asker by the attempt, never by what the request claims.
 """
 
 from __future__ import annotations

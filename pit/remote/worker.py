@@ -1,17 +1,19 @@
 """pit's runner on a Dask worker: one remote attempt, supervised as pit supervises a local one.
 
-Dask calls `run_attempt` in one of the worker's threads; it runs the attempt on a trio loop of
-its own (Dask's loop is asyncio's, in another thread):
+Dask calls `pit.dask.run_attempt` (then `run_encoded`) in one of the worker's threads; it runs
+the attempt on a trio loop of its own (Dask's loop is asyncio's, in another thread):
 
 - It reaches the pit process that sent the attempt (`RemoteAttempt.hub`) and says which attempt
   it runs, with the attempt's token. pit answers GO only once per attempt: an attempt Dask
   starts again on another worker (after its first worker died) is refused, and pit has already
   recorded the first one as failed.
-- It unpacks the run's project (the tarball Dask brought, checked against its digest) into a
-  folder of this attempt, and starts the attempt's command there in a session of its own, with
+- It unpacks the run's project (a tarball fetched from pit once per code version and kept,
+  checked against its digest) into a folder of the run shared by the run's attempts on this
+  worker, and starts the attempt's command there in a session of its own, with
   the worker's environment, the attempt's PIT_* variables, and PIT_SOCKET naming a shim: a Unix
-  socket whose requests go to the run's broker over the connection to pit, so the task's SDK
-  works unchanged and no secret travels in its arguments or environment.
+  socket whose requests (from this attempt's processes only) go to the run's broker over the
+  connection to pit, so the task's SDK works unchanged and no secret travels in its arguments
+  or environment. A run's data folder is used in place where the worker sees it, else staged.
 - Output is masked before it leaves the worker (with the secret values the task was answered),
   and streamed to pit as it comes; pit writes the run's log.
 - The time limit is kept here, and STOP or KILL from pit: SIGTERM to the group, the grace,
@@ -59,9 +61,9 @@ _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
 _PEERCRED = struct.Struct("3i")
 _TARBALLS_KEPT = 16
+"""Project tarballs a worker keeps: the code of the runs it served last."""
 _PROJECTS_KEPT = 16
 """Unpacked projects of runs a worker keeps unused: the runs it served last."""
-"""Project tarballs a worker keeps: the code of the runs it served last."""
 _worker_id: str | None = None
 _guard_stack = contextlib.ExitStack()
 _setting_up = threading.Lock()

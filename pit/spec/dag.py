@@ -567,17 +567,21 @@ def _read_resources(r: TableReader) -> dict[str, float]:
     found = {}
     for name in list(r.raw):
         value = r.value(name)
-        amount = parse_size(value) if isinstance(value, str) else value
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+        amount = parse_size(value) if isinstance(value, str) else _number(value)
+        if amount is None or not math.isfinite(amount) or amount <= 0:
             r.problem(
                 name,
                 f"{shown(value)} is not an amount of a resource",
                 'use a positive number, or a size such as "4GB"',
             )
             continue
-        found[name] = float(amount)
+        found[name] = amount
     r.finish()
     return found
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 
 import attrs
@@ -151,6 +152,14 @@ def _read_executor(r: TableReader) -> ExecutorConfig:
             "a Dask executor needs its scheduler's address, or its scheduler file",
             'set scheduler = "tcp://host:8786" or scheduler_file (one of them)',
         )
+    callback = r.string("callback")
+    if callback is not None and not _is_callback(callback):
+        r.problem(
+            "callback",
+            f"{shown(callback)} is not an address the workers can reach pit at",
+            'use "host" or "host:port" (a name or an IPv4 address, a port 1 to 65535)',
+        )
+        callback = None
     timeout = r.duration("connect_timeout", positive=True)
     data = r.string("data") or "auto"
     if data not in ("auto", "staged"):
@@ -159,12 +168,19 @@ def _read_executor(r: TableReader) -> ExecutorConfig:
         kind=kind,
         scheduler=scheduler,
         scheduler_file=scheduler_file,
-        callback=r.string("callback"),
+        callback=callback,
         connect_timeout=30.0 if timeout is None else timeout,
         stage_data=data == "staged",
     )
     r.finish()
     return config
+
+
+def _is_callback(text: str) -> bool:
+    host, colon, port = text.partition(":")
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        return False
+    return not colon or (port.isdigit() and 1 <= int(port) <= 65535)
 
 
 def _read_pools(r: TableReader) -> dict[str, int]:

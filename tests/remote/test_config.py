@@ -39,6 +39,7 @@ def test_a_dask_executor() -> None:
         ('kind = "dask"\nscheduler = "tcp://a:1"\nscheduler_file = "s.json"', "scheduler", "one"),
         ('kind = "dask"\nscheduler = "tcp://a:1"\nworkers = 3', "workers", "unknown"),
         ('kind = "dask"\nscheduler = "tcp://a:1"\ndata = "nfs"', "data", "not a way"),
+        ('kind = "dask"\nscheduler = "tcp://a:1"\ncallback = "h:70000"', "callback", "reach"),
     ],
 )
 def test_executor_mistakes_are_named(text: str, key: str, words: str) -> None:
@@ -57,7 +58,7 @@ def test_task_resources_take_numbers_and_sizes() -> None:
     assert dict(spec.tasks[0].resources) == {"memory": 4e9, "gpu": 1.0, "ram": 1.5 * 2**30}
 
 
-@pytest.mark.parametrize("amount", ['"lots"', "0", "-1", "true", '"4XB"'])
+@pytest.mark.parametrize("amount", ['"lots"', "0", "-1", "true", '"4XB"', "nan", "inf"])
 def test_a_resource_that_is_no_amount_is_a_problem(amount: str) -> None:
     _, problems = parse(pit_toml(dag(), task("a"), f"[tasks.resources]\nmemory = {amount}"))
 

@@ -188,13 +188,14 @@ class Transform(Protocol):
 
 async def pump_output(
     process: GroupProcess,
-    log: BinaryIO,
+    log: BinaryIO | None,
     forward: Callable[[bytes], Awaitable[None]] | None,
     masker: Masker | None,
     transform: Transform | None = None,
 ) -> None:
     """Copy the process's piped output to `log` (and `forward`) until every writer closed it,
-    turned by `transform` when given, then with secret values masked when a `masker` is."""
+    turned by `transform` when given, then with secret values masked when a `masker` is. No
+    `log`: forwarded only."""
     stream = process.output
     assert stream is not None
 
@@ -202,7 +203,8 @@ async def pump_output(
         if data:
             # A write of one chunk to a local file lands in the page cache in microseconds; a
             # thread hop per chunk would cost more than it saves.
-            log.write(data)
+            if log is not None:
+                log.write(data)
             if forward is not None:
                 await forward(data)
 

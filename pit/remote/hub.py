@@ -28,14 +28,24 @@ import trio
 from pit.actors import broker as brokers
 from pit.actors.peers import Found, FoundBy, Member
 from pit.remote.tarballs import STAGE_LIMIT, TooLarge, UnsafeTarball, pack_data, unpack
-from pit.remote.wire import MAX_FRAME, Kind, Reader, WireError, fields, frame, sign, token_ok
+from pit.remote.wire import (
+    CHUNK,
+    MAX_FRAME,
+    Kind,
+    Reader,
+    WireError,
+    chunked,
+    fields,
+    frame,
+    sign,
+    token_ok,
+)
 
 _RECEIVE_SIZE = 1 << 16
 _HELLO_TIMEOUT = 10.0
 _HELLO_LIMIT = 4096
 """Bytes of a runner's first frame, at most: before its token is checked it is a stranger."""
 _EVENTS_BUFFER = 64
-_TARBALL_CHUNK = 1 << 20
 _KEY_LIMIT = 512
 """Characters of a runner's key or worker name kept (what a stranger writes is bounded)."""
 _AUDITED_REFUSALS = 100
@@ -197,9 +207,8 @@ class Hub:
         return None
 
     async def _send_tarball(self, link: Link) -> None:
-        for start in range(0, len(link.tarball), _TARBALL_CHUNK):
-            await link.send(Kind.TARBALL, link.tarball[start : start + _TARBALL_CHUNK])
-        await link.send(Kind.TARBALL)
+        for chunk in chunked(link.tarball):
+            await link.send(Kind.TARBALL, chunk)
 
     async def _send_data(self, link: Link) -> None:
         """The run's data folder, for a worker that cannot see it."""
@@ -209,9 +218,8 @@ class Hub:
         except (OSError, TooLarge) as exc:
             await link.send(Kind.ERROR, {"error": f"cannot stage the run's data: {exc}"})
             return
-        for start in range(0, len(data), _TARBALL_CHUNK):
-            await link.send(Kind.DATA, data[start : start + _TARBALL_CHUNK])
-        await link.send(Kind.DATA)
+        for chunk in chunked(data):
+            await link.send(Kind.DATA, chunk)
 
     async def _answer(self, link: Link, request: dict[str, Any]) -> None:
         """An SDK request of the attempt's task, answered by its run's broker."""
@@ -240,7 +248,7 @@ class _Staged:
             raise WireError("data from a runner with no data folder")
         if chunk:
             self.size += len(chunk)
-            if self.size > STAGE_LIMIT + _TARBALL_CHUNK:  # the tarball's own bytes, a little more
+            if self.size > STAGE_LIMIT + CHUNK:  # the tarball's own bytes, a little more
                 raise WireError(f"more than {STAGE_LIMIT >> 20} MiB of data sent back")
             self.chunks.append(chunk)
             return None

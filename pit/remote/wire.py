@@ -28,7 +28,7 @@ import hmac
 import json
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -136,6 +136,17 @@ def sign(secret: bytes, key: str) -> str:
 
 def token_ok(secret: bytes, key: str, token: object) -> bool:
     return isinstance(token, str) and hmac.compare_digest(sign(secret, key), token)
+
+
+CHUNK = 1 << 20
+"""Bytes of a tarball or of staged data per frame."""
+
+
+def chunked(data: bytes) -> Iterator[bytes]:
+    """`data` as the payloads of TARBALL or DATA frames: chunks, then an empty one (the end)."""
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
+    yield b""
 
 
 def frame(kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> bytes:

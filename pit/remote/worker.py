@@ -49,10 +49,26 @@ from pit.actors.broker import SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.masking import Masker
 from pit.actors.orphans import adopt_orphans, end_escapees
-from pit.actors.process import GroupProcess, kill_group, signal_group, spawn_group
+from pit.actors.process import (
+    GroupProcess,
+    kill_group,
+    pump_output,
+    signal_group,
+    spawn_group,
+)
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
 from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps, unpack
-from pit.remote.wire import PROJECT, SDK, Kind, Reader, RemoteAttempt, WireError, fields, frame
+from pit.remote.wire import (
+    PROJECT,
+    SDK,
+    Kind,
+    Reader,
+    RemoteAttempt,
+    WireError,
+    chunked,
+    fields,
+    frame,
+)
 from pit.runners.command import SDK_PATH
 
 WORKER_MARK = "PIT_WORKER_ID"
@@ -274,9 +290,8 @@ class _Runner:
         except (OSError, TooLarge) as exc:
             return f"cannot send back the attempt's data: {exc}"
         try:
-            for start in range(0, len(data), _OUTPUT_CHUNK * 16):
-                await self._send(Kind.DATA, data[start : start + _OUTPUT_CHUNK * 16])
-            await self._send(Kind.DATA)
+            for chunk in chunked(data):
+                await self._send(Kind.DATA, chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return "lost pit while sending back the attempt's data"
         return None
@@ -417,15 +432,11 @@ class _Runner:
         self._stop_scope.cancel()
 
     async def _pump(self, process: GroupProcess, done: trio.Event) -> None:
-        stream = process.output
-        assert stream is not None
-        try:
-            async with stream:
-                while chunk := await stream.receive_some(_OUTPUT_CHUNK):
-                    if data := self.masker.feed(bytes(chunk)):
-                        await self._send(Kind.OUTPUT, data)
-                if data := self.masker.flush():
-                    await self._send(Kind.OUTPUT, data)
+        async def forward(data: bytes) -> None:
+            await self._send(Kind.OUTPUT, data)
+
+        try:  # no log here: pit writes the run's
+            await pump_output(process, None, forward, self.masker)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # pit is gone: `_listen` kills the attempt
         finally:

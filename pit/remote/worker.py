@@ -472,11 +472,6 @@ class _Runner:
             await stream.aclose()
 
     async def _forward_one(self, stream: trio.SocketStream) -> None:
-        if not self._is_ours(stream):
-            await stream.send_all(
-                SdkResponse(error="refused: the asking process is no task of this attempt").encode()
-            )
-            return
         request = RequestFrame()
         try:
             with trio.move_on_after(_SHIM_READ_TIMEOUT):
@@ -487,6 +482,10 @@ class _Runner:
             return
         if not request.received:
             return  # it sent nothing (or went away)
+        if not self._is_ours(stream):  # answered once read: unread bytes would reset it
+            refused = "refused: the asking process is no task of this attempt"
+            await stream.send_all(SdkResponse(error=refused).encode())
+            return
         number = next(self._ids)
         send, receive = trio.open_memory_channel[dict[str, Any]](1)
         self._answers[number] = send

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,3 +257,36 @@ def test_an_attempt_waiting_on_a_lost_scheduler_fails_saying_so(
         assert f"the Dask scheduler at {cluster.address} was lost while it waited" in error
     finally:
         cluster.close()
+
+
+def test_a_worker_shim_answers_only_its_own_attempt(
+    local_dask: str, workspace: Workspace, pit: Pit
+) -> None:
+    """Every attempt of a worker runs as the worker's user: another process of that user (here,
+    the test itself) must not read secrets through an attempt's socket."""
+    workspace.config('secrets_dir = "secrets.toml"\n' + executor(local_dask))
+    workspace.write("secrets.toml", '[global]\napi_token = "tok-0f-the-run"\n')
+    waits = 'echo "socket $PIT_SOCKET"\nwhile [ ! -e "$PIT_DATA_DIR/done" ]; do sleep 0.1; done\n'
+    workspace.shell_project("shim", {"wait": waits})
+    running = pit.start("run", "shim")
+    try:
+        wait_until(
+            lambda: (
+                bool(workspace.run_dirs("shim"))
+                and "socket " in _log(workspace.run_dirs("shim")[0], "wait")
+            ),
+            what="the task to say its socket",
+        )
+        run = workspace.run_dirs("shim")[0]
+        path = _log(run, "wait").split("socket ", 1)[1].split()[0]
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(path)
+            client.sendall(b'{"method": "get_secret", "params": {"key": "api_token"}}')
+            client.shutdown(socket.SHUT_WR)
+            answer = json.loads(client.makefile("rb").read())
+        assert answer["result"] is None
+        assert "refused" in answer["error"]
+    finally:
+        for run in workspace.run_dirs("shim"):
+            (run / "data" / "done").touch()
+    assert running.wait() == 0, running.stdout() + running.stderr()

@@ -29,8 +29,9 @@ LEFTOVER_GUARD = 10.0
 """Seconds the processes of an ended run have to be gone (the guard sweeps within one)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_dask(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The cluster of this module's tests, closed after them (its heartbeats cost CPU)."""
     cluster = LocalDask(tmp_path_factory.mktemp("local-dask"))
     yield cluster.address
     cluster.close()

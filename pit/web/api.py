@@ -258,7 +258,7 @@ def add_api(app: QuartTrio, handle: WebHandle, sessions: Sessions, keys: Idempot
     async def runs() -> ResponseReturnValue:
         args = request.args
         limit = min(_whole(args.get("limit"), DEFAULT_LIMIT, "limit"), MAX_LIMIT)
-        state = args.get("state") or None
+        state = args.get("state")  # given empty, it is no state either: a 400 says so
         if state is not None and state not in _STATES:
             return error(400, f"state must be one of {', '.join(sorted(_STATES))}")
         page = await store.read(

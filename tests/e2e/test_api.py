@@ -178,6 +178,7 @@ def test_runs_page_by_cursor_and_filter_by_state(workspace: Workspace, pit: Pit)
             ("/api/runs?limit=", 400, "limit must be a whole number from 1"),
             ("/api/dags?recent=", 400, "recent must be a whole number from 1"),
             ("/api/runs?state=done", 400, "state must be one of"),
+            ("/api/runs?state=", 400, "state must be one of"),
             ("/api/runs/20240101_000000.000_nosuch", 404, "run not found"),
             ("/api/runs/..%2F..%2Fetc", 404, ""),
             ("/api/runs/.hidden", 404, "run not found"),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import attrs
@@ -14,7 +15,8 @@ from pit.messages.run import RunInbox
 from pit.messages.task import AttemptStarted, TaskOutput
 from pit.remote.cluster import Submission
 from pit.remote.hub import Link, Lost
-from pit.remote.wire import Kind, WireError, fields
+from pit.remote.tarballs import STAGE_LIMIT, UnsafeTarball, unpack
+from pit.remote.wire import CHUNK, Kind, WireError, fields
 from pit.runners.command import Outcome
 
 __all__ = ["CANCEL_WAIT", "KILL_WAIT", "Follow", "Lost"]
@@ -52,6 +54,7 @@ class Follow:
         (a stop) first."""
         async with trio.open_nursery() as nursery:
             ended: list[dict[str, Any] | Lost] = []
+            staged = _Staged(link.data_dir)
 
             async def reports() -> None:
                 async for report in link.events:
@@ -63,6 +66,10 @@ class Follow:
                         await self.say_started(link.worker)
                     elif kind is Kind.OUTPUT:
                         await self.write(payload)
+                    elif kind is Kind.DATA:
+                        if (failed := await staged.take(payload)) is not None:
+                            ended.append(failed)  # its data is lost: so is the attempt
+                            break
                     elif kind is Kind.EXIT:
                         try:
                             ended.append(fields(payload))
@@ -113,3 +120,30 @@ class Follow:
         await self.say_started(worker)
         self.log.write(f"pit: {error}\n".encode())
         return Outcome(exit_code=None, error=error)
+
+
+@attrs.define
+class _Staged:
+    """What a runner sends back of a staged data folder: chunks, an empty one ending them, then
+    unpacked into the run's data folder before any later report (its EXIT) is taken."""
+
+    data_dir: Path | None
+    chunks: list[bytes] = attrs.field(factory=list)
+    size: int = 0
+
+    async def take(self, chunk: bytes) -> dict[str, Any] | Lost | None:
+        """None, or the end of an attempt whose data cannot be kept."""
+        if self.data_dir is None:
+            return Lost("its worker sent data back, where none was staged")
+        if chunk:
+            self.size += len(chunk)
+            if self.size > STAGE_LIMIT + CHUNK:  # the tarball's own bytes, a little more
+                return Lost(f"its worker sent back more than {STAGE_LIMIT >> 20} MiB of data")
+            self.chunks.append(chunk)
+            return None
+        data, self.chunks, self.size = b"".join(self.chunks), [], 0
+        try:
+            await trio.to_thread.run_sync(unpack, data, self.data_dir, STAGE_LIMIT)
+        except (OSError, UnsafeTarball) as exc:
+            return {"error": f"cannot keep what the attempt wrote to the run's data folder: {exc}"}
+        return None

@@ -3,19 +3,26 @@ runners on the workers call back (`pit.remote.worker`).
 
 A task actor whose attempt goes to the cluster first `expect`s it here: the attempt is live,
 and its token (an HMAC of its key under this hub's random secret) is what the runner must
-show. The first runner to show it gets GO and its connection becomes the attempt's `Link`.
-Any other is refused: a token that is not this hub's (audited in the run's
-secret_access.jsonl when the key names a run of this process, a bounded number of times), an
-attempt that is not running (any more), the same attempt started again by Dask on another
-worker. A task's SDK requests arrive on the link and are answered by its run's broker, which
-knows the asker by the attempt, never by what the request claims.
+show. A worker process keeps one connection here for all the attempts it runs for this
+process, each on a channel of its own (`pit.remote.wire`). The first runner to show an
+attempt's token gets GO and its channel becomes the attempt's `Link`. Any other is refused: a
+token that is not this hub's (audited in the run's secret_access.jsonl when the key names a
+run of this process, a bounded number of times; on a connection that never showed a good one,
+the connection is closed too), an attempt that is not running (any more), the same attempt
+started again by Dask on another worker. A task's SDK requests arrive on the link and are
+answered by its run's broker, which knows the asker by the attempt, never by what the request
+claims.
+
+The attempts of a connection share it: a follower that falls behind (its buffer of
+`_EVENTS_BUFFER` reports full) holds up the reports of its neighbours on that worker until it
+catches up, as a slow disk would; nothing is dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -27,9 +34,8 @@ import trio
 
 from pit.actors import broker as brokers
 from pit.actors.peers import Found, FoundBy, Member
-from pit.remote.tarballs import STAGE_LIMIT, TooLarge, UnsafeTarball, pack_data, unpack
+from pit.remote.tarballs import TooLarge, pack_data
 from pit.remote.wire import (
-    CHUNK,
     MAX_FRAME,
     Kind,
     Reader,
@@ -69,12 +75,12 @@ class Link:
     """The run's project, for a worker that does not have it yet."""
     data_dir: Path | None = None
     """The run's data folder, staged for a worker that cannot see it."""
-    _stream: trio.SocketStream | None = None
-    _sending: trio.Lock = attrs.field(factory=trio.Lock)
+    _connection: _Connection | None = None
+    _channel: int = 0
 
     @property
     def connected(self) -> bool:
-        return self._stream is not None
+        return self._connection is not None
 
     async def report(self, report: tuple[Kind, bytes] | Lost) -> None:
         """Pass on what its runner reported (waiting while its follower catches up); dropped
@@ -84,19 +90,41 @@ class Link:
 
     async def send(self, kind: Kind, payload: bytes | dict[str, Any] = b"") -> bool:
         """Tell the runner; False when it cannot be told (not connected, or gone)."""
-        if self._stream is None:
+        if self._connection is None:
             return False
-        try:
-            async with self._sending:
-                await self._stream.send_all(frame(kind, payload))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
+        return await self._connection.send(kind, self._channel, payload)
 
 
 @attrs.frozen
 class Lost:
     reason: str
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """A worker process's connection: its attempts' links, by channel."""
+
+    stream: trio.SocketStream
+    nursery: trio.Nursery
+    links: dict[int, Link] = attrs.field(factory=dict)
+    trusted: bool = False
+    """It showed one good token: a runner of this hub's attempts, no stranger."""
+    _sending: trio.Lock = attrs.field(factory=trio.Lock)
+
+    async def send(self, kind: Kind, channel: int, payload: bytes | dict[str, Any] = b"") -> bool:
+        try:
+            async with self._sending:
+                await self.stream.send_all(frame(kind, channel, payload))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    def drop(self, link: Link) -> None:
+        """`link`'s attempt is no longer followed: its runner is told to kill it."""
+        if self.links.pop(link._channel, None) is link:
+            link._connection = None
+            with contextlib.suppress(RuntimeError):  # the connection is ending: so does it
+                self.nursery.start_soon(self.send, Kind.KILL, link._channel)
 
 
 @attrs.define(eq=False)
@@ -130,81 +158,93 @@ class Hub:
         finally:
             del self._links[key]
             send.close()
-            if link._stream is not None:  # its runner is still there: the attempt must end
-                link._stream.socket.close()
+            if link._connection is not None:  # its runner is still there: the attempt must end
+                link._connection.drop(link)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         keep_alive(stream.socket)
         reader = Reader(limit=_HELLO_LIMIT)
-        pending: list[tuple[Kind, bytes]] = []
-
-        async def receive() -> tuple[Kind, bytes] | None:
-            while not pending:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-                if not data:
-                    return None
-                pending.extend(reader.feed(data))
-            return pending.pop(0)
-
-        link, ended = None, False
-        staged = _Staged()
+        connection: _Connection | None = None
         try:
-            with trio.move_on_after(_HELLO_TIMEOUT):
-                first = await receive()
-                if first is not None and first[0] is Kind.HELLO:
-                    link = await self._admit(stream, fields(first[1]))
-            if link is None:
-                return
-            reader.limit = MAX_FRAME
             async with trio.open_nursery() as nursery:
-                while not ended and (received := await receive()) is not None:
-                    kind, payload = received
-                    if kind is Kind.SDK:
-                        nursery.start_soon(self._answer, link, fields(payload))
-                    elif kind is Kind.FETCH:
-                        nursery.start_soon(self._send_tarball, link)
-                    elif kind is Kind.FETCH_DATA:
-                        nursery.start_soon(self._send_data, link)
-                    elif kind is Kind.DATA:
-                        if (failed := await staged.take(payload, link)) is not None:
-                            await link.report((Kind.EXIT, failed))  # its data is lost: failed
-                            ended = True
-                    elif kind in (Kind.STARTED, Kind.OUTPUT, Kind.EXIT):
-                        await link.report((kind, payload))
-                        ended = kind is Kind.EXIT
-                    else:
-                        raise WireError(f"a runner may not send {kind.name}")
-        except Exception as exc:  # garbled frames, a broken connection: this runner's end only
-            log.warning("remote attempt %s: its connection ended: %r", link and link.key, exc)
+                connection = _Connection(stream, nursery)
+                hello_by = trio.current_time() + _HELLO_TIMEOUT
+                while True:
+                    data = b""
+                    with trio.CancelScope(deadline=math.inf if connection.trusted else hello_by):
+                        data = await stream.receive_some(_RECEIVE_SIZE)
+                    if not data:  # closed, or a stranger that said nothing in time
+                        break
+                    frames = reader.feed(data)
+                    for kind, channel, payload in frames:
+                        await self._take(connection, kind, channel, payload)
+                    if frames and not connection.trusted:
+                        break  # a stranger: its first HELLO had no good token
+                    reader.limit = MAX_FRAME if connection.trusted else _HELLO_LIMIT
+                nursery.cancel_scope.cancel()
+        except Exception as exc:  # garbled frames, a broken connection: this worker's only
+            log.warning("a worker's connection ended: %r", exc)
         finally:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
-            if link is not None:
-                link._stream = None
-                if not ended:  # its follower waits for an end: this is it
-                    await link.report(Lost(f"the connection to {link.worker} broke"))
+            if connection is not None:
+                await self._lose(connection)
 
-    async def _admit(self, stream: trio.SocketStream, hello: dict[str, Any]) -> Link | None:
-        """The link of the attempt a runner's HELLO names, now connected; None (the runner
-        refused) when its token is not pit's (audited, for a run of this process), or its
-        attempt is not running (anymore: stopped before its runner came), or it already has a
-        runner (Dask started it again after its worker died)."""
+    async def _lose(self, connection: _Connection) -> None:
+        links, connection.links = connection.links, {}
+        for link in links.values():  # their followers wait for an end: this is it
+            link._connection = None
+            await link.report(Lost(f"the connection to {link.worker} broke"))
+
+    async def _take(self, connection: _Connection, kind: Kind, channel: int, data: bytes) -> None:
+        """One frame of a runner's connection."""
+        if kind is Kind.HELLO:
+            if channel in connection.links:
+                raise WireError(f"a second HELLO on channel {channel}")
+            await self._admit(connection, channel, fields(data))
+            return
+        link = connection.links.get(channel)
+        if link is None:
+            if not connection.trusted:
+                raise WireError(f"{kind.name} before HELLO")
+            return  # an attempt no longer followed (told to die): what it says is moot
+        if kind is Kind.SDK:
+            connection.nursery.start_soon(self._answer, link, fields(data))
+        elif kind is Kind.FETCH:
+            connection.nursery.start_soon(self._send_tarball, link)
+        elif kind is Kind.FETCH_DATA:
+            connection.nursery.start_soon(self._send_data, link)
+        elif kind in (Kind.STARTED, Kind.OUTPUT, Kind.DATA, Kind.EXIT):
+            if kind is Kind.EXIT:
+                del connection.links[channel]
+                link._connection = None
+            await link.report((kind, data))
+        else:
+            raise WireError(f"a runner may not send {kind.name}")
+
+    async def _admit(self, connection: _Connection, channel: int, hello: dict[str, Any]) -> None:
+        """Connect the link of the attempt a runner's HELLO names to its channel; or refuse
+        it when its token is not pit's (audited, for a run of this process), or its attempt
+        is not running (anymore: stopped before its runner came), or it already has a runner
+        (Dask started it again after its worker died)."""
         key, token = str(hello.get("key", ""))[:_KEY_LIMIT], hello.get("token")
         link = self._links.get(key)
         if not token_ok(self._secret, key, token):
             reason = "its token is not pit's"
             self._refusals.audit(key, reason)
-        elif link is None:
-            reason = "the attempt is not running"
-        elif link.worker is not None:
-            reason = "the attempt already started on another worker (pit retries, not Dask)"
         else:
-            link.worker = str(hello.get("worker", ""))[:_KEY_LIMIT] or "a worker"
-            link._stream = stream
-            await stream.send_all(frame(Kind.GO))
-            return link
-        await stream.send_all(frame(Kind.REFUSE, {"reason": reason}))
-        return None
+            connection.trusted = True
+            if link is None:
+                reason = "the attempt is not running"
+            elif link.worker is not None:
+                reason = "the attempt already started on another worker (pit retries, not Dask)"
+            else:
+                link.worker = str(hello.get("worker", ""))[:_KEY_LIMIT] or "a worker"
+                link._connection, link._channel = connection, channel
+                connection.links[channel] = link
+                await connection.send(Kind.GO, channel)
+                return
+        await connection.send(Kind.REFUSE, channel, {"reason": reason})
 
     async def _send_tarball(self, link: Link) -> None:
         for chunk in chunked(link.tarball):
@@ -232,33 +272,6 @@ class Hub:
             response, mask = await broker.answer(text.encode("utf-8", "surrogateescape"), found)
         answer = {"id": request.get("id"), "response": response.decode(), "mask": mask}
         await link.send(Kind.ANSWER, answer)
-
-
-@attrs.define
-class _Staged:
-    """What a runner sends back of a staged data folder: chunks, an empty one ending them, then
-    unpacked into the run's data folder before anything after it is read."""
-
-    chunks: list[bytes] = attrs.field(factory=list)
-    size: int = 0
-
-    async def take(self, chunk: bytes, link: Link) -> bytes | None:
-        """None, or the EXIT report that fails the attempt when its data cannot be kept."""
-        if link.data_dir is None:
-            raise WireError("data from a runner with no data folder")
-        if chunk:
-            self.size += len(chunk)
-            if self.size > STAGE_LIMIT + CHUNK:  # the tarball's own bytes, a little more
-                raise WireError(f"more than {STAGE_LIMIT >> 20} MiB of data sent back")
-            self.chunks.append(chunk)
-            return None
-        data, self.chunks, self.size = b"".join(self.chunks), [], 0
-        try:
-            await trio.to_thread.run_sync(unpack, data, link.data_dir, STAGE_LIMIT)
-        except (OSError, UnsafeTarball) as exc:
-            error = f"cannot keep what the attempt wrote to the run's data folder: {exc}"
-            return json.dumps({"error": error}).encode()
-        return None
 
 
 @attrs.define

@@ -1,12 +1,14 @@
-"""What pit and a worker's runner say to each other about one remote attempt (sans-io).
+"""What pit and a worker's runners say to each other about remote attempts (sans-io).
 
 A remote attempt is described by a `RemoteAttempt`, which travels as the Dask task's argument:
-never a secret in it, only a `token` that lets the runner speak for that one attempt. The runner
-opens one TCP connection to the pit process that sent it (its `hub`) and the two exchange
-frames on it: a 4-byte big-endian length, a 1-byte kind, then the payload.
+never a secret in it, only a `token` that lets the runner speak for that one attempt. A worker
+process keeps one TCP connection to each pit process that sends it attempts (their `hub`),
+opened at its first attempt from there, and runs every attempt from that pit over it, each on a
+channel of its own: a frame is a 4-byte big-endian length, a 1-byte kind, a 4-byte channel (the
+runner numbers its attempts on the connection), then the payload. On an attempt's channel:
 
     runner -> pit   HELLO   {"key", "token", "worker"}    first, once
-    pit -> runner   GO      {}                             or REFUSE {"reason"}, then close
+    pit -> runner   GO      {}                             or REFUSE {"reason"}: the channel ends
     runner -> pit   FETCH   {}                             the run's project, if not cached
     pit -> runner   TARBALL raw bytes, in chunks           an empty chunk ends it
     runner -> pit   FETCH_DATA {}                          the run's data folder, when the
@@ -17,7 +19,9 @@ frames on it: a 4-byte big-endian length, a 1-byte kind, then the payload.
     pit -> runner   ANSWER  {"id", "response"}
     pit -> runner   STOP    {"reason"} / KILL {}           stop it (SIGTERM, grace, SIGKILL) / now
     runner -> pit   DATA    raw bytes, in chunks           what the attempt wrote there
-    runner -> pit   EXIT    {"returncode", "timed_out", "error"}   last
+    runner -> pit   EXIT    {"returncode", "timed_out", "error"}   last: the channel ends
+
+A connection that breaks ends every attempt on it: pit counts them lost, the worker kills them.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import attrs
 
 MAX_FRAME = 16 << 20
 """Bytes a frame may hold: output is sent in smaller chunks, and an SDK answer is below it."""
-_HEADER = struct.Struct(">IB")
+_HEADER = struct.Struct(">IBI")
+Frame = tuple["Kind", int, bytes]
+"""A frame as read: its kind, its channel, its payload."""
 
 
 class Kind(enum.IntEnum):
@@ -63,7 +69,7 @@ class WireError(Exception):
     """Bytes that are no frame of this protocol: the connection is dropped."""
 
 
-PROTOCOL = 1
+PROTOCOL = 2
 """The version of what pit and its runners say: both ends must speak the same."""
 
 
@@ -149,9 +155,9 @@ def chunked(data: bytes) -> Iterator[bytes]:
     yield b""
 
 
-def frame(kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> bytes:
+def frame(kind: Kind, channel: int, payload: bytes | Mapping[str, Any] = b"") -> bytes:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return _HEADER.pack(len(data), kind) + data
+    return _HEADER.pack(len(data), kind, channel) + data
 
 
 class Reader:
@@ -162,19 +168,18 @@ class Reader:
         self._buffer = bytearray()
         self.limit = limit
 
-    def feed(self, data: bytes) -> list[tuple[Kind, bytes]]:
+    def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
-        frames = []
+        frames: list[Frame] = []
         while len(self._buffer) >= _HEADER.size:
-            length, kind = _HEADER.unpack_from(self._buffer)
+            length, kind, channel = _HEADER.unpack_from(self._buffer)
             if length > self.limit:
                 raise WireError(f"a frame of {length} bytes (at most {self.limit})")
             if len(self._buffer) < _HEADER.size + length:
                 break
             try:
-                frames.append(
-                    (Kind(kind), bytes(self._buffer[_HEADER.size : _HEADER.size + length]))
-                )
+                payload = bytes(self._buffer[_HEADER.size : _HEADER.size + length])
+                frames.append((Kind(kind), channel, payload))
             except ValueError:
                 raise WireError(f"unknown frame kind {kind}") from None
             del self._buffer[: _HEADER.size + length]

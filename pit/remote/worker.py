@@ -1,24 +1,29 @@
-"""pit's runner on a Dask worker: one remote attempt, supervised as pit supervises a local one.
+"""pit's runner on a Dask worker: remote attempts, supervised as pit supervises a local one.
 
-Dask calls `pit.dask.run_attempt` (then `run_encoded`) in one of the worker's threads; it runs
-the attempt on a trio loop of its own (Dask's loop is asyncio's, in another thread):
+Dask calls `pit.dask.run_attempt` (then `run_encoded`) in one of the worker's threads, which
+hands the attempt to the worker process's runner service (`setup_worker`): one trio loop in a
+thread of its own (Dask's loop is asyncio's, in another), serving every attempt of the process,
+with one connection to each pit process that sends attempts (`pit.remote.wire`: an attempt is a
+channel on it) and one SDK shim socket. For each attempt it:
 
-- It reaches the pit process that sent the attempt (`RemoteAttempt.hub`) and says which attempt
-  it runs, with the attempt's token. pit answers GO only once per attempt: an attempt Dask
-  starts again on another worker (after its first worker died) is refused, and pit has already
+- Says on a new channel to the pit process that sent it (`RemoteAttempt.hub`) which attempt it
+  runs, with the attempt's token. pit answers GO only once per attempt: an attempt Dask starts
+  again on another worker (after its first worker died) is refused, and pit has already
   recorded the first one as failed.
-- It unpacks the run's project (a tarball fetched from pit once per code version and kept,
-  checked against its digest) into a folder of the run shared by the run's attempts on this
-  worker, and starts the attempt's command there in a session of its own, with
-  the worker's environment, the attempt's PIT_* variables, and PIT_SOCKET naming a shim: a Unix
-  socket whose requests (from this attempt's processes only) go to the run's broker over the
-  connection to pit, so the task's SDK works unchanged and no secret travels in its arguments
-  or environment. A run's data folder is used in place where the worker sees it, else staged.
-- Output is masked before it leaves the worker (with the secret values the task was answered),
-  and streamed to pit as it comes; pit writes the run's log.
-- The time limit is kept here, and STOP or KILL from pit: SIGTERM to the group, the grace,
-  SIGKILL. Processes that left the group are found by their PIT_RUN_ID/PIT_TASK_NAME and
-  killed. If the connection to pit breaks, the attempt is killed: nobody could see it end.
+- Unpacks the run's project (a tarball fetched from pit once per code version and kept, checked
+  against its digest) into a folder of the run shared by the run's attempts on this worker,
+  and starts the attempt's command there in a session of its own, with the worker's
+  environment, the attempt's PIT_* variables, and PIT_SOCKET naming the shim: a Unix socket
+  whose requests go to the broker of the asking process's run over the connection to pit (the
+  asker is known by its pid, as the broker knows a local task, never by what it says), so the
+  task's SDK works unchanged and no secret travels in its arguments or environment. A run's
+  data folder is used in place where the worker sees it, else staged. File work is done in
+  threads: the loop serves the other attempts meanwhile.
+- Masks output before it leaves the worker (with the secret values the task was answered), and
+  streams it to pit as it comes; pit writes the run's log.
+- Keeps the time limit, and STOP or KILL from pit: SIGTERM to the group, the grace, SIGKILL.
+  Processes that left the group are found by their PIT_RUN_ID/PIT_TASK_NAME and killed. If the
+  connection to pit breaks, its attempts are killed: nobody could see them end.
 - Every process of an attempt carries PIT_WORKER_ID; the worker's guard (`setup_worker`), a
   small process of its own, kills all of them if the worker dies (kill -9 included).
 """
@@ -29,6 +34,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import logging
 import math
 import os
 import shutil
@@ -42,6 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from pit.actors import peers
@@ -57,6 +64,7 @@ from pit.actors.process import (
     spawn_group,
 )
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
+from pit.remote.hub import keep_alive
 from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps, unpack
 from pit.remote.wire import (
     PROJECT,
@@ -75,35 +83,39 @@ WORKER_MARK = "PIT_WORKER_ID"
 _OUTPUT_CHUNK = 1 << 16
 _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
+_IDLE = 60.0
+"""Seconds a connection to a pit process stays open with no attempt on it."""
 _PEERCRED = struct.Struct("3i")
 _TARBALLS_KEPT = 16
 """Project tarballs a worker keeps: the code of the runs it served last."""
 _PROJECTS_KEPT = 16
 """Unpacked projects of runs a worker keeps unused: the runs it served last."""
-_worker_id: str | None = None
+log = logging.getLogger("pit.remote")
 _guard_stack = contextlib.ExitStack()
 _setting_up = threading.Lock()
-_state: dict[str, SocketFolder] = {}
-"""The worker process's folder of SDK shim sockets (one socket per attempt in it)."""
+_service: _Service | None = None
 
 
-def setup_worker() -> str:
-    """Once per worker process: its guard (which kills every process of its attempts if the
-    worker dies), and the id that marks them. The worker becomes the subreaper of what its
-    attempts start, so an attempt's escapees are found among its own children rather than by
-    reading every process of the machine. Idempotent; returns the id."""
-    global _worker_id
+def setup_worker() -> _Service:
+    """The worker process's runner service, started at its first call: the worker's guard
+    (which kills every process of its attempts if the worker dies) and the id that marks them,
+    the SDK shim's socket, and the service's trio loop. The worker becomes the subreaper of
+    what its attempts start, so an attempt's escapees are found among its own children rather
+    than by reading every process of the machine. A service whose loop ended (a bug) is
+    started again."""
+    global _service
     with _setting_up:
-        if _worker_id is None:
+        if _service is None:
             adopt_orphans()
             worker_id = os.urandom(8).hex()
             guard = _guard_stack.enter_context(RunGuard.start())  # held for the process's life
             guard.marks(f"{WORKER_MARK}={worker_id}")
             sockets = _guard_stack.enter_context(SocketFolder.create())
             guard.holds(sockets.path)
-            _state.update(sockets=sockets)
-            _worker_id = worker_id
-        return _worker_id
+            _service = _Service.start(worker_id, sockets)
+        elif not _service.alive:
+            _service = _Service.start(_service.worker_id, _service.sockets)
+        return _service
 
 
 def run_encoded(attempt: bytes) -> dict[str, Any]:
@@ -116,11 +128,10 @@ def run_encoded(attempt: bytes) -> dict[str, Any]:
 
 
 def run_attempt(attempt: RemoteAttempt) -> dict[str, Any]:
-    """Run one attempt to its end (Dask's task function). What pit learns over the connection
-    is the truth; this return value says the same, for Dask's records."""
-    worker_id = setup_worker()
-    runner = _Runner(attempt, _worker_address(), worker_id, _cache_dir())
-    return trio.run(runner.run)
+    """Run one attempt to its end (Dask's task function, in a thread of Dask's). What pit
+    learns over the connection is the truth; this return value says the same, for Dask's
+    records."""
+    return setup_worker().run(attempt, _worker_address(), _cache_dir())
 
 
 def _worker_address() -> str:
@@ -142,23 +153,208 @@ def _cache_dir() -> Path:
     return base / "pit"
 
 
-class _Runner:
-    def __init__(
-        self,
-        attempt: RemoteAttempt,
-        worker: str,
-        worker_id: str,
-        cache: Path,
-    ) -> None:
-        self.attempt = attempt
-        self.worker = worker
+class _Service:
+    """The attempts of one worker process, on one trio loop in a thread of their own."""
+
+    def __init__(self, worker_id: str, sockets: SocketFolder) -> None:
         self.worker_id = worker_id
+        self.sockets = sockets
+        self.shim_path = Path()
+        self.attempts: dict[peers.Member, _Runner] = {}
+        """The attempts running, by task: whom the shim forwards a process's requests for."""
+        self._connections: dict[tuple[str, int], _Connection] = {}
+        self._connecting: dict[tuple[str, int], trio.Lock] = {}
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._thread: threading.Thread | None = None
+        self._nursery: trio.Nursery | None = None
+
+    @classmethod
+    def start(cls, worker_id: str, sockets: SocketFolder) -> _Service:
+        service = cls(worker_id, sockets)
+        ready = threading.Event()
+        service._thread = threading.Thread(
+            target=service._main, args=(ready,), name="pit runner", daemon=True
+        )
+        service._thread.start()
+        ready.wait()
+        return service
+
+    @property
+    def alive(self) -> bool:
+        return self._token is not None and self._thread is not None and self._thread.is_alive()
+
+    def _main(self, ready: threading.Event) -> None:
+        try:
+            trio.run(self._serve, ready)
+        except BaseException:
+            log.exception("pit's runner service on this worker ended")
+        finally:
+            ready.set()  # also when it could not start: `run` then says so
+
+    async def _serve(self, ready: threading.Event) -> None:
+        listener, self.shim_path = self.sockets.listen()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._token = trio.lowlevel.current_trio_token()
+            nursery.start_soon(self._shim, listener)
+            ready.set()
+
+    def run(self, attempt: RemoteAttempt, worker: str, cache: Path) -> dict[str, Any]:
+        """Run `attempt` on the service's loop; called from another thread, which waits."""
+        if self._token is None:
+            return {"error": "pit's runner could not start on this worker (see its log)"}
+        runner = _Runner(attempt, self, worker, cache)
+        try:
+            return trio.from_thread.run(runner.run, trio_token=self._token)
+        except trio.RunFinishedError:
+            return {"error": "pit's runner on this worker stopped (see its log)"}
+
+    async def channel(
+        self, hub: tuple[str, int]
+    ) -> tuple[_Connection, int, trio.MemoryReceiveChannel[tuple[Kind, bytes]]]:
+        """A new channel to the pit process at `hub`, on its connection (opened if there is
+        none); OSError if it cannot be reached."""
+        async with self._connecting.setdefault(hub, trio.Lock()):
+            connection = self._connections.get(hub)
+            if connection is None:
+                stream = await trio.open_tcp_stream(*hub)
+                keep_alive(stream.socket)
+                connection = self._connections[hub] = _Connection(stream)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._keep, hub, connection)
+        return (connection, *connection.open())
+
+    async def _keep(self, hub: tuple[str, int], connection: _Connection) -> None:
+        """Read the connection until it breaks, or stays unused for `_IDLE`."""
+        try:
+            await connection.read(lambda: self._close_if_idle(hub, connection))
+        except Exception as exc:  # garbled frames, a broken connection: its attempts end
+            log.warning("the connection to pit at %s:%s ended: %r", *hub, exc)
+        finally:
+            if self._connections.get(hub) is connection:
+                del self._connections[hub]
+            connection.end()
+            with trio.CancelScope(shield=True):
+                await connection.stream.aclose()
+
+    def _close_if_idle(self, hub: tuple[str, int], connection: _Connection) -> bool:
+        """Whether `connection` was idle, and is now taken out of use (atomically: no await)."""
+        if connection.channels:
+            return False
+        del self._connections[hub]
+        return True
+
+    # --- the SDK shim ----------------------------------------------------------------------
+
+    async def _shim(self, listener: Any) -> None:
+        listening = trio.SocketListener(trio.socket.from_stdlib_socket(listener))
+        await trio.serve_listeners(self._forward, [listening])
+
+    def _asker(self, stream: trio.SocketStream) -> _Runner | None:
+        """The attempt whose process the client is (SO_PEERCRED, then its process group or
+        parent chain, as the broker finds a local task); None for any other process, of this
+        worker's user included."""
+        try:
+            data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        except OSError:
+            return None
+        pid = _PEERCRED.unpack(data)[0]
+        found = peers.identify(pid) if pid else None
+        return None if found is None else self.attempts.get(found.member)
+
+    async def _forward(self, stream: trio.SocketStream) -> None:
+        """One SDK request of a task, answered by its run's broker through pit. Whatever goes
+        wrong with it ends that request only."""
+        try:
+            await self._forward_one(stream)
+        except Exception as exc:  # one request's failure is that request's, never the attempt's
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(SdkResponse(error=f"pit's shim: {exc}").encode())
+        finally:
+            await stream.aclose()
+
+    async def _forward_one(self, stream: trio.SocketStream) -> None:
+        request = RequestFrame()
+        try:
+            with trio.move_on_after(_SHIM_READ_TIMEOUT):
+                while not request.complete and (chunk := await stream.receive_some(_OUTPUT_CHUNK)):
+                    request.feed(chunk)
+        except BadRequest as exc:
+            await stream.send_all(SdkResponse(error=str(exc)).encode())
+            return
+        if not request.received:
+            return  # it sent nothing (or went away)
+        runner = self._asker(stream)
+        if runner is None:  # answered once read: unread bytes would reset it
+            refused = "refused: the asking process is no task of an attempt on this worker"
+            await stream.send_all(SdkResponse(error=refused).encode())
+            return
+        response = await runner.ask(request.request().decode("utf-8", "surrogateescape"))
+        await stream.send_all(response.encode())
+        await stream.send_eof()
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """A worker process's connection to one pit process: its attempts, by channel."""
+
+    stream: trio.SocketStream
+    channels: dict[int, trio.MemorySendChannel[tuple[Kind, bytes]]] = attrs.field(factory=dict)
+    _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
+    _sending: trio.Lock = attrs.field(factory=trio.Lock)
+
+    def open(self) -> tuple[int, trio.MemoryReceiveChannel[tuple[Kind, bytes]]]:
+        """A new channel: its number, and what pit sends on it."""
+        number = next(self._ids)
+        # Unbounded: pit sends an attempt only what it asked for, and its answers.
+        send, receive = trio.open_memory_channel[tuple[Kind, bytes]](math.inf)
+        self.channels[number] = send
+        return number, receive
+
+    def close(self, number: int) -> None:
+        if (send := self.channels.pop(number, None)) is not None:
+            send.close()
+
+    async def send(self, kind: Kind, channel: int, payload: bytes | Mapping[str, Any]) -> None:
+        async with self._sending:
+            await self.stream.send_all(frame(kind, channel, payload))
+
+    async def read(self, idle: Callable[[], bool]) -> None:
+        """Pass pit's frames to their channels (those of attempts that ended are dropped) until
+        it closes, or until `idle` says the connection was unused for `_IDLE`."""
+        reader = Reader()
+        while True:
+            with trio.move_on_after(_IDLE) as waiting:
+                data = await self.stream.receive_some(_OUTPUT_CHUNK)
+            if waiting.cancelled_caught:
+                if idle():
+                    return
+                continue
+            if not data:
+                return
+            for kind, channel, payload in reader.feed(data):
+                if (send := self.channels.get(channel)) is not None:
+                    send.send_nowait((kind, payload))
+
+    def end(self) -> None:
+        """The connection is gone: each attempt on it learns so (and is killed)."""
+        channels, self.channels = self.channels, {}
+        for send in channels.values():
+            send.close()
+
+
+class _Runner:
+    """One attempt, on its channel of the connection to the pit process that sent it."""
+
+    def __init__(self, attempt: RemoteAttempt, service: _Service, worker: str, cache: Path) -> None:
+        self.attempt = attempt
+        self.service = service
+        self.worker = worker
         self.cache = cache
         self.masker = Masker(())
-        self._stream: trio.SocketStream | None = None
-        self._sending = trio.Lock()
-        self._reader = Reader()
-        self._pending: list[tuple[Kind, bytes]] = []
+        self._connection: _Connection | None = None
+        self._channel = 0
+        self._inbox: trio.MemoryReceiveChannel[tuple[Kind, bytes]] | None = None
         self._answers: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._ids = itertools.count()
         self._stop_scope = trio.CancelScope()
@@ -172,18 +368,17 @@ class _Runner:
     async def run(self) -> dict[str, Any]:
         host, port = self.attempt.hub
         try:
-            stream = await trio.open_tcp_stream(host, port)
+            self._connection, self._channel, self._inbox = await self.service.channel((host, port))
         except OSError as exc:
             return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
-        # File work is done right on this loop, blocking it: the loop is this attempt's own,
-        # nothing else waits on it, and a thread hop would cost more than the work.
         project = (
             self.cache / "runs" / f"{self._run_name()}-{self.attempt.snapshot[:16]}" / "project"
         )
-        with _projects.using(project), contextlib.ExitStack() as scratch:
-            async with stream:
-                self._stream = stream
+        try:
+            with _projects.using(project), contextlib.ExitStack() as scratch:
                 return await self._run_in(project, scratch)
+        finally:
+            self._connection.close(self._channel)
 
     def _run_name(self) -> str:
         name = self.attempt.env.get("PIT_RUN_ID", "")
@@ -197,8 +392,6 @@ class _Runner:
             hello = {"key": self.attempt.key, "token": self.attempt.token}
             await self._send(Kind.HELLO, {**hello, "worker": self.worker})
             cached = self._cached_tarball()
-            if cached is not None:  # unpacked while pit answers
-                _projects.unpack(project, cached.read_bytes)
             with trio.move_on_after(_HANDSHAKE_TIMEOUT) as handshake:
                 kind, payload = await self._receive()
             if handshake.cancelled_caught:
@@ -207,9 +400,11 @@ class _Runner:
                 return {"refused": fields(payload).get("reason", "")}
             if kind is not Kind.GO:
                 raise WireError(f"pit answered {kind.name} to HELLO")
-            if cached is None:
+            if cached is not None:
+                await trio.to_thread.run_sync(_projects.unpack, project, cached.read_bytes)
+            else:
                 tarball = await self._fetch_tarball()
-                _projects.unpack(project, lambda: tarball)
+                await trio.to_thread.run_sync(_projects.unpack, project, lambda: tarball)
             data, found = await self._stage_in(scratch)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
             return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
@@ -217,22 +412,31 @@ class _Runner:
             return await self._exit(None, False, f"cannot unpack the project: {exc}")
         return await self._attempt(project, data, found)
 
-    # --- the connection to pit -------------------------------------------------------------
+    # --- the channel to pit ----------------------------------------------------------------
 
     async def _send(self, kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> None:
-        assert self._stream is not None
-        async with self._sending:
-            await self._stream.send_all(frame(kind, payload))
+        assert self._connection is not None
+        await self._connection.send(kind, self._channel, payload)
 
     async def _receive(self) -> tuple[Kind, bytes]:
-        assert self._stream is not None
-        while True:
-            if self._pending:
-                return self._pending.pop(0)
-            data = await self._stream.receive_some(_OUTPUT_CHUNK)
-            if not data:
-                raise trio.BrokenResourceError("pit closed the connection")
-            self._pending.extend(self._reader.feed(data))
+        assert self._inbox is not None
+        try:
+            return await self._inbox.receive()
+        except trio.EndOfChannel:
+            raise trio.BrokenResourceError("the connection to pit broke") from None
+
+    async def ask(self, request: str) -> str:
+        """The run's broker's answer to a task's SDK request."""
+        number = next(self._ids)
+        send, receive = trio.open_memory_channel[dict[str, Any]](1)
+        self._answers[number] = send
+        try:
+            await self._send(Kind.SDK, {"id": number, "request": request})
+            return str((await receive.receive()).get("response", ""))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return SdkResponse(error="pit is unreachable from the worker").encode().decode()
+        finally:
+            self._answers.pop(number, None)
 
     # --- the attempt -----------------------------------------------------------------------
 
@@ -249,7 +453,7 @@ class _Runner:
         data = await self._fetch(Kind.FETCH, Kind.TARBALL)
         if hashlib.sha256(data).hexdigest() != self.attempt.snapshot:
             raise WireError("the project arrived damaged (its digest differs)")
-        _keep(self._tarball_path(), data)
+        await trio.to_thread.run_sync(_keep, self._tarball_path(), data)
         return data
 
     async def _fetch(self, ask: Kind, answer: Kind) -> bytes:
@@ -272,21 +476,18 @@ class _Runner:
         """The run's data folder for the attempt: pit's own where this worker sees it (a shared
         filesystem), else a copy in a folder of the attempt (removed with `scratch`), fetched
         from pit (then `Stamps` of its files, so that what the attempt writes goes back)."""
-        shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
-        # A blocking stat, on purpose: this loop is the attempt's own (see `run`).
-        if not self.attempt.stage_data and shared.is_dir():  # noqa: ASYNC240
-            return shared, None
-        attempts = self.cache / "attempts"
-        attempts.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(dir=attempts))
+        shared = trio.Path(self.attempt.env.get("PIT_DATA_DIR", ""))
+        if not self.attempt.stage_data and await shared.is_dir():
+            return Path(shared), None
+        data = await self._fetch(Kind.FETCH_DATA, Kind.DATA)
+        staged = await trio.to_thread.run_sync(_unpack_staged, data, self.cache / "attempts")
         scratch.callback(shutil.rmtree, staged, True)
-        unpack(await self._fetch(Kind.FETCH_DATA, Kind.DATA), staged)
-        return staged, stamps(staged)
+        return staged, await trio.to_thread.run_sync(stamps, staged)
 
     async def _stage_out(self, staged: Path, found: Stamps) -> str | None:
         """Send pit what the attempt wrote to its staged data folder; what went wrong, if so."""
         try:
-            data = pack_data(staged, found)
+            data = await trio.to_thread.run_sync(pack_data, staged, found)
         except (OSError, TooLarge) as exc:
             return f"cannot send back the attempt's data: {exc}"
         try:
@@ -296,14 +497,14 @@ class _Runner:
             return "lost pit while sending back the attempt's data"
         return None
 
-    def _env(self, folder: Path, data: Path, socket_path: Path) -> dict[str, str]:
+    def _env(self, folder: Path, data: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIT_")}
         env.pop("VIRTUAL_ENV", None)  # the worker's own: it would mislead a task's `uv run`
         for name, value in self.attempt.env.items():
             env[name] = self._place(value, folder)
-        env["PIT_SOCKET"] = str(socket_path)
+        env["PIT_SOCKET"] = str(self.service.shim_path)
         env["PIT_DATA_DIR"] = str(data)
-        env[WORKER_MARK] = self.worker_id
+        env[WORKER_MARK] = self.service.worker_id
         if self.attempt.uv_project:
             env["UV_PROJECT_ENVIRONMENT"] = str(self._venv(folder))
         return env
@@ -321,38 +522,36 @@ class _Runner:
         return self.cache / "venvs" / digest.hexdigest()[:16]
 
     async def _attempt(self, folder: Path, data: Path, found: Stamps | None) -> dict[str, Any]:
-        listener, socket_path = _state["sockets"].listen()
-        with contextlib.ExitStack() as cleanup:
-            cleanup.callback(socket_path.unlink, missing_ok=True)
+        argv = tuple(self._place(a, folder) for a in self.attempt.argv)
+        attempts = self.service.attempts
+        attempts[self._member] = self  # before it starts: its first request may come at once
+        try:
             try:
-                argv = tuple(self._place(a, folder) for a in self.attempt.argv)
-                cwd = folder / self.attempt.cwd
-                try:
-                    process = spawn_group(
-                        argv,
-                        cwd=str(cwd),
-                        env=self._env(folder, data, socket_path),
-                        log=io.BytesIO(),  # unused: output is piped
-                        pipe=True,
-                    )
-                except OSError as exc:
-                    return await self._exit(
-                        None, False, f"cannot start {argv[0]}: {exc.strerror or exc}"
-                    )
-                peers.join(process.pid, self._member)
-                try:
-                    await self._send(Kind.STARTED, {"pid": process.pid})
-                    timed_out = await self._supervise(process, listener)
-                finally:
-                    peers.leave(process.pid)
-                    if not self._tree_ended:  # `_supervise` did not get to it
-                        with trio.CancelScope(shield=True):
-                            await self._end_tree(process)
-                    process.close()
-                sent_back = None if found is None else await self._stage_out(data, found)
-                return await self._exit(process.returncode, timed_out, sent_back)
+                process = spawn_group(
+                    argv,
+                    cwd=str(folder / self.attempt.cwd),
+                    env=self._env(folder, data),
+                    log=io.BytesIO(),  # unused: output is piped
+                    pipe=True,
+                )
+            except OSError as exc:
+                error = f"cannot start {argv[0]}: {exc.strerror or exc}"
+                return await self._exit(None, False, error)
+            peers.join(process.pid, self._member)
+            try:
+                await self._send(Kind.STARTED, {"pid": process.pid})
+                timed_out = await self._supervise(process)
             finally:
-                listener.close()
+                peers.leave(process.pid)
+                if not self._tree_ended:  # `_supervise` did not get to it
+                    with trio.CancelScope(shield=True):
+                        await self._end_tree(process)
+                process.close()
+        finally:
+            if attempts.get(self._member) is self:
+                del attempts[self._member]
+        sent_back = None if found is None else await self._stage_out(data, found)
+        return await self._exit(process.returncode, timed_out, sent_back)
 
     async def _exit(
         self, returncode: int | None, timed_out: bool, error: str | None
@@ -368,12 +567,11 @@ class _Runner:
             await self._send(Kind.EXIT, result)
         return result
 
-    async def _supervise(self, process: GroupProcess, listener: Any) -> bool:
-        """Pump the output, serve the shim and pit's commands, until the process ends (or its
-        time runs out, or pit stops it). Whether its time limit ran out."""
+    async def _supervise(self, process: GroupProcess) -> bool:
+        """Pump the output and take pit's commands until the process ends (or its time runs
+        out, or pit stops it). Whether its time limit ran out."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._listen, process)
-            nursery.start_soon(self._shim, listener)
             pumped = trio.Event()
             nursery.start_soon(self._pump, process, pumped)
             timed_out = await self._wait(process)
@@ -442,63 +640,17 @@ class _Runner:
         finally:
             done.set()
 
-    # --- the SDK shim ----------------------------------------------------------------------
 
-    async def _shim(self, listener: Any) -> None:
-        listening = trio.SocketListener(trio.socket.from_stdlib_socket(listener))
-        await trio.serve_listeners(self._forward, [listening])
-
-    def _is_ours(self, stream: trio.SocketStream) -> bool:
-        """Whether the client is a process of this attempt (SO_PEERCRED, then its process
-        group or parent chain, as the broker finds a local task): the worker's other attempts
-        share its user, and must not speak with this attempt's token."""
-        try:
-            data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-        except OSError:
-            return False
-        pid = _PEERCRED.unpack(data)[0]
-        found = peers.identify(pid) if pid else None
-        return found is not None and found.member == self._member
-
-    async def _forward(self, stream: trio.SocketStream) -> None:
-        """One SDK request of the task, answered by the run's broker through pit. Whatever
-        goes wrong with it ends that request only."""
-        try:
-            await self._forward_one(stream)
-        except Exception as exc:  # one request's failure is that request's, never the attempt's
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(SdkResponse(error=f"pit's shim: {exc}").encode())
-        finally:
-            await stream.aclose()
-
-    async def _forward_one(self, stream: trio.SocketStream) -> None:
-        request = RequestFrame()
-        try:
-            with trio.move_on_after(_SHIM_READ_TIMEOUT):
-                while not request.complete and (chunk := await stream.receive_some(_OUTPUT_CHUNK)):
-                    request.feed(chunk)
-        except BadRequest as exc:
-            await stream.send_all(SdkResponse(error=str(exc)).encode())
-            return
-        if not request.received:
-            return  # it sent nothing (or went away)
-        if not self._is_ours(stream):  # answered once read: unread bytes would reset it
-            refused = "refused: the asking process is no task of this attempt"
-            await stream.send_all(SdkResponse(error=refused).encode())
-            return
-        number = next(self._ids)
-        send, receive = trio.open_memory_channel[dict[str, Any]](1)
-        self._answers[number] = send
-        text = request.request().decode("utf-8", "surrogateescape")
-        try:
-            await self._send(Kind.SDK, {"id": number, "request": text})
-            response = str((await receive.receive()).get("response", ""))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            response = SdkResponse(error="pit is unreachable from the worker").encode().decode()
-        finally:
-            self._answers.pop(number, None)
-        await stream.send_all(response.encode())
-        await stream.send_eof()
+def _unpack_staged(data: bytes, attempts: Path) -> Path:
+    """The run's data folder as pit sent it, in a new folder under `attempts`."""
+    attempts.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=attempts))
+    try:
+        unpack(data, staged)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return staged
 
 
 def _keep(path: Path, data: bytes) -> None:

@@ -15,7 +15,7 @@ from pit.actors.broker import Broker
 from pit.actors.peers import Member
 from pit.clock import SystemClock
 from pit.remote.hub import Hub, Link, Lost
-from pit.remote.wire import Kind, Reader, fields, frame
+from pit.remote.wire import Frame, Kind, Reader, fields, frame
 from pit.spec.secrets import parse_secrets
 from pit.store.rundir import AUDIT_FILE
 
@@ -30,12 +30,14 @@ class Runner:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.reader = Reader()
-        self.pending: list[tuple[Kind, bytes]] = []
+        self.pending: list[Frame] = []
 
-    async def send(self, kind: Kind, payload: bytes | dict[str, Any] = b"") -> None:
-        await self.stream.send_all(frame(kind, payload))
+    async def send(
+        self, kind: Kind, payload: bytes | dict[str, Any] = b"", channel: int = 1
+    ) -> None:
+        await self.stream.send_all(frame(kind, channel, payload))
 
-    async def receive(self) -> tuple[Kind, bytes] | None:
+    async def receive(self) -> Frame | None:
         while not self.pending:
             data = await self.stream.receive_some(65536)
             if not data:
@@ -43,9 +45,11 @@ class Runner:
             self.pending.extend(self.reader.feed(data))
         return self.pending.pop(0)
 
-    async def hello(self, key: str, token: str) -> Kind | None:
-        await self.send(Kind.HELLO, {"key": key, "token": token, "worker": "tcp://w:1"})
+    async def hello(self, key: str, token: str, channel: int = 1) -> Kind | None:
+        hello = {"key": key, "token": token, "worker": "tcp://w:1"}
+        await self.send(Kind.HELLO, hello, channel)
         answer = await self.receive()
+        assert answer is None or answer[1] == channel
         return answer[0] if answer else None
 
 
@@ -127,7 +131,7 @@ async def test_the_attempt_runs_once_and_its_task_reads_secrets_through_it(
 
         request = {"method": "get_secret", "params": {"key": "api_token", "task": "other"}}
         await runner.send(Kind.SDK, {"id": 7, "request": json.dumps(request)})
-        kind, payload = await runner.receive() or (None, b"")
+        kind, _, payload = await runner.receive() or (None, 0, b"")
         assert kind is Kind.ANSWER
         answer = fields(payload)
         assert answer["id"] == 7
@@ -151,12 +155,12 @@ async def test_the_attempt_runs_once_and_its_task_reads_secrets_through_it(
     )
 
 
-async def reports(link: Link) -> list[tuple[Kind, bytes] | Lost]:
+async def reports(link: Link, until: Kind | None = None) -> list[tuple[Kind, bytes] | Lost]:
     found: list[tuple[Kind, bytes] | Lost] = []
     with trio.fail_after(10):
         async for report in link.events:
             found.append(report)
-            if isinstance(report, Lost):
+            if isinstance(report, Lost) or report[0] is until:
                 break
     return found
 
@@ -183,20 +187,50 @@ async def test_a_garbled_frame_after_go_loses_that_attempt_only(serving: Serving
         assert await again.hello("run-1/load/2", link.token) is Kind.GO  # the hub serves on
 
 
-async def test_a_runner_still_connected_when_its_attempt_ends_is_cut_off(
+async def test_a_runner_still_there_when_its_attempt_ends_is_told_to_kill_it(
     serving: Serving,
 ) -> None:
     """A stop that came before the runner reported, or a task actor torn down: the runner must
-    learn at once that nobody follows its attempt (it then kills it)."""
+    learn at once that nobody follows its attempt; its connection serves on."""
     with serving.expect("run-1/load/1", Member("run-1", "load")) as link:
         runner = await serving.connect()
         assert await runner.hello("run-1/load/1", link.token) is Kind.GO
     with trio.fail_after(10):
-        assert await runner.receive() is None
+        assert await runner.receive() == (Kind.KILL, 1, b"")
+    await runner.send(Kind.EXIT, {"returncode": -9}, channel=1)  # moot now: dropped
+    with serving.expect("run-1/load/2", Member("run-1", "load")) as link:
+        assert await runner.hello("run-1/load/2", link.token, channel=2) is Kind.GO
+
+
+async def test_attempts_share_a_connection_each_on_its_channel(serving: Serving) -> None:
+    """A worker's attempts for one pit process: one connection, a channel each; its break
+    loses every attempt on it."""
+    load, clean = Member("run-1", "load"), Member("run-1", "clean")
+    with (
+        serving.expect("run-1/load/1", load) as first,
+        serving.expect("run-1/clean/1", clean) as second,
+    ):
+        runner = await serving.connect()
+        assert await runner.hello("run-1/load/1", first.token, channel=1) is Kind.GO
+        assert await runner.hello("run-1/clean/1", second.token, channel=2) is Kind.GO
+        await runner.send(Kind.OUTPUT, b"clean\n", channel=2)
+        await runner.send(Kind.OUTPUT, b"load\n", channel=1)
+        await runner.send(Kind.EXIT, {"returncode": 0}, channel=2)
+        await runner.send(Kind.HELLO, {"key": "run-1/clean/1"}, channel=1)  # channel in use
+        assert await runner.receive() is None  # a runner that breaks the protocol is dropped
+        assert await reports(first) == [
+            (Kind.OUTPUT, b"load\n"),
+            Lost("the connection to tcp://w:1 broke"),
+        ]
+        assert await reports(second, until=Kind.EXIT) == [
+            (Kind.OUTPUT, b"clean\n"),
+            (Kind.EXIT, b'{"returncode": 0}'),
+        ]
 
 
 async def test_a_stranger_cannot_make_the_hub_hold_a_big_first_frame(serving: Serving) -> None:
     stranger = await serving.connect()
-    await stranger.stream.send_all((10 << 20).to_bytes(4, "big") + bytes([Kind.HELLO]))
+    header = (10 << 20).to_bytes(4, "big") + bytes([Kind.HELLO]) + (1).to_bytes(4, "big")
+    await stranger.stream.send_all(header)
     with trio.fail_after(10):
         assert await stranger.receive() is None  # dropped at its header, not 10 MiB later

@@ -21,14 +21,21 @@ from pit.remote.wire import (
     token_ok,
 )
 
-FRAMES = st.lists(st.tuples(st.sampled_from(list(Kind)), st.binary(max_size=300)), max_size=8)
+FRAMES = st.lists(
+    st.tuples(
+        st.sampled_from(list(Kind)),
+        st.integers(min_value=0, max_value=2**32 - 1),
+        st.binary(max_size=300),
+    ),
+    max_size=8,
+)
 
 
 @given(FRAMES, st.lists(st.integers(min_value=1, max_value=50), min_size=1))
 def test_frames_come_out_whole_however_the_bytes_are_cut(
-    frames: list[tuple[Kind, bytes]], cuts: list[int]
+    frames: list[tuple[Kind, int, bytes]], cuts: list[int]
 ) -> None:
-    data = b"".join(frame(kind, payload) for kind, payload in frames)
+    data = b"".join(frame(kind, channel, payload) for kind, channel, payload in frames)
     reader, out, position = Reader(), [], 0
     for size in cuts * (len(data) // sum(cuts) + 1):
         out += reader.feed(data[position : position + size])
@@ -38,9 +45,9 @@ def test_frames_come_out_whole_however_the_bytes_are_cut(
 
 def test_an_oversized_or_unknown_frame_is_refused() -> None:
     with pytest.raises(WireError, match="a frame of"):
-        Reader().feed((MAX_FRAME + 1).to_bytes(4, "big") + b"\x05")
+        Reader().feed((MAX_FRAME + 1).to_bytes(4, "big") + b"\x05" + bytes(4))
     with pytest.raises(WireError, match="unknown frame kind 99"):
-        Reader().feed(b"\x00\x00\x00\x00\x63")
+        Reader().feed(b"\x00\x00\x00\x00\x63" + bytes(4))
 
 
 def test_a_token_is_good_for_its_attempt_and_its_secret_only() -> None:
@@ -82,10 +89,10 @@ def test_an_attempt_travels_as_json_and_another_protocol_is_named() -> None:
     data = attempt.encode()
 
     assert RemoteAttempt.decode(data) == attempt
-    older = data.replace(b'"protocol": 1', b'"protocol": 0')
+    older = data.replace(b'"protocol": 2', b'"protocol": 1')
     with pytest.raises(WireError, match="another version"):
         RemoteAttempt.decode(older)
     with pytest.raises(WireError, match="does not decode"):
-        RemoteAttempt.decode(b'{"protocol": 1, "key": "k", "snapshot": "%s"}' % (b"a" * 64))
+        RemoteAttempt.decode(b'{"protocol": 2, "key": "k", "snapshot": "%s"}' % (b"a" * 64))
     with pytest.raises(WireError, match="not a sha256"):  # it names a file on the worker
         RemoteAttempt.decode(data.replace(b"d1d1", b"../", 1))

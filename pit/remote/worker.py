@@ -160,6 +160,13 @@ class _Service:
         self.worker_id = worker_id
         self.sockets = sockets
         self.shim_path = Path()
+        self.environ = {
+            name: value
+            for name, value in os.environ.items()
+            # VIRTUAL_ENV is the worker's own: it would mislead a task's `uv run`
+            if not name.startswith("PIT_") and name != "VIRTUAL_ENV"
+        }
+        """The worker's environment as the service started: what an attempt's adds to."""
         self.attempts: dict[peers.Member, _Runner] = {}
         """The attempts running, by task: whom the shim forwards a process's requests for."""
         self._connections: dict[tuple[str, int], _Connection] = {}
@@ -391,7 +398,6 @@ class _Runner:
         try:
             hello = {"key": self.attempt.key, "token": self.attempt.token}
             await self._send(Kind.HELLO, {**hello, "worker": self.worker})
-            cached = self._cached_tarball()
             with trio.move_on_after(_HANDSHAKE_TIMEOUT) as handshake:
                 kind, payload = await self._receive()
             if handshake.cancelled_caught:
@@ -400,11 +406,14 @@ class _Runner:
                 return {"refused": fields(payload).get("reason", "")}
             if kind is not Kind.GO:
                 raise WireError(f"pit answered {kind.name} to HELLO")
-            if cached is not None:
-                await trio.to_thread.run_sync(_projects.unpack, project, cached.read_bytes)
-            else:
-                tarball = await self._fetch_tarball()
-                await trio.to_thread.run_sync(_projects.unpack, project, lambda: tarball)
+            # A stat on the loop: a thread's hop would cost more than it, for the attempts
+            # after a run's first here.
+            if not project.is_dir():  # noqa: ASYNC240
+                if (cached := self._cached_tarball()) is not None:
+                    await trio.to_thread.run_sync(_projects.unpack, project, cached.read_bytes)
+                else:
+                    tarball = await self._fetch_tarball()
+                    await trio.to_thread.run_sync(_projects.unpack, project, lambda: tarball)
             data, found = await self._stage_in(scratch)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
             return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
@@ -476,9 +485,9 @@ class _Runner:
         """The run's data folder for the attempt: pit's own where this worker sees it (a shared
         filesystem), else a copy in a folder of the attempt (removed with `scratch`), fetched
         from pit (then `Stamps` of its files, so that what the attempt writes goes back)."""
-        shared = trio.Path(self.attempt.env.get("PIT_DATA_DIR", ""))
-        if not self.attempt.stage_data and await shared.is_dir():
-            return Path(shared), None
+        shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
+        if not self.attempt.stage_data and shared.is_dir():  # noqa: ASYNC240  (a stat, as above)
+            return shared, None
         data = await self._fetch(Kind.FETCH_DATA, Kind.DATA)
         staged = await trio.to_thread.run_sync(_unpack_staged, data, self.cache / "attempts")
         scratch.callback(shutil.rmtree, staged, True)
@@ -498,8 +507,7 @@ class _Runner:
         return None
 
     def _env(self, folder: Path, data: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIT_")}
-        env.pop("VIRTUAL_ENV", None)  # the worker's own: it would mislead a task's `uv run`
+        env = dict(self.service.environ)
         for name, value in self.attempt.env.items():
             env[name] = self._place(value, folder)
         env["PIT_SOCKET"] = str(self.service.shim_path)
@@ -678,9 +686,10 @@ class _Projects:
     @contextlib.contextmanager
     def using(self, project: Path) -> Iterator[None]:
         with self._lock:
-            self._users[project] = self._users.get(project, 0) + 1
-        with contextlib.suppress(OSError):  # used now: the newest, for `_prune`
-            os.utime(project.parent)
+            users = self._users[project] = self._users.get(project, 0) + 1
+        if users == 1:
+            with contextlib.suppress(OSError):  # used now: the newest, for `_prune`
+                os.utime(project.parent)
         try:
             yield
         finally:

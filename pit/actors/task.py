@@ -335,6 +335,7 @@ class TaskActor:
                 if not isinstance(ended, dict):  # it did not end by itself: Dask must drop it
                     with trio.move_on_after(CANCEL_WAIT, shield=True):
                         await submission.cancel()
+                submission.release()
         if not isinstance(ended, dict):
             lost = ended.reason if isinstance(ended, Lost) else "it did not answer its stop"
             return await follow.failed(f"the attempt was lost: {lost}", link.worker)

@@ -3,14 +3,17 @@
 The scheduling stays pit's actors; Dask only places each attempt's process on a worker. Dask's
 asynchronous API is asyncio's, so pit uses its synchronous `Client` (which runs its own loop in
 a thread of its own) and calls it from trio through one bridge (`trio.to_thread` under a
-limiter of one), never two event loops in one thread. Dask's answers come back to trio by the
-run's trio token (`run_sync_soon`).
+limiter of one), never two event loops in one thread. The attempts ready together cross it
+together: one `Client.map` per batch (per set of resources), one graph for the scheduler.
+Whether a Dask task ended is read off its future's state every `_WATCH` seconds, not by a
+callback per future (each costs Dask a coroutine and pit two thread hops): that only matters
+for an attempt whose runner never reached pit, or whose end never came.
 
 Each attempt is one Dask task, keyed run/task/attempt, `pure=False`, no Dask retries (pit
 retries, with its own waits and records). What the attempt says while it runs comes back over
-its own connection to this process (`pit.remote.hub`), and so does the run's project: a tarball
-named by its content, which a worker fetches once and keeps for every attempt of that code (no
-data of pit's lives in Dask, so a worker's death loses nothing the next attempt needs).
+its worker's connection to this process (`pit.remote.hub`), and so does the run's project: a
+tarball named by its content, which a worker fetches once and keeps for every attempt of that
+code (no data of pit's lives in Dask, so a worker's death loses nothing the next attempt needs).
 """
 
 from __future__ import annotations
@@ -39,17 +42,27 @@ _PIT_ENV = ("PIT_", "PYTHONPATH")
 """What of a launch's environment an attempt takes along: the rest is the worker's own."""
 
 
+_WATCH = 0.5
+"""Seconds between looks at the states of the attempts' Dask tasks."""
+CANCEL_WAIT = 10.0
+"""Seconds to tell Dask to drop an attempt that did not end by itself (a gone scheduler may
+never answer)."""
+
+
 @attrs.define(eq=False)
 class Submission:
     """An attempt handed to Dask; `done` once Dask's task ended (finished, failed, cancelled)."""
 
     cluster: DaskCluster
+    attempt: RemoteAttempt
+    resources: Mapping[str, float]
     future: Any = None
+    error: str | None = None
+    """Why Dask did not take it."""
+    abandoned: bool = False
+    """Nobody follows it any more: not to be submitted, or to be cancelled once it is."""
+    submitted: trio.Event = attrs.field(factory=trio.Event)
     done: trio.Event = attrs.field(factory=trio.Event)
-
-    def _finished(self, _future: Any) -> None:  # Dask's loop thread
-        with contextlib.suppress(trio.RunFinishedError):
-            self.cluster._token.run_sync_soon(self.done.set)
 
     async def outcome(self) -> str:
         """Once `done`: what became of the Dask task, in words."""
@@ -73,12 +86,15 @@ class Submission:
         if self.future is not None and not self.done.is_set():
             await self.cluster._call(self.future.cancel)
 
+    def release(self) -> None:
+        """Nobody waits for its end any more: the cluster stops watching it."""
+        self.cluster._live.discard(self)
+
 
 @attrs.define(eq=False)
 class DaskCluster:
     config: ExecutorConfig
     hub: Hub
-    _token: trio.lowlevel.TrioToken
     _client: Any = None
     _connecting: trio.Lock = attrs.field(factory=trio.Lock)
     _failed: tuple[float, str] = (0.0, "")
@@ -86,6 +102,10 @@ class DaskCluster:
     _nonce: str = attrs.field(factory=lambda: os.urandom(4).hex())
     """Makes this process's Dask keys its own: two pits may share a cluster and a run id."""
     _bridge: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
+    _queued: list[Submission] = attrs.field(factory=list)
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _live: set[Submission] = attrs.field(factory=set)
+    """Submitted, and not known to have ended."""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -108,7 +128,9 @@ class DaskCluster:
                     f"cannot listen at {host}:{port} for the Dask workers: {exc.strerror or exc};"
                     " set callback in [executor] to an address of this machine"
                 ) from None
-            cluster = cls(config, hub, trio.lowlevel.current_trio_token())
+            cluster = cls(config, hub)
+            nursery.start_soon(cluster._submit_queued)
+            nursery.start_soon(cluster._watch)
             try:
                 yield cluster
             finally:
@@ -160,33 +182,94 @@ class DaskCluster:
                 await self._call(client.close)
 
     async def submit(self, attempt: RemoteAttempt, resources: Mapping[str, float]) -> Submission:
+        """Hand `attempt` to Dask (with the others ready meanwhile); RemoteError if it would
+        not take it."""
+        submission = Submission(self, attempt, resources)
+        self._queued.append(submission)
+        self._wake.set()
+        try:
+            await submission.submitted.wait()
+        except BaseException:  # cancelled: the bridge drops it, or Dask must
+            submission.abandoned = True
+            if submission.future is not None:
+                with trio.move_on_after(CANCEL_WAIT, shield=True):
+                    await submission.cancel()
+                submission.release()
+            raise
+        if submission.error is not None:
+            raise RemoteError(submission.error)
+        return submission
+
+    async def _submit_queued(self) -> None:
+        """The bridge's one submitter: whatever queued since its last batch, as one batch."""
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            batch = [s for s in self._queued if not s.abandoned]
+            self._queued = []
+            if batch:
+                await self._submit_batch(batch)
+
+    async def _submit_batch(self, batch: list[Submission]) -> None:
+        try:
+            client = await self.client()
+            futures = await self._call(self._map, client, batch)
+        except RemoteError as exc:
+            error: str | None = str(exc)
+        except Exception as exc:
+            if self._client_status() != "running":  # it lost its scheduler: connect again
+                await self._close()
+            error = (
+                f"the Dask scheduler at {self.address} did not take the attempt: "
+                f"{type(exc).__name__}: {exc}"
+            )
+        else:
+            error = None
+            dropped = []  # stopped while the batch went: Dask must drop them
+            for submission, future in zip(batch, futures, strict=True):
+                submission.future = future
+                if submission.abandoned:
+                    dropped.append(future)
+                else:
+                    self._live.add(submission)
+            if dropped:
+                with contextlib.suppress(Exception), trio.move_on_after(CANCEL_WAIT):
+                    await self._call(client.cancel, dropped)
+        for submission in batch:
+            submission.error = error
+            submission.submitted.set()
+
+    def _map(self, client: Any, batch: list[Submission]) -> list[Any]:
+        """`batch` submitted, one `Client.map` per set of resources; their futures, in order
+        (in the bridge's thread)."""
         from pit.dask import run_attempt
 
-        client = await self.client()
-        submission = Submission(self)
-
-        def submit() -> Any:
-            future = client.submit(
+        groups: dict[tuple[tuple[str, float], ...], list[int]] = {}
+        for index, submission in enumerate(batch):
+            groups.setdefault(tuple(sorted(submission.resources.items())), []).append(index)
+        futures: list[Any] = [None] * len(batch)
+        for resources, indexes in groups.items():
+            attempts = [batch[i].attempt for i in indexes]
+            mapped = client.map(
                 run_attempt,
-                attempt.encode(),
-                key=f"pit-{self._nonce}/{attempt.key}",
+                [attempt.encode() for attempt in attempts],
+                key=[f"pit-{self._nonce}/{attempt.key}" for attempt in attempts],
                 pure=False,
                 retries=0,
                 resources=dict(resources) or None,
             )
-            future.add_done_callback(submission._finished)
-            return future
+            for index, future in zip(indexes, mapped, strict=True):
+                futures[index] = future
+        return futures
 
-        try:
-            submission.future = await self._call(submit)
-        except Exception as exc:
-            if self._client_status() != "running":  # it lost its scheduler: connect again
-                await self._close()
-            raise RemoteError(
-                f"the Dask scheduler at {self.address} did not take the attempt: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-        return submission
+    async def _watch(self) -> None:
+        """Set `done` on the submissions whose Dask task ended (a future's state is written by
+        the client's loop thread; reading it is safe from any)."""
+        while True:
+            await trio.sleep(_WATCH)
+            for submission in [s for s in self._live if s.future.status != "pending"]:
+                self._live.discard(submission)
+                submission.done.set()
 
 
 @attrs.define(eq=False)

@@ -13,7 +13,7 @@ from pit.actors.masking import Masker
 from pit.clock import Clock
 from pit.messages.run import RunInbox
 from pit.messages.task import AttemptStarted, TaskOutput
-from pit.remote.cluster import Submission
+from pit.remote.cluster import CANCEL_WAIT, Submission
 from pit.remote.hub import Link, Lost
 from pit.remote.tarballs import STAGE_LIMIT, UnsafeTarball, unpack
 from pit.remote.wire import CHUNK, Kind, WireError, fields
@@ -23,9 +23,6 @@ __all__ = ["CANCEL_WAIT", "KILL_WAIT", "Follow", "Lost"]
 
 KILL_WAIT = 30.0
 """Seconds a remote attempt has to report its end once told to die, before it counts as lost."""
-CANCEL_WAIT = 10.0
-"""Seconds to tell Dask to drop an attempt that did not end by itself (a gone scheduler may
-never answer)."""
 END_WAIT = 30.0
 """Seconds a runner's end may come after Dask says its task ended (they travel apart)."""
 

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import math
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,10 @@ from pit.remote.wire import (
     WireError,
     chunked,
     fields,
-    frame,
     sign,
     token_ok,
 )
+from pit.remote.writer import FrameWriter, keep_alive
 
 _RECEIVE_SIZE = 1 << 16
 _HELLO_TIMEOUT = 10.0
@@ -104,17 +103,15 @@ class Lost:
 class _Connection:
     """A worker process's connection: its attempts' links, by channel."""
 
-    stream: trio.SocketStream
+    writer: FrameWriter
     nursery: trio.Nursery
     links: dict[int, Link] = attrs.field(factory=dict)
     trusted: bool = False
     """It showed one good token: a runner of this hub's attempts, no stranger."""
-    _sending: trio.Lock = attrs.field(factory=trio.Lock)
 
     async def send(self, kind: Kind, channel: int, payload: bytes | dict[str, Any] = b"") -> bool:
         try:
-            async with self._sending:
-                await self.stream.send_all(frame(kind, channel, payload))
+            await self.writer.send(kind, channel, payload)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
         return True
@@ -123,8 +120,8 @@ class _Connection:
         """`link`'s attempt is no longer followed: its runner is told to kill it."""
         if self.links.pop(link._channel, None) is link:
             link._connection = None
-            with contextlib.suppress(RuntimeError):  # the connection is ending: so does it
-                self.nursery.start_soon(self.send, Kind.KILL, link._channel)
+            with contextlib.suppress(trio.BrokenResourceError):  # gone: so is the attempt
+                self.writer.send_nowait(Kind.KILL, link._channel)
 
 
 @attrs.define(eq=False)
@@ -167,7 +164,8 @@ class Hub:
         connection: _Connection | None = None
         try:
             async with trio.open_nursery() as nursery:
-                connection = _Connection(stream, nursery)
+                connection = _Connection(FrameWriter(stream), nursery)
+                nursery.start_soon(connection.writer.run)
                 hello_by = trio.current_time() + _HELLO_TIMEOUT
                 while True:
                     data = b""
@@ -178,8 +176,10 @@ class Hub:
                     frames = reader.feed(data)
                     for kind, channel, payload in frames:
                         await self._take(connection, kind, channel, payload)
-                    if frames and not connection.trusted:
-                        break  # a stranger: its first HELLO had no good token
+                    if frames and not connection.trusted:  # a stranger: no good token
+                        with trio.move_on_after(_HELLO_TIMEOUT):
+                            await connection.writer.drain()  # its refusal
+                        break
                     reader.limit = MAX_FRAME if connection.trusted else _HELLO_LIMIT
                 nursery.cancel_scope.cancel()
         except Exception as exc:  # garbled frames, a broken connection: this worker's only
@@ -295,13 +295,3 @@ class _Refusals:
         broker.refuse_connection(claimed_task=rest.rpartition("/")[0] or None, reason=reason)
         if len(self.counts) > _AUDITED_RUNS:  # forget the oldest runs' counts
             del self.counts[next(iter(self.counts))]
-
-
-def keep_alive(sock: trio.socket.SocketType) -> None:
-    """TCP keep-alive on a runner's connection: a worker host that vanishes (power, network)
-    breaks it within about a minute, and its attempt is lost, not followed forever."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)

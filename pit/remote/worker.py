@@ -64,7 +64,6 @@ from pit.actors.process import (
     spawn_group,
 )
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
-from pit.remote.hub import keep_alive
 from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps, unpack
 from pit.remote.wire import (
     PROJECT,
@@ -75,8 +74,8 @@ from pit.remote.wire import (
     WireError,
     chunked,
     fields,
-    frame,
 )
+from pit.remote.writer import FrameWriter, keep_alive
 from pit.runners.command import SDK_PATH
 
 WORKER_MARK = "PIT_WORKER_ID"
@@ -234,7 +233,10 @@ class _Service:
     async def _keep(self, hub: tuple[str, int], connection: _Connection) -> None:
         """Read the connection until it breaks, or stays unused for `_IDLE`."""
         try:
-            await connection.read(lambda: self._close_if_idle(hub, connection))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(connection.writer.run)
+                await connection.read(lambda: self._close_if_idle(hub, connection))
+                nursery.cancel_scope.cancel()
         except Exception as exc:  # garbled frames, a broken connection: its attempts end
             log.warning("the connection to pit at %s:%s ended: %r", *hub, exc)
         finally:
@@ -306,9 +308,11 @@ class _Connection:
     """A worker process's connection to one pit process: its attempts, by channel."""
 
     stream: trio.SocketStream
+    writer: FrameWriter = attrs.field(
+        default=attrs.Factory(lambda self: FrameWriter(self.stream), takes_self=True)
+    )
     channels: dict[int, trio.MemorySendChannel[tuple[Kind, bytes]]] = attrs.field(factory=dict)
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
-    _sending: trio.Lock = attrs.field(factory=trio.Lock)
 
     def open(self) -> tuple[int, trio.MemoryReceiveChannel[tuple[Kind, bytes]]]:
         """A new channel: its number, and what pit sends on it."""
@@ -323,8 +327,7 @@ class _Connection:
             send.close()
 
     async def send(self, kind: Kind, channel: int, payload: bytes | Mapping[str, Any]) -> None:
-        async with self._sending:
-            await self.stream.send_all(frame(kind, channel, payload))
+        await self.writer.send(kind, channel, payload)
 
     async def read(self, idle: Callable[[], bool]) -> None:
         """Pass pit's frames to their channels (those of attempts that ended are dropped) until

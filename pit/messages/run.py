@@ -73,7 +73,17 @@ class TaskRecord:
     worker: str | None = None
     """The Dask worker its last attempt ran on; None: on pit's machine."""
 
+    _json: dict[str, Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    """`to_json`'s, made once: run.json is written many times while most tasks stay as they
+    were (a 500-task run's every write made 500 dicts and 1,000 timestamps)."""
+
     def to_json(self) -> dict[str, Any]:
+        if self._json is None:
+            object.__setattr__(self, "_json", self._make_json())  # frozen: a cache only
+        assert self._json is not None
+        return dict(self._json)  # a copy: what a caller changes stays its own
+
+    def _make_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "state": self.state.value,

@@ -269,8 +269,7 @@ class RunStore:
         return held is not None and _progress(RunState(held[0])) > _progress(record.state)
 
     def _put_run(self, record: RunRecord) -> None:
-        run = record.to_json()
-        owner = json.dumps(run["owner"]) if run["owner"] else None
+        owner = json.dumps(record.owner.to_json()) if record.owner else None
         self._db.execute(
             # An upsert: a REPLACE would delete the row, and its tasks with it (ON DELETE CASCADE).
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -283,10 +282,10 @@ class RunStore:
                 record.run_id,
                 record.dag,
                 record.trigger,
-                run["scheduled_time"],
-                run["state"],
-                run["started_at"],
-                run["ended_at"],
+                _iso(record.scheduled_time),
+                record.state.value,
+                _iso(record.started_at),
+                _iso(record.ended_at),
                 record.error,
                 owner,
                 record.rerun_of,

@@ -19,8 +19,9 @@ def dask_setup(worker: Any) -> None:
     setup_worker()
 
 
-def run_attempt(attempt: bytes) -> dict[str, Any]:
-    """Run one attempt (a `RemoteAttempt`, encoded) on this worker; what became of it."""
+def run_attempt(attempt: bytes) -> dict[str, Any] | None:
+    """Run one attempt (a `RemoteAttempt`, encoded) on this worker: None once pit was told its
+    end, else what became of it."""
     from pit.remote.worker import run_encoded
 
     return run_encoded(attempt)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,8 +168,11 @@ class Hub:
                 hello_by = trio.current_time() + _HELLO_TIMEOUT
                 while True:
                     data = b""
-                    with trio.CancelScope(deadline=math.inf if connection.trusted else hello_by):
+                    if connection.trusted:
                         data = await stream.receive_some(_RECEIVE_SIZE)
+                    else:
+                        with trio.move_on_at(hello_by):
+                            data = await stream.receive_some(_RECEIVE_SIZE)
                     if not data:  # closed, or a stranger that said nothing in time
                         break
                     frames = reader.feed(data)

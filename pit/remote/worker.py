@@ -30,12 +30,13 @@ channel on it) and one SDK shim socket. For each attempt it:
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import hashlib
 import io
 import itertools
 import logging
-import math
 import os
 import shutil
 import signal
@@ -117,7 +118,7 @@ def setup_worker() -> _Service:
         return _service
 
 
-def run_encoded(attempt: bytes) -> dict[str, Any]:
+def run_encoded(attempt: bytes) -> dict[str, Any] | None:
     """`run_attempt` of an encoded attempt (what Dask carries); an error if it does not decode."""
     try:
         decoded = RemoteAttempt.decode(attempt)
@@ -126,13 +127,15 @@ def run_encoded(attempt: bytes) -> dict[str, Any]:
     return run_attempt(decoded)
 
 
-def run_attempt(attempt: RemoteAttempt) -> dict[str, Any]:
+def run_attempt(attempt: RemoteAttempt) -> dict[str, Any] | None:
     """Run one attempt to its end (Dask's task function, in a thread of Dask's). What pit
-    learns over the connection is the truth; this return value says the same, for Dask's
-    records."""
+    learns over the connection is the truth: this returns None once pit was told the end
+    (a result Dask need not size or keep), else what became of the attempt, for pit to read
+    off Dask's record when its runner could not tell it (`Submission.outcome`)."""
     return setup_worker().run(attempt, _worker_address(), _cache_dir())
 
 
+@functools.cache
 def _worker_address() -> str:
     try:
         from distributed import get_worker
@@ -142,6 +145,7 @@ def _worker_address() -> str:
         return f"pid {os.getpid()}"
 
 
+@functools.cache
 def _cache_dir() -> Path:
     try:
         from distributed import get_worker
@@ -205,7 +209,7 @@ class _Service:
             nursery.start_soon(self._shim, listener)
             ready.set()
 
-    def run(self, attempt: RemoteAttempt, worker: str, cache: Path) -> dict[str, Any]:
+    def run(self, attempt: RemoteAttempt, worker: str, cache: Path) -> dict[str, Any] | None:
         """Run `attempt` on the service's loop; called from another thread, which waits."""
         if self._token is None:
             return {"error": "pit's runner could not start on this worker (see its log)"}
@@ -215,11 +219,9 @@ class _Service:
         except trio.RunFinishedError:
             return {"error": "pit's runner on this worker stopped (see its log)"}
 
-    async def channel(
-        self, hub: tuple[str, int]
-    ) -> tuple[_Connection, int, trio.MemoryReceiveChannel[tuple[Kind, bytes]]]:
-        """A new channel to the pit process at `hub`, on its connection (opened if there is
-        none); OSError if it cannot be reached."""
+    async def channel(self, hub: tuple[str, int], runner: _Runner) -> tuple[_Connection, int]:
+        """A new channel for `runner` to the pit process at `hub`, on its connection (opened if
+        there is none); OSError if it cannot be reached."""
         async with self._connecting.setdefault(hub, trio.Lock()):
             connection = self._connections.get(hub)
             if connection is None:
@@ -228,7 +230,7 @@ class _Service:
                 connection = self._connections[hub] = _Connection(stream)
                 assert self._nursery is not None
                 self._nursery.start_soon(self._keep, hub, connection)
-        return (connection, *connection.open())
+        return connection, connection.open(runner)
 
     async def _keep(self, hub: tuple[str, int], connection: _Connection) -> None:
         """Read the connection until it breaks, or stays unused for `_IDLE`."""
@@ -311,20 +313,17 @@ class _Connection:
     writer: FrameWriter = attrs.field(
         default=attrs.Factory(lambda self: FrameWriter(self.stream), takes_self=True)
     )
-    channels: dict[int, trio.MemorySendChannel[tuple[Kind, bytes]]] = attrs.field(factory=dict)
+    channels: dict[int, _Runner] = attrs.field(factory=dict)
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
-    def open(self) -> tuple[int, trio.MemoryReceiveChannel[tuple[Kind, bytes]]]:
-        """A new channel: its number, and what pit sends on it."""
+    def open(self, runner: _Runner) -> int:
+        """A new channel, whose frames go to `runner`: its number."""
         number = next(self._ids)
-        # Unbounded: pit sends an attempt only what it asked for, and its answers.
-        send, receive = trio.open_memory_channel[tuple[Kind, bytes]](math.inf)
-        self.channels[number] = send
-        return number, receive
+        self.channels[number] = runner
+        return number
 
     def close(self, number: int) -> None:
-        if (send := self.channels.pop(number, None)) is not None:
-            send.close()
+        self.channels.pop(number, None)
 
     async def send(self, kind: Kind, channel: int, payload: bytes | Mapping[str, Any]) -> None:
         await self.writer.send(kind, channel, payload)
@@ -343,14 +342,14 @@ class _Connection:
             if not data:
                 return
             for kind, channel, payload in reader.feed(data):
-                if (send := self.channels.get(channel)) is not None:
-                    send.send_nowait((kind, payload))
+                if (runner := self.channels.get(channel)) is not None:
+                    runner.deliver(kind, payload)
 
     def end(self) -> None:
         """The connection is gone: each attempt on it learns so (and is killed)."""
         channels, self.channels = self.channels, {}
-        for send in channels.values():
-            send.close()
+        for runner in channels.values():
+            runner.lost()
 
 
 class _Runner:
@@ -364,7 +363,11 @@ class _Runner:
         self.masker = Masker(())
         self._connection: _Connection | None = None
         self._channel = 0
-        self._inbox: trio.MemoryReceiveChannel[tuple[Kind, bytes]] | None = None
+        self._inbox: collections.deque[tuple[Kind, bytes]] = collections.deque()
+        """pit's frames for the attempt's preparation (GO, the tarball, the data)."""
+        self._arrived = trio.Event()
+        self._lost = False
+        self._process: GroupProcess | None = None
         self._answers: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._ids = itertools.count()
         self._stop_scope = trio.CancelScope()
@@ -375,10 +378,11 @@ class _Runner:
         env = attempt.env
         self._member = peers.Member(env.get("PIT_RUN_ID", ""), env.get("PIT_TASK_NAME", ""))
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> dict[str, Any] | None:
+        """Run the attempt; None once pit was told its end, else what became of it."""
         host, port = self.attempt.hub
         try:
-            self._connection, self._channel, self._inbox = await self.service.channel((host, port))
+            self._connection, self._channel = await self.service.channel((host, port), self)
         except OSError as exc:
             return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
         project = (
@@ -394,7 +398,7 @@ class _Runner:
         name = self.attempt.env.get("PIT_RUN_ID", "")
         return name if name and "/" not in name and not name.startswith(".") else "run"
 
-    async def _run_in(self, project: Path, scratch: contextlib.ExitStack) -> dict[str, Any]:
+    async def _run_in(self, project: Path, scratch: contextlib.ExitStack) -> dict[str, Any] | None:
         """Say which attempt this is; once pit says GO, the run's project (unpacked once per run
         on this worker, shared by its attempts here as a run's tasks share its snapshot on pit's
         machine) and its data, then the attempt."""
@@ -431,11 +435,42 @@ class _Runner:
         await self._connection.send(kind, self._channel, payload)
 
     async def _receive(self) -> tuple[Kind, bytes]:
-        assert self._inbox is not None
+        """The next frame of pit's for the attempt's preparation."""
+        while not self._inbox:
+            if self._lost:
+                raise trio.BrokenResourceError("the connection to pit broke")
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+        return self._inbox.popleft()
+
+    def deliver(self, kind: Kind, payload: bytes) -> None:
+        """A frame of pit's for this attempt (from the connection's reader): answers for the
+        shim, STOP and KILL are acted on at once; the rest waits for `_receive`."""
         try:
-            return await self._inbox.receive()
-        except trio.EndOfChannel:
-            raise trio.BrokenResourceError("the connection to pit broke") from None
+            if kind is Kind.ANSWER:
+                answer = fields(payload)
+                self.masker.add(str(v) for v in answer.get("mask", ()))
+                waiting = self._answers.pop(int(answer.get("id", -1)), None)
+                if waiting is not None:
+                    waiting.send_nowait(answer)
+                return
+            if kind is Kind.STOP:
+                self._stop(str(fields(payload).get("reason", "stopped")))
+            elif kind is Kind.KILL:
+                self._kill("killed")
+        except (WireError, ValueError, trio.WouldBlock):  # garbled: as good as a lost pit
+            self.lost()
+            return
+        self._inbox.append((kind, payload))  # a stop also ends a preparation
+        self._arrived.set()
+
+    def lost(self) -> None:
+        """The connection to pit broke: the attempt is killed, as nobody could see it end."""
+        self._lost = True
+        self._arrived.set()
+        self._kill("lost its connection to pit")
+        for waiting in self._answers.values():
+            waiting.close()
 
     async def ask(self, request: str) -> str:
         """The run's broker's answer to a task's SDK request."""
@@ -445,7 +480,7 @@ class _Runner:
         try:
             await self._send(Kind.SDK, {"id": number, "request": request})
             return str((await receive.receive()).get("response", ""))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
             return SdkResponse(error="pit is unreachable from the worker").encode().decode()
         finally:
             self._answers.pop(number, None)
@@ -532,7 +567,11 @@ class _Runner:
                 digest.update((folder / name).read_bytes())
         return self.cache / "venvs" / digest.hexdigest()[:16]
 
-    async def _attempt(self, folder: Path, data: Path, found: Stamps | None) -> dict[str, Any]:
+    async def _attempt(
+        self, folder: Path, data: Path, found: Stamps | None
+    ) -> dict[str, Any] | None:
+        if self._stop_reason is not None:  # told to stop while it prepared: nothing starts
+            return await self._exit(None, False, self._stop_reason)
         argv = tuple(self._place(a, folder) for a in self.attempt.argv)
         attempts = self.service.attempts
         attempts[self._member] = self  # before it starts: its first request may come at once
@@ -548,6 +587,7 @@ class _Runner:
             except OSError as exc:
                 error = f"cannot start {argv[0]}: {exc.strerror or exc}"
                 return await self._exit(None, False, error)
+            self._process = process
             peers.join(process.pid, self._member)
             try:
                 await self._send(Kind.STARTED, {"pid": process.pid})
@@ -566,7 +606,9 @@ class _Runner:
 
     async def _exit(
         self, returncode: int | None, timed_out: bool, error: str | None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """Tell pit how the attempt ended: None once told, else the end it could not be told
+        (then Dask's record of the task says it)."""
         result = {
             "returncode": returncode,
             "timed_out": timed_out,
@@ -574,28 +616,32 @@ class _Runner:
             "stopped": self._stop_reason,
             "worker": self.worker,
         }
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        try:
             await self._send(Kind.EXIT, result)
-        return result
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return result
+        return None
 
     async def _supervise(self, process: GroupProcess) -> bool:
-        """Pump the output and take pit's commands until the process ends (or its time runs
-        out, or pit stops it). Whether its time limit ran out."""
+        """Pump the output until the process ends (or its time runs out, or pit stops it).
+        Whether its time limit ran out."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._listen, process)
             pumped = trio.Event()
             nursery.start_soon(self._pump, process, pumped)
             timed_out = await self._wait(process)
             await self._end_tree(process)
-            with trio.move_on_after(5):
-                await pumped.wait()
+            if not pumped.is_set():
+                with trio.move_on_after(5):
+                    await pumped.wait()
             nursery.cancel_scope.cancel()
         return timed_out
 
     async def _wait(self, process: GroupProcess) -> bool:
+        if self.attempt.timeout is not None:
+            self._stop_scope.deadline = trio.current_time() + self.attempt.timeout
         with self._stop_scope:
-            with trio.move_on_after(self.attempt.timeout or math.inf) as deadline:
-                await process.wait()
+            await process.wait()
+        timed_out = self._stop_scope.cancelled_caught and self._stop_reason is None
         if process.returncode is None:
             signal_group(process.pid, signal.SIGTERM)
             self._grace_scope = trio.CancelScope(deadline=trio.current_time() + self.attempt.grace)
@@ -603,7 +649,7 @@ class _Runner:
                 self._grace_scope.cancel()
             with self._grace_scope:
                 await process.wait()
-        return deadline.cancelled_caught
+        return timed_out
 
     async def _end_tree(self, process: GroupProcess) -> None:
         self._tree_ended = True
@@ -612,33 +658,18 @@ class _Runner:
         if run_id and task:
             await end_escapees(run_id, task)
 
-    async def _listen(self, process: GroupProcess) -> None:
-        """pit's frames: answers for the shim, STOP and KILL. A broken connection kills the
-        attempt: pit could not see it end."""
-        try:
-            while True:
-                kind, payload = await self._receive()
-                if kind is Kind.ANSWER:
-                    answer = fields(payload)
-                    self.masker.add(str(v) for v in answer.get("mask", ()))
-                    waiting = self._answers.pop(int(answer.get("id", -1)), None)
-                    if waiting is not None:
-                        waiting.send_nowait(answer)
-                elif kind is Kind.STOP:
-                    self._stop(str(fields(payload).get("reason", "stopped")))
-                elif kind is Kind.KILL:
-                    self._killed = True
-                    self._stop("killed")
-                    if self._grace_scope is not None:
-                        self._grace_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, WireError, ValueError):
-            self._killed = True
-            self._stop("lost its connection to pit")
-            signal_group(process.pid, signal.SIGKILL)
-
     def _stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
         self._stop_scope.cancel()
+
+    def _kill(self, reason: str) -> None:
+        """No grace: SIGKILL now, to the group if it runs."""
+        self._killed = True
+        self._stop(reason)
+        if self._grace_scope is not None:
+            self._grace_scope.cancel()
+        if self._process is not None and self._process.returncode is None:
+            signal_group(self._process.pid, signal.SIGKILL)
 
     async def _pump(self, process: GroupProcess, done: trio.Event) -> None:
         async def forward(data: bytes) -> None:
@@ -647,7 +678,7 @@ class _Runner:
         try:  # no log here: pit writes the run's
             await pump_output(process, None, forward, self.masker)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # pit is gone: `_listen` kills the attempt
+            pass  # pit is gone: `lost` kills the attempt
         finally:
             done.set()
 

@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import trio
@@ -75,14 +76,33 @@ async def end_escapees(run_id: str, task: str | None = None, *, unmarked: bool =
     their descendants; reap the adopted ones. Returns how many were killed.
 
     Call once the task's own group is dead: its escapees are then orphans."""
+    victims = _kill_escapees(run_id, task, unmarked)
+    if _subreaper and victims:
+        await _reap(victims)
+    return len(victims)
+
+
+def end_escapees_now(run_id: str, task: str) -> int:
+    """`end_escapees`, blocking: for a thread that supervises a task outside trio (a Dask
+    worker's runner)."""
+    victims = _kill_escapees(run_id, task, False)
+    if _subreaper and victims:
+        pending = [pid for pid in victims if pid not in _own]
+        give_up = time.monotonic() + _REAP_WAIT
+        while pending and time.monotonic() < give_up:
+            pending = [pid for pid in pending if not _reap_now(pid)]
+            if pending:
+                time.sleep(0.002)
+    return len(victims)
+
+
+def _kill_escapees(run_id: str, task: str | None, unmarked: bool) -> list[int]:
     marker = _marker(run_id, task)
     victims = _adopted(marker, unmarked) if _subreaper else _marked_anywhere(marker)
     for pid in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    if _subreaper and victims:
-        await _reap(victims)
-    return len(victims)
+    return victims
 
 
 def _marker(run_id: str, task: str | None) -> set[bytes]:

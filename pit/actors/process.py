@@ -133,40 +133,53 @@ def spawn_group(
 
     Blocking, but only until the child has exec'd: CPython uses vfork here.
     """
-    read_end, write_end = os.pipe() if pipe else (-1, -1)
+    if not pipe:
+        popen, pidfd = start_group(argv, cwd=cwd, env=env, output=log)
+        return GroupProcess(popen=popen, pidfd=pidfd, output=None)
+    read_end, write_end = output_pipe()
     try:
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=write_end if pipe else log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        popen, pidfd = start_group(argv, cwd=cwd, env=env, output=write_end)
     except OSError:
-        if pipe:
-            os.close(read_end)
+        os.close(read_end)
         raise
     finally:
-        if pipe:
-            os.close(write_end)
+        os.close(write_end)
+    return GroupProcess(popen=popen, pidfd=pidfd, output=trio.lowlevel.FdStream(read_end))
+
+
+def output_pipe() -> tuple[int, int]:
+    """A pipe for a task's output (its read end, its write end), as large as the system
+    lets it be: a task that writes in bursts is not held up by a reader a moment behind."""
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(read_end, _F_SETPIPE_SZ, _PIPE_SIZE)
+    return read_end, write_end
+
+
+def start_group(
+    argv: tuple[str, ...], *, cwd: str, env: Mapping[str, str], output: int | BinaryIO
+) -> tuple[subprocess.Popen[bytes], int | None]:
+    """Start `argv` in a new session, its stdout and stderr to `output`: the process, and a
+    pidfd of it (None on kernels without). Registered as this process's own child (never
+    reaped as an orphan; `forget_child` once waited for). Blocking until the child has
+    exec'd."""
+    popen = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     register_child(popen.pid)
-    output = None
-    if pipe:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(read_end, _F_SETPIPE_SZ, _PIPE_SIZE)
-        output = trio.lowlevel.FdStream(read_end)
     try:
-        pidfd = _pidfd(popen.pid)
+        return popen, _pidfd(popen.pid)
     except OSError:  # out of file descriptors: the process must not run on unwatched
         os.killpg(popen.pid, signal.SIGKILL)
         popen.wait()
         forget_child(popen.pid)
-        if output is not None:
-            output.close()
         raise
-    return GroupProcess(popen=popen, pidfd=pidfd, output=output)
 
 
 def _pidfd(pid: int) -> int | None:

@@ -1,10 +1,12 @@
 """pit's runner on a Dask worker: remote attempts, supervised as pit supervises a local one.
 
-Dask calls `pit.dask.run_attempt` (then `run_encoded`) in one of the worker's threads, which
-hands the attempt to the worker process's runner service (`setup_worker`): one trio loop in a
-thread of its own (Dask's loop is asyncio's, in another), serving every attempt of the process,
-with one connection to each pit process that sends attempts (`pit.remote.wire`: an attempt is a
-channel on it) and one SDK shim socket. For each attempt it:
+Dask calls `pit.dask.run_attempt` (then `run_encoded`) in one of the worker's threads, and the
+attempt runs right there, on plain blocking calls: the thread is Dask's unit of concurrency,
+and blocks for the attempt as it would for any task (an event loop per attempt, or a hop to one
+shared loop, cost more than the attempt's own work). The worker process's runner service
+(`setup_worker`) holds what its attempts share: one connection to each pit process that sends
+attempts (`pit.remote.wire`: an attempt is a channel on it), read by a thread of its own, and
+one SDK shim socket, served by another. For each attempt the runner:
 
 - Says on a new channel to the pit process that sent it (`RemoteAttempt.hub`) which attempt it
   runs, with the attempt's token. pit answers GO only once per attempt: an attempt Dask starts
@@ -17,11 +19,11 @@ channel on it) and one SDK shim socket. For each attempt it:
   whose requests go to the broker of the asking process's run over the connection to pit (the
   asker is known by its pid, as the broker knows a local task, never by what it says), so the
   task's SDK works unchanged and no secret travels in its arguments or environment. A run's
-  data folder is used in place where the worker sees it, else staged. File work is done in
-  threads: the loop serves the other attempts meanwhile.
+  data folder is used in place where the worker sees it, else staged.
 - Masks output before it leaves the worker (with the secret values the task was answered), and
   streams it to pit as it comes; pit writes the run's log.
-- Keeps the time limit, and STOP or KILL from pit: SIGTERM to the group, the grace, SIGKILL.
+- Keeps the time limit, and STOP or KILL from pit: SIGTERM to the group, the grace, SIGKILL,
+  in one poll of the output pipe, the process's pidfd and the attempt's wake-up eventfd.
   Processes that left the group are found by their PIT_RUN_ID/PIT_TASK_NAME and killed. If the
   connection to pit breaks, its attempts are killed: nobody could see them end.
 - Every process of an attempt carries PIT_WORKER_ID; the worker's guard (`setup_worker`), a
@@ -32,38 +34,33 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import functools
 import hashlib
-import io
 import itertools
 import logging
+import math
 import os
+import select
 import shutil
 import signal
 import socket
 import struct
+import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import attrs
-import trio
 
 from pit.actors import peers
 from pit.actors.broker import SocketFolder
 from pit.actors.guard import RunGuard
 from pit.actors.masking import Masker
-from pit.actors.orphans import adopt_orphans, end_escapees
-from pit.actors.process import (
-    GroupProcess,
-    kill_group,
-    pump_output,
-    signal_group,
-    spawn_group,
-)
+from pit.actors.orphans import adopt_orphans, end_escapees_now, forget_child
+from pit.actors.process import output_pipe, signal_group, start_group
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
 from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps, unpack
 from pit.remote.wire import (
@@ -75,14 +72,17 @@ from pit.remote.wire import (
     WireError,
     chunked,
     fields,
+    frame,
 )
-from pit.remote.writer import FrameWriter, keep_alive
+from pit.remote.writer import keep_alive
 from pit.runners.command import SDK_PATH
 
 WORKER_MARK = "PIT_WORKER_ID"
-_OUTPUT_CHUNK = 1 << 16
+_READ_SIZE = 1 << 16
 _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
+_LEFTOVER_OUTPUT_WAIT = 5.0
+"""Seconds the output pipe may stay open once the attempt's process group is dead."""
 _IDLE = 60.0
 """Seconds a connection to a pit process stays open with no attempt on it."""
 _PEERCRED = struct.Struct("3i")
@@ -99,10 +99,9 @@ _service: _Service | None = None
 def setup_worker() -> _Service:
     """The worker process's runner service, started at its first call: the worker's guard
     (which kills every process of its attempts if the worker dies) and the id that marks them,
-    the SDK shim's socket, and the service's trio loop. The worker becomes the subreaper of
-    what its attempts start, so an attempt's escapees are found among its own children rather
-    than by reading every process of the machine. A service whose loop ended (a bug) is
-    started again."""
+    and the SDK shim's socket. The worker becomes the subreaper of what its attempts start, so
+    an attempt's escapees are found among its own children rather than by reading every
+    process of the machine. Idempotent."""
     global _service
     with _setting_up:
         if _service is None:
@@ -112,9 +111,7 @@ def setup_worker() -> _Service:
             guard.marks(f"{WORKER_MARK}={worker_id}")
             sockets = _guard_stack.enter_context(SocketFolder.create())
             guard.holds(sockets.path)
-            _service = _Service.start(worker_id, sockets)
-        elif not _service.alive:
-            _service = _Service.start(_service.worker_id, _service.sockets)
+            _service = _Service(worker_id, sockets)
         return _service
 
 
@@ -132,7 +129,7 @@ def run_attempt(attempt: RemoteAttempt) -> dict[str, Any] | None:
     learns over the connection is the truth: this returns None once pit was told the end
     (a result Dask need not size or keep), else what became of the attempt, for pit to read
     off Dask's record when its runner could not tell it (`Submission.outcome`)."""
-    return setup_worker().run(attempt, _worker_address(), _cache_dir())
+    return _Runner(attempt, setup_worker(), _worker_address(), _cache_dir()).run()
 
 
 @functools.cache
@@ -156,13 +153,15 @@ def _cache_dir() -> Path:
     return base / "pit"
 
 
+class _Lost(Exception):
+    """The connection to pit broke (or its frames were garbled)."""
+
+
 class _Service:
-    """The attempts of one worker process, on one trio loop in a thread of their own."""
+    """What the attempts of one worker process share."""
 
     def __init__(self, worker_id: str, sockets: SocketFolder) -> None:
         self.worker_id = worker_id
-        self.sockets = sockets
-        self.shim_path = Path()
         self.environ = {
             name: value
             for name, value in os.environ.items()
@@ -172,184 +171,197 @@ class _Service:
         """The worker's environment as the service started: what an attempt's adds to."""
         self.attempts: dict[peers.Member, _Runner] = {}
         """The attempts running, by task: whom the shim forwards a process's requests for."""
+        self._lock = threading.Lock()
         self._connections: dict[tuple[str, int], _Connection] = {}
-        self._connecting: dict[tuple[str, int], trio.Lock] = {}
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._thread: threading.Thread | None = None
-        self._nursery: trio.Nursery | None = None
+        self._connecting: dict[tuple[str, int], threading.Lock] = {}
+        listener, self.shim_path = sockets.listen()
+        listener.setblocking(True)
+        threading.Thread(target=self._shim, args=(listener,), name="pit shim", daemon=True).start()
 
-    @classmethod
-    def start(cls, worker_id: str, sockets: SocketFolder) -> _Service:
-        service = cls(worker_id, sockets)
-        ready = threading.Event()
-        service._thread = threading.Thread(
-            target=service._main, args=(ready,), name="pit runner", daemon=True
-        )
-        service._thread.start()
-        ready.wait()
-        return service
-
-    @property
-    def alive(self) -> bool:
-        return self._token is not None and self._thread is not None and self._thread.is_alive()
-
-    def _main(self, ready: threading.Event) -> None:
-        try:
-            trio.run(self._serve, ready)
-        except BaseException:
-            log.exception("pit's runner service on this worker ended")
-        finally:
-            ready.set()  # also when it could not start: `run` then says so
-
-    async def _serve(self, ready: threading.Event) -> None:
-        listener, self.shim_path = self.sockets.listen()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._token = trio.lowlevel.current_trio_token()
-            nursery.start_soon(self._shim, listener)
-            ready.set()
-
-    def run(self, attempt: RemoteAttempt, worker: str, cache: Path) -> dict[str, Any] | None:
-        """Run `attempt` on the service's loop; called from another thread, which waits."""
-        if self._token is None:
-            return {"error": "pit's runner could not start on this worker (see its log)"}
-        runner = _Runner(attempt, self, worker, cache)
-        try:
-            return trio.from_thread.run(runner.run, trio_token=self._token)
-        except trio.RunFinishedError:
-            return {"error": "pit's runner on this worker stopped (see its log)"}
-
-    async def channel(self, hub: tuple[str, int], runner: _Runner) -> tuple[_Connection, int]:
+    def channel(self, hub: tuple[str, int], runner: _Runner) -> tuple[_Connection, int]:
         """A new channel for `runner` to the pit process at `hub`, on its connection (opened if
         there is none); OSError if it cannot be reached."""
-        async with self._connecting.setdefault(hub, trio.Lock()):
-            connection = self._connections.get(hub)
-            if connection is None:
-                stream = await trio.open_tcp_stream(*hub)
-                keep_alive(stream.socket)
-                connection = self._connections[hub] = _Connection(stream)
-                assert self._nursery is not None
-                self._nursery.start_soon(self._keep, hub, connection)
-        return connection, connection.open(runner)
+        with self._lock:
+            connecting = self._connecting.setdefault(hub, threading.Lock())
+        with connecting:
+            with self._lock:
+                connection = self._connections.get(hub)
+                if connection is not None:
+                    with contextlib.suppress(_Lost):  # lost meanwhile: connect again
+                        return connection, connection.open(runner)
+            sock = socket.create_connection(hub, timeout=_HANDSHAKE_TIMEOUT)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # frames go as written
+            keep_alive(sock)
+            connection = _Connection(self, hub, sock)
+            with self._lock:
+                self._connections[hub] = connection
+                number = connection.open(runner)
+        threading.Thread(
+            target=connection.read, name=f"pit hub {hub[0]}:{hub[1]}", daemon=True
+        ).start()
+        return connection, number
 
-    async def _keep(self, hub: tuple[str, int], connection: _Connection) -> None:
-        """Read the connection until it breaks, or stays unused for `_IDLE`."""
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(connection.writer.run)
-                await connection.read(lambda: self._close_if_idle(hub, connection))
-                nursery.cancel_scope.cancel()
-        except Exception as exc:  # garbled frames, a broken connection: its attempts end
-            log.warning("the connection to pit at %s:%s ended: %r", *hub, exc)
-        finally:
-            if self._connections.get(hub) is connection:
-                del self._connections[hub]
-            connection.end()
-            with trio.CancelScope(shield=True):
-                await connection.stream.aclose()
-
-    def _close_if_idle(self, hub: tuple[str, int], connection: _Connection) -> bool:
-        """Whether `connection` was idle, and is now taken out of use (atomically: no await)."""
-        if connection.channels:
-            return False
-        del self._connections[hub]
-        return True
+    def forget(self, connection: _Connection, *, if_idle: bool = False) -> bool:
+        """Take `connection` out of use (only if it had no attempt since the last look, with
+        `if_idle`); whether it was."""
+        with self._lock:
+            if if_idle and not connection.idle():
+                return False
+            if self._connections.get(connection.hub) is connection:
+                del self._connections[connection.hub]
+            return True
 
     # --- the SDK shim ----------------------------------------------------------------------
 
-    async def _shim(self, listener: Any) -> None:
-        listening = trio.SocketListener(trio.socket.from_stdlib_socket(listener))
-        await trio.serve_listeners(self._forward, [listening])
+    def _shim(self, listener: socket.socket) -> None:
+        """Serve the shim socket: a thread per request (they are few, and one slow client must
+        not hold up the others)."""
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    time.sleep(0.1)  # out of descriptors: the queue waits meanwhile
+                    continue
+                log.exception("pit's SDK shim on this worker stopped")
+                return
+            threading.Thread(target=self._forward, args=(client,), daemon=True).start()
 
-    def _asker(self, stream: trio.SocketStream) -> _Runner | None:
+    def _asker(self, client: socket.socket) -> _Runner | None:
         """The attempt whose process the client is (SO_PEERCRED, then its process group or
         parent chain, as the broker finds a local task); None for any other process, of this
         worker's user included."""
         try:
-            data = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            data = client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
         except OSError:
             return None
         pid = _PEERCRED.unpack(data)[0]
         found = peers.identify(pid) if pid else None
         return None if found is None else self.attempts.get(found.member)
 
-    async def _forward(self, stream: trio.SocketStream) -> None:
+    def _forward(self, client: socket.socket) -> None:
         """One SDK request of a task, answered by its run's broker through pit. Whatever goes
         wrong with it ends that request only."""
-        try:
-            await self._forward_one(stream)
-        except Exception as exc:  # one request's failure is that request's, never the attempt's
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(SdkResponse(error=f"pit's shim: {exc}").encode())
-        finally:
-            await stream.aclose()
+        with client:
+            try:
+                self._forward_one(client)
+            except Exception as exc:  # one request's failure is that request's only
+                with contextlib.suppress(OSError):
+                    client.sendall(SdkResponse(error=f"pit's shim: {exc}").encode())
 
-    async def _forward_one(self, stream: trio.SocketStream) -> None:
+    def _forward_one(self, client: socket.socket) -> None:
         request = RequestFrame()
+        client.settimeout(_SHIM_READ_TIMEOUT)
         try:
-            with trio.move_on_after(_SHIM_READ_TIMEOUT):
-                while not request.complete and (chunk := await stream.receive_some(_OUTPUT_CHUNK)):
-                    request.feed(chunk)
+            while not request.complete and (chunk := client.recv(_READ_SIZE)):
+                request.feed(chunk)
         except BadRequest as exc:
-            await stream.send_all(SdkResponse(error=str(exc)).encode())
+            client.sendall(SdkResponse(error=str(exc)).encode())
             return
+        except TimeoutError:
+            pass  # what came is all there is
         if not request.received:
             return  # it sent nothing (or went away)
-        runner = self._asker(stream)
+        runner = self._asker(client)
         if runner is None:  # answered once read: unread bytes would reset it
             refused = "refused: the asking process is no task of an attempt on this worker"
-            await stream.send_all(SdkResponse(error=refused).encode())
+            client.sendall(SdkResponse(error=refused).encode())
             return
-        response = await runner.ask(request.request().decode("utf-8", "surrogateescape"))
-        await stream.send_all(response.encode())
-        await stream.send_eof()
+        response = runner.ask(request.request().decode("utf-8", "surrogateescape"))
+        client.settimeout(None)
+        client.sendall(response.encode())
+        client.shutdown(socket.SHUT_WR)
 
 
-@attrs.define(eq=False)
 class _Connection:
-    """A worker process's connection to one pit process: its attempts, by channel."""
+    """A worker process's connection to one pit process: its attempts, by channel. Any
+    attempt's thread writes a whole frame at a time; one thread of its own reads."""
 
-    stream: trio.SocketStream
-    writer: FrameWriter = attrs.field(
-        default=attrs.Factory(lambda self: FrameWriter(self.stream), takes_self=True)
-    )
-    channels: dict[int, _Runner] = attrs.field(factory=dict)
-    _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
+    def __init__(self, service: _Service, hub: tuple[str, int], sock: socket.socket) -> None:
+        self.service = service
+        self.hub = hub
+        self.sock = sock
+        self.channels: dict[int, _Runner] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._sending = threading.Lock()
+        self._closed = False
+        self._used = True
+        sock.settimeout(_IDLE)  # a send that cannot go on for this long: the connection broke
 
     def open(self, runner: _Runner) -> int:
-        """A new channel, whose frames go to `runner`: its number."""
-        number = next(self._ids)
-        self.channels[number] = runner
-        return number
+        """A new channel, whose frames go to `runner`: its number. _Lost once it broke."""
+        with self._lock:
+            if self._closed:
+                raise _Lost("the connection to pit broke")
+            number = next(self._ids)
+            self.channels[number] = runner
+            self._used = True
+            return number
 
     def close(self, number: int) -> None:
-        self.channels.pop(number, None)
+        with self._lock:
+            self.channels.pop(number, None)
 
-    async def send(self, kind: Kind, channel: int, payload: bytes | Mapping[str, Any]) -> None:
-        await self.writer.send(kind, channel, payload)
+    def idle(self) -> bool:
+        """Whether it had no attempt since the last look (then it is closed for new ones)."""
+        with self._lock:
+            idle = not self.channels and not self._used
+            self._used = False
+            self._closed = self._closed or idle
+            return idle
 
-    async def read(self, idle: Callable[[], bool]) -> None:
-        """Pass pit's frames to their channels (those of attempts that ended are dropped) until
-        it closes, or until `idle` says the connection was unused for `_IDLE`."""
+    def send(self, kind: Kind, channel: int, payload: bytes | Mapping[str, Any] = b"") -> None:
+        data = frame(kind, channel, payload)
+        with self._sending:
+            if self._closed:
+                raise _Lost("the connection to pit broke")
+            try:
+                self.sock.sendall(data)
+            except OSError as exc:  # the reader ends it too, once it sees
+                self._closed = True
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                raise _Lost(f"the connection to pit broke: {exc}") from None
+
+    def read(self) -> None:
+        """The connection's own thread: pass pit's frames to their attempts (those of attempts
+        that ended are dropped) until it breaks or stays unused for `_IDLE`; then every
+        attempt still on it is killed."""
         reader = Reader()
-        while True:
-            with trio.move_on_after(_IDLE) as waiting:
-                data = await self.stream.receive_some(_OUTPUT_CHUNK)
-            if waiting.cancelled_caught:
-                if idle():
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(_READ_SIZE)
+                except TimeoutError:
+                    if self.service.forget(self, if_idle=True):
+                        return
+                    continue
+                if not data:
                     return
-                continue
-            if not data:
-                return
-            for kind, channel, payload in reader.feed(data):
-                if (runner := self.channels.get(channel)) is not None:
-                    runner.deliver(kind, payload)
+                for kind, channel, payload in reader.feed(data):
+                    with self._lock:
+                        runner = self.channels.get(channel)
+                    if runner is not None:
+                        runner.deliver(kind, payload)
+        except (OSError, WireError) as exc:
+            log.warning("the connection to pit at %s:%s ended: %r", *self.hub, exc)
+        finally:
+            self.service.forget(self)
+            with self._lock:
+                self._closed = True
+                channels, self.channels = self.channels, {}
+            for runner in channels.values():
+                runner.lost()
+            self.sock.close()
 
-    def end(self) -> None:
-        """The connection is gone: each attempt on it learns so (and is killed)."""
-        channels, self.channels = self.channels, {}
-        for runner in channels.values():
-            runner.lost()
+
+class _Answer:
+    """An SDK request's answer, awaited by the shim's thread."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.value: dict[str, Any] | None = None
 
 
 class _Runner:
@@ -361,28 +373,30 @@ class _Runner:
         self.worker = worker
         self.cache = cache
         self.masker = Masker(())
+        self._masking = threading.Lock()
         self._connection: _Connection | None = None
         self._channel = 0
         self._inbox: collections.deque[tuple[Kind, bytes]] = collections.deque()
         """pit's frames for the attempt's preparation (GO, the tarball, the data)."""
-        self._arrived = trio.Event()
+        self._arrived = threading.Condition()
         self._lost = False
-        self._process: GroupProcess | None = None
-        self._answers: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
+        self._answers: dict[int, _Answer] = {}
         self._ids = itertools.count()
-        self._stop_scope = trio.CancelScope()
-        self._grace_scope: trio.CancelScope | None = None
         self._stop_reason: str | None = None
         self._killed = False
+        self._process: subprocess.Popen[bytes] | None = None
         self._tree_ended = False
+        self._wake: int | None = None
+        """An eventfd that wakes the attempt's poll when pit stops or kills it."""
+        self._waking = threading.Lock()
         env = attempt.env
         self._member = peers.Member(env.get("PIT_RUN_ID", ""), env.get("PIT_TASK_NAME", ""))
 
-    async def run(self) -> dict[str, Any] | None:
+    def run(self) -> dict[str, Any] | None:
         """Run the attempt; None once pit was told its end, else what became of it."""
         host, port = self.attempt.hub
         try:
-            self._connection, self._channel = await self.service.channel((host, port), self)
+            self._connection, self._channel = self.service.channel((host, port), self)
         except OSError as exc:
             return {"error": f"the worker cannot reach pit at {host}:{port}: {exc}"}
         project = (
@@ -390,7 +404,7 @@ class _Runner:
         )
         try:
             with _projects.using(project), contextlib.ExitStack() as scratch:
-                return await self._run_in(project, scratch)
+                return self._run_in(project, scratch)
         finally:
             self._connection.close(self._channel)
 
@@ -398,92 +412,96 @@ class _Runner:
         name = self.attempt.env.get("PIT_RUN_ID", "")
         return name if name and "/" not in name and not name.startswith(".") else "run"
 
-    async def _run_in(self, project: Path, scratch: contextlib.ExitStack) -> dict[str, Any] | None:
+    def _run_in(self, project: Path, scratch: contextlib.ExitStack) -> dict[str, Any] | None:
         """Say which attempt this is; once pit says GO, the run's project (unpacked once per run
         on this worker, shared by its attempts here as a run's tasks share its snapshot on pit's
         machine) and its data, then the attempt."""
         try:
             hello = {"key": self.attempt.key, "token": self.attempt.token}
-            await self._send(Kind.HELLO, {**hello, "worker": self.worker})
-            with trio.move_on_after(_HANDSHAKE_TIMEOUT) as handshake:
-                kind, payload = await self._receive()
-            if handshake.cancelled_caught:
+            self._send(Kind.HELLO, {**hello, "worker": self.worker})
+            answer = self._receive(_HANDSHAKE_TIMEOUT)
+            if answer is None:
                 return {"error": "pit did not answer the worker"}
+            kind, payload = answer
             if kind is Kind.REFUSE:
                 return {"refused": fields(payload).get("reason", "")}
             if kind is not Kind.GO:
                 raise WireError(f"pit answered {kind.name} to HELLO")
-            # A stat on the loop: a thread's hop would cost more than it, for the attempts
-            # after a run's first here.
-            if not project.is_dir():  # noqa: ASYNC240
+            if not project.is_dir():
                 if (cached := self._cached_tarball()) is not None:
-                    await trio.to_thread.run_sync(_projects.unpack, project, cached.read_bytes)
+                    _projects.unpack(project, cached.read_bytes)
                 else:
-                    tarball = await self._fetch_tarball()
-                    await trio.to_thread.run_sync(_projects.unpack, project, lambda: tarball)
-            data, found = await self._stage_in(scratch)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, WireError) as exc:
-            return await self._exit(None, False, f"cannot prepare the attempt: {exc}")
+                    tarball = self._fetch_tarball()
+                    _projects.unpack(project, lambda: tarball)
+            data, found = self._stage_in(scratch)
+        except (OSError, _Lost, WireError) as exc:
+            return self._exit(None, False, f"cannot prepare the attempt: {exc}")
         except (tarfile.TarError, UnsafeTarball) as exc:
-            return await self._exit(None, False, f"cannot unpack the project: {exc}")
-        return await self._attempt(project, data, found)
+            return self._exit(None, False, f"cannot unpack the project: {exc}")
+        return self._attempt(project, data, found)
 
     # --- the channel to pit ----------------------------------------------------------------
 
-    async def _send(self, kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> None:
+    def _send(self, kind: Kind, payload: bytes | Mapping[str, Any] = b"") -> None:
         assert self._connection is not None
-        await self._connection.send(kind, self._channel, payload)
+        self._connection.send(kind, self._channel, payload)
 
-    async def _receive(self) -> tuple[Kind, bytes]:
-        """The next frame of pit's for the attempt's preparation."""
-        while not self._inbox:
-            if self._lost:
-                raise trio.BrokenResourceError("the connection to pit broke")
-            self._arrived = trio.Event()
-            await self._arrived.wait()
-        return self._inbox.popleft()
+    def _receive(self, timeout: float | None = None) -> tuple[Kind, bytes] | None:
+        """The next frame of pit's for the attempt's preparation; None after `timeout`."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._inbox or self._lost, timeout):
+                return None
+            if not self._inbox:
+                raise _Lost("the connection to pit broke")
+            return self._inbox.popleft()
 
     def deliver(self, kind: Kind, payload: bytes) -> None:
-        """A frame of pit's for this attempt (from the connection's reader): answers for the
+        """A frame of pit's for this attempt (in the connection's thread): answers for the
         shim, STOP and KILL are acted on at once; the rest waits for `_receive`."""
         try:
             if kind is Kind.ANSWER:
                 answer = fields(payload)
-                self.masker.add(str(v) for v in answer.get("mask", ()))
+                with self._masking:
+                    self.masker.add(str(v) for v in answer.get("mask", ()))
                 waiting = self._answers.pop(int(answer.get("id", -1)), None)
                 if waiting is not None:
-                    waiting.send_nowait(answer)
+                    waiting.value = answer
+                    waiting.arrived.set()
                 return
             if kind is Kind.STOP:
                 self._stop(str(fields(payload).get("reason", "stopped")))
             elif kind is Kind.KILL:
                 self._kill("killed")
-        except (WireError, ValueError, trio.WouldBlock):  # garbled: as good as a lost pit
+        except (WireError, ValueError):  # garbled: as good as a lost pit
             self.lost()
             return
-        self._inbox.append((kind, payload))  # a stop also ends a preparation
-        self._arrived.set()
+        with self._arrived:
+            self._inbox.append((kind, payload))  # a stop also ends a preparation
+            self._arrived.notify()
 
     def lost(self) -> None:
         """The connection to pit broke: the attempt is killed, as nobody could see it end."""
-        self._lost = True
-        self._arrived.set()
+        with self._arrived:
+            self._lost = True
+            self._arrived.notify()
         self._kill("lost its connection to pit")
-        for waiting in self._answers.values():
-            waiting.close()
+        for waiting in list(self._answers.values()):
+            waiting.arrived.set()
 
-    async def ask(self, request: str) -> str:
-        """The run's broker's answer to a task's SDK request."""
+    def ask(self, request: str) -> str:
+        """The run's broker's answer to a task's SDK request (in a thread of the shim's)."""
         number = next(self._ids)
-        send, receive = trio.open_memory_channel[dict[str, Any]](1)
-        self._answers[number] = send
+        answer = self._answers[number] = _Answer()
         try:
-            await self._send(Kind.SDK, {"id": number, "request": request})
-            return str((await receive.receive()).get("response", ""))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
-            return SdkResponse(error="pit is unreachable from the worker").encode().decode()
+            self._send(Kind.SDK, {"id": number, "request": request})
+            answer.arrived.wait()
+        except _Lost:
+            pass
         finally:
             self._answers.pop(number, None)
+        if answer.value is None:
+            return SdkResponse(error="pit is unreachable from the worker").encode().decode()
+        return str(answer.value.get("response", ""))
 
     # --- the attempt -----------------------------------------------------------------------
 
@@ -494,21 +512,23 @@ class _Runner:
     def _tarball_path(self) -> Path:
         return self.cache / "snapshots" / f"{self.attempt.snapshot}.tar.gz"
 
-    async def _fetch_tarball(self) -> bytes:
+    def _fetch_tarball(self) -> bytes:
         """The run's project from pit, the first time this worker runs an attempt of that code
         (checked against its digest, then kept for the next)."""
-        data = await self._fetch(Kind.FETCH, Kind.TARBALL)
+        data = self._fetch(Kind.FETCH, Kind.TARBALL)
         if hashlib.sha256(data).hexdigest() != self.attempt.snapshot:
             raise WireError("the project arrived damaged (its digest differs)")
-        await trio.to_thread.run_sync(_keep, self._tarball_path(), data)
+        _keep(self._tarball_path(), data)
         return data
 
-    async def _fetch(self, ask: Kind, answer: Kind) -> bytes:
+    def _fetch(self, ask: Kind, answer: Kind) -> bytes:
         """What pit sends in `answer` chunks when asked with `ask`; WireError if it cannot."""
-        await self._send(ask)
+        self._send(ask)
         chunks: list[bytes] = []
         while True:
-            kind, payload = await self._receive()
+            received = self._receive()
+            assert received is not None  # no timeout: pit answers, or the connection breaks
+            kind, payload = received
             if kind is Kind.ERROR:
                 raise WireError(str(fields(payload).get("error")))
             if kind in (Kind.STOP, Kind.KILL):
@@ -519,28 +539,27 @@ class _Runner:
                 return b"".join(chunks)
             chunks.append(payload)
 
-    async def _stage_in(self, scratch: contextlib.ExitStack) -> tuple[Path, Stamps | None]:
+    def _stage_in(self, scratch: contextlib.ExitStack) -> tuple[Path, Stamps | None]:
         """The run's data folder for the attempt: pit's own where this worker sees it (a shared
         filesystem), else a copy in a folder of the attempt (removed with `scratch`), fetched
         from pit (then `Stamps` of its files, so that what the attempt writes goes back)."""
         shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
-        if not self.attempt.stage_data and shared.is_dir():  # noqa: ASYNC240  (a stat, as above)
+        if not self.attempt.stage_data and shared.is_dir():
             return shared, None
-        data = await self._fetch(Kind.FETCH_DATA, Kind.DATA)
-        staged = await trio.to_thread.run_sync(_unpack_staged, data, self.cache / "attempts")
+        staged = _unpack_staged(self._fetch(Kind.FETCH_DATA, Kind.DATA), self.cache / "attempts")
         scratch.callback(shutil.rmtree, staged, True)
-        return staged, await trio.to_thread.run_sync(stamps, staged)
+        return staged, stamps(staged)
 
-    async def _stage_out(self, staged: Path, found: Stamps) -> str | None:
+    def _stage_out(self, staged: Path, found: Stamps) -> str | None:
         """Send pit what the attempt wrote to its staged data folder; what went wrong, if so."""
         try:
-            data = await trio.to_thread.run_sync(pack_data, staged, found)
+            data = pack_data(staged, found)
         except (OSError, TooLarge) as exc:
             return f"cannot send back the attempt's data: {exc}"
         try:
             for chunk in chunked(data):
-                await self._send(Kind.DATA, chunk)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._send(Kind.DATA, chunk)
+        except _Lost:
             return "lost pit while sending back the attempt's data"
         return None
 
@@ -567,44 +586,53 @@ class _Runner:
                 digest.update((folder / name).read_bytes())
         return self.cache / "venvs" / digest.hexdigest()[:16]
 
-    async def _attempt(
-        self, folder: Path, data: Path, found: Stamps | None
-    ) -> dict[str, Any] | None:
+    def _attempt(self, folder: Path, data: Path, found: Stamps | None) -> dict[str, Any] | None:
         if self._stop_reason is not None:  # told to stop while it prepared: nothing starts
-            return await self._exit(None, False, self._stop_reason)
+            return self._exit(None, False, self._stop_reason)
         argv = tuple(self._place(a, folder) for a in self.attempt.argv)
         attempts = self.service.attempts
         attempts[self._member] = self  # before it starts: its first request may come at once
+        wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        read_end, write_end = output_pipe()
         try:
             try:
-                process = spawn_group(
+                process, pidfd = start_group(
                     argv,
                     cwd=str(folder / self.attempt.cwd),
                     env=self._env(folder, data),
-                    log=io.BytesIO(),  # unused: output is piped
-                    pipe=True,
+                    output=write_end,
                 )
             except OSError as exc:
                 error = f"cannot start {argv[0]}: {exc.strerror or exc}"
-                return await self._exit(None, False, error)
-            self._process = process
+                return self._exit(None, False, error)
+            finally:
+                os.close(write_end)
+            with self._waking:
+                self._process, self._wake = process, wake
+            if self._killed:  # pit went away while it started
+                signal_group(process.pid, signal.SIGKILL)
             peers.join(process.pid, self._member)
             try:
-                await self._send(Kind.STARTED, {"pid": process.pid})
-                timed_out = await self._supervise(process)
+                self._send(Kind.STARTED, {"pid": process.pid})
+                timed_out = self._supervise(process, pidfd, read_end)
+            except _Lost:
+                timed_out = False  # `lost` killed it: the end below cannot reach pit either
             finally:
                 peers.leave(process.pid)
-                if not self._tree_ended:  # `_supervise` did not get to it
-                    with trio.CancelScope(shield=True):
-                        await self._end_tree(process)
-                process.close()
+                self._end_tree(process)
+                if pidfd is not None:
+                    os.close(pidfd)
         finally:
             if attempts.get(self._member) is self:
                 del attempts[self._member]
-        sent_back = None if found is None else await self._stage_out(data, found)
-        return await self._exit(process.returncode, timed_out, sent_back)
+            with self._waking:
+                self._wake = None
+                os.close(wake)
+            os.close(read_end)
+        sent_back = None if found is None else self._stage_out(data, found)
+        return self._exit(process.returncode, timed_out, sent_back)
 
-    async def _exit(
+    def _exit(
         self, returncode: int | None, timed_out: bool, error: str | None
     ) -> dict[str, Any] | None:
         """Tell pit how the attempt ended: None once told, else the end it could not be told
@@ -617,70 +645,106 @@ class _Runner:
             "worker": self.worker,
         }
         try:
-            await self._send(Kind.EXIT, result)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._send(Kind.EXIT, result)
+        except _Lost:
             return result
         return None
 
-    async def _supervise(self, process: GroupProcess) -> bool:
-        """Pump the output until the process ends (or its time runs out, or pit stops it).
-        Whether its time limit ran out."""
-        async with trio.open_nursery() as nursery:
-            pumped = trio.Event()
-            nursery.start_soon(self._pump, process, pumped)
-            timed_out = await self._wait(process)
-            await self._end_tree(process)
-            if not pumped.is_set():
-                with trio.move_on_after(5):
-                    await pumped.wait()
-            nursery.cancel_scope.cancel()
+    def _supervise(self, process: subprocess.Popen[bytes], pidfd: int | None, output: int) -> bool:
+        """Pass on the output until the process has ended and its output is drained: its time
+        limit and pit's STOP mean SIGTERM, the grace, then SIGKILL; KILL (or a lost pit) means
+        SIGKILL now (`_kill`). Whether its time limit ran out."""
+        assert self._wake is not None
+        os.set_blocking(output, False)
+        poll = select.poll()
+        for fd in (output, self._wake, *([pidfd] if pidfd is not None else [])):
+            poll.register(fd, select.POLLIN)
+        now = time.monotonic()
+        limit = now + self.attempt.timeout if self.attempt.timeout is not None else math.inf
+        grace_end = math.inf
+        drained_by = math.inf  # once the group is dead: how long the output may still come
+        timed_out = exited = drained = False
+        while not exited or (not drained and now < drained_by):
+            if not exited and not self._killed:
+                if grace_end == math.inf and (self._stop_reason is not None or now >= limit):
+                    timed_out = self._stop_reason is None
+                    signal_group(process.pid, signal.SIGTERM)
+                    grace_end, limit = now + self.attempt.grace, math.inf
+                elif now >= grace_end:
+                    signal_group(process.pid, signal.SIGKILL)
+                    grace_end = math.inf
+            until = min(limit, grace_end, drained_by)
+            if pidfd is None and not exited:  # an old kernel: look again soon
+                until = min(until, now + 0.05)
+            timeout = None if until == math.inf else max(0, math.ceil((until - now) * 1000))
+            for fd, _ in poll.poll(timeout):
+                if fd == output:
+                    chunk = _read(output)
+                    if chunk:
+                        self._output(chunk)
+                    elif chunk is not None:  # its end: every writer closed it
+                        drained = True
+                        poll.unregister(output)
+                elif fd == self._wake:
+                    with contextlib.suppress(BlockingIOError):
+                        os.eventfd_read(self._wake)
+                elif fd == pidfd:
+                    poll.unregister(pidfd)
+                    exited = True
+            if not exited and pidfd is None:
+                exited = process.poll() is not None
+            if exited and drained_by == math.inf:
+                self._end_tree(process)  # the rest of the group and escapees: the pipe's EOF
+                drained_by = time.monotonic() + _LEFTOVER_OUTPUT_WAIT
+            now = time.monotonic()
+        with self._masking:
+            rest = self.masker.flush()
+        if rest:
+            self._output(rest, masked=True)
         return timed_out
 
-    async def _wait(self, process: GroupProcess) -> bool:
-        if self.attempt.timeout is not None:
-            self._stop_scope.deadline = trio.current_time() + self.attempt.timeout
-        with self._stop_scope:
-            await process.wait()
-        timed_out = self._stop_scope.cancelled_caught and self._stop_reason is None
-        if process.returncode is None:
-            signal_group(process.pid, signal.SIGTERM)
-            self._grace_scope = trio.CancelScope(deadline=trio.current_time() + self.attempt.grace)
-            if self._killed:
-                self._grace_scope.cancel()
-            with self._grace_scope:
-                await process.wait()
-        return timed_out
+    def _output(self, chunk: bytes, *, masked: bool = False) -> None:
+        if not masked:
+            with self._masking:
+                chunk = self.masker.feed(chunk)
+        if chunk:
+            self._send(Kind.OUTPUT, chunk)
 
-    async def _end_tree(self, process: GroupProcess) -> None:
+    def _end_tree(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL what is left of the attempt's group, reap its leader, and kill the
+        processes that left the group (found by their marks). Once."""
+        if self._tree_ended:
+            return
         self._tree_ended = True
-        await kill_group(process)
+        signal_group(process.pid, signal.SIGKILL)
+        with self._waking:  # reaped: `_kill` must not signal its group id any more
+            process.wait()
+        forget_child(process.pid)
         run_id, task = self.attempt.env.get("PIT_RUN_ID"), self.attempt.env.get("PIT_TASK_NAME")
         if run_id and task:
-            await end_escapees(run_id, task)
+            end_escapees_now(run_id, task)
 
     def _stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
-        self._stop_scope.cancel()
+        with self._waking:
+            if self._wake is not None:
+                os.eventfd_write(self._wake, 1)
 
     def _kill(self, reason: str) -> None:
         """No grace: SIGKILL now, to the group if it runs."""
         self._killed = True
         self._stop(reason)
-        if self._grace_scope is not None:
-            self._grace_scope.cancel()
-        if self._process is not None and self._process.returncode is None:
-            signal_group(self._process.pid, signal.SIGKILL)
+        with self._waking:
+            if self._process is not None and self._process.returncode is None:
+                signal_group(self._process.pid, signal.SIGKILL)
 
-    async def _pump(self, process: GroupProcess, done: trio.Event) -> None:
-        async def forward(data: bytes) -> None:
-            await self._send(Kind.OUTPUT, data)
 
-        try:  # no log here: pit writes the run's
-            await pump_output(process, None, forward, self.masker)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # pit is gone: `lost` kills the attempt
-        finally:
-            done.set()
+def _read(fd: int) -> bytes | None:
+    """What the pipe holds (b"" at its end), or None when nothing after all."""
+    try:
+        return os.read(fd, _READ_SIZE)
+    except BlockingIOError:
+        return None
 
 
 def _unpack_staged(data: bytes, attempts: Path) -> Path:

@@ -1,4 +1,5 @@
-"""The sending side of a connection between pit and a worker, shared by both ends.
+"""The sending side of pit's end of a worker's connection (the hub's), and the socket options
+both ends set.
 
 The frames of every attempt on a connection go through one `FrameWriter`, whose own task
 writes whatever queued since its last write in one `send_all`: under load the attempts' small
@@ -77,7 +78,7 @@ class FrameWriter:
             raise
 
 
-def keep_alive(sock: trio.socket.SocketType) -> None:
+def keep_alive(sock: socket.socket | trio.socket.SocketType) -> None:
     """TCP keep-alive on a connection between pit and a worker: a host that vanishes (power,
     network) breaks it within about a minute, and its attempts are lost, not followed forever."""
     with contextlib.suppress(OSError):

@@ -51,7 +51,7 @@ never answer)."""
 
 @attrs.define(eq=False)
 class Submission:
-    """An attempt handed to Dask; `done` once Dask's task ended (finished, failed, cancelled)."""
+    """An attempt handed to Dask; `ended` once Dask's task did (finished, failed, cancelled)."""
 
     cluster: DaskCluster
     attempt: RemoteAttempt
@@ -61,11 +61,13 @@ class Submission:
     """Why Dask did not take it."""
     abandoned: bool = False
     """Nobody follows it any more: not to be submitted, or to be cancelled once it is."""
+    link: Link | None = None
+    """Told when Dask's task ended (`Link.task_ended`)."""
     submitted: trio.Event = attrs.field(factory=trio.Event)
-    done: trio.Event = attrs.field(factory=trio.Event)
+    ended: bool = False
 
     async def outcome(self) -> str:
-        """Once `done`: what became of the Dask task, in words."""
+        """Once `ended`: what became of the Dask task, in words."""
         status = self.future.status
         try:
             if status == "finished":
@@ -83,7 +85,7 @@ class Submission:
         return f"the cluster dropped it ({status})"
 
     async def cancel(self) -> None:
-        if self.future is not None and not self.done.is_set():
+        if self.future is not None and not self.ended:
             await self.cluster._call(self.future.cancel)
 
     def release(self) -> None:
@@ -181,10 +183,12 @@ class DaskCluster:
             with contextlib.suppress(Exception):  # already gone: nothing to close
                 await self._call(client.close)
 
-    async def submit(self, attempt: RemoteAttempt, resources: Mapping[str, float]) -> Submission:
-        """Hand `attempt` to Dask (with the others ready meanwhile); RemoteError if it would
-        not take it."""
-        submission = Submission(self, attempt, resources)
+    async def submit(
+        self, attempt: RemoteAttempt, resources: Mapping[str, float], link: Link | None = None
+    ) -> Submission:
+        """Hand `attempt` to Dask (with the others ready meanwhile), `link` to be told when its
+        task ended; RemoteError if Dask would not take it."""
+        submission = Submission(self, attempt, resources, link=link)
         self._queued.append(submission)
         self._wake.set()
         try:
@@ -263,13 +267,14 @@ class DaskCluster:
         return futures
 
     async def _watch(self) -> None:
-        """Set `done` on the submissions whose Dask task ended (a future's state is written by
-        the client's loop thread; reading it is safe from any)."""
+        """Tell the followers of the submissions whose Dask task ended (a future's state is
+        written by the client's loop thread; reading it is safe from any)."""
         while True:
             await trio.sleep(_WATCH)
             for submission in [s for s in self._live if s.future.status != "pending"]:
-                self._live.discard(submission)
-                submission.done.set()
+                submission.ended = True
+                if submission.link is None or submission.link.task_ended():
+                    self._live.discard(submission)
 
 
 @attrs.define(eq=False)
@@ -318,7 +323,7 @@ class RemoteRun:
             stage_data=self.stage_data,
             uv_project=launch.argv[:2] == ("uv", "run"),
         )
-        return await self.cluster.submit(attempt, resources)
+        return await self.cluster.submit(attempt, resources, link)
 
     def _portable(self, text: str) -> str:
         """`text` with pit's paths as the placeholders the worker fills in."""

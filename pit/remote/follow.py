@@ -14,7 +14,7 @@ from pit.clock import Clock
 from pit.messages.run import RunInbox
 from pit.messages.task import AttemptStarted, TaskOutput
 from pit.remote.cluster import CANCEL_WAIT, Submission
-from pit.remote.hub import Link, Lost
+from pit.remote.hub import Link, Lost, Report, TaskEnded
 from pit.remote.tarballs import STAGE_LIMIT, UnsafeTarball, unpack
 from pit.remote.wire import CHUNK, Kind, WireError, fields
 from pit.runners.command import Outcome
@@ -41,53 +41,49 @@ class Follow:
     clock: Clock
     said_started: bool = False
     masker: Masker | None = None
+    _staged: _Staged | None = None
+    _end_by: float | None = None
+    """When Dask said its task ended while the runner was there: its EXIT is due by then."""
 
     def __attrs_post_init__(self) -> None:
         if self.secret_values:  # the worker masked already; this is pit's own pass
             self.masker = Masker(self.secret_values)
 
     async def events(self, link: Link, submission: Submission) -> dict[str, Any] | Lost | None:
-        """Follow the attempt until it ends: its EXIT report, or Lost; None if cancelled
-        (a stop) first."""
-        async with trio.open_nursery() as nursery:
-            ended: list[dict[str, Any] | Lost] = []
-            staged = _Staged(link.data_dir)
-
-            async def reports() -> None:
-                async for report in link.events:
-                    if isinstance(report, Lost):
-                        ended.append(report)
-                        break
-                    kind, payload = report
-                    if kind is Kind.STARTED:
-                        await self.say_started(link.worker)
-                    elif kind is Kind.OUTPUT:
-                        await self.write(payload)
-                    elif kind is Kind.DATA:
-                        if (failed := await staged.take(payload)) is not None:
-                            ended.append(failed)  # its data is lost: so is the attempt
-                            break
-                    elif kind is Kind.EXIT:
-                        try:
-                            ended.append(fields(payload))
-                        except WireError as exc:
-                            ended.append(Lost(f"its end was garbled: {exc}"))
-                        break
-                nursery.cancel_scope.cancel()
-
-            async def dask_ending() -> None:
-                """A Dask task that ended without its runner reaching pit (it could not start,
-                its worker died first, the cluster dropped it or lost its scheduler), or whose
-                runner's end never came after it (`END_WAIT`)."""
-                await submission.done.wait()
-                if link.worker is not None:
-                    await trio.sleep(END_WAIT)
-                ended.append(Lost(await submission.outcome()))
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(reports)
-            nursery.start_soon(dask_ending)
-        return ended[0] if ended else None
+        """Follow the attempt until it ends: its EXIT report, or Lost (also when Dask's task
+        ended without its runner reaching pit, or with no EXIT from it within `END_WAIT`).
+        None only if cancelled (a stop) first: then this can be called again."""
+        if self._staged is None:
+            self._staged = _Staged(link.data_dir)
+        while True:
+            report: Report | None = None
+            if self._end_by is None:
+                report = await link.events.receive()
+            else:
+                with trio.move_on_at(self._end_by):
+                    report = await link.events.receive()
+                if report is None:  # the runner's end never came after Dask's
+                    return Lost(await submission.outcome())
+            if isinstance(report, Lost):
+                return report
+            if isinstance(report, TaskEnded):
+                if link.worker is None:  # it could not start, its worker died first, ...
+                    return Lost(await submission.outcome())
+                self._end_by = trio.current_time() + END_WAIT  # they travel apart
+                continue
+            kind, payload = report
+            if kind is Kind.STARTED:
+                await self.say_started(link.worker)
+            elif kind is Kind.OUTPUT:
+                await self.write(payload)
+            elif kind is Kind.DATA:
+                if (failed := await self._staged.take(payload)) is not None:
+                    return failed  # its data is lost: so is the attempt
+            elif kind is Kind.EXIT:
+                try:
+                    return fields(payload)
+                except WireError as exc:
+                    return Lost(f"its end was garbled: {exc}")
 
     async def say_started(self, worker: str | None) -> None:
         """The attempt's start, once: when its process runs (so time waiting on the cluster

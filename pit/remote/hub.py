@@ -66,8 +66,8 @@ class Link:
     key: str
     member: Member
     token: str
-    events: trio.MemoryReceiveChannel[tuple[Kind, bytes] | Lost]
-    _send_events: trio.MemorySendChannel[tuple[Kind, bytes] | Lost]
+    events: trio.MemoryReceiveChannel[Report]
+    _send_events: trio.MemorySendChannel[Report]
     worker: str | None = None
     tarball: bytes = b""
     """The run's project, for a worker that does not have it yet."""
@@ -80,11 +80,22 @@ class Link:
     def connected(self) -> bool:
         return self._connection is not None
 
-    async def report(self, report: tuple[Kind, bytes] | Lost) -> None:
+    async def report(self, report: Report) -> None:
         """Pass on what its runner reported (waiting while its follower catches up); dropped
         once the attempt is over."""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._send_events.send(report)
+
+    def task_ended(self) -> bool:
+        """Tell the follower Dask's task ended; False if it must be told again (its buffer is
+        full: it is busy reading, and will get there)."""
+        try:
+            self._send_events.send_nowait(TaskEnded())
+        except trio.WouldBlock:
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # nobody follows it any more
+        return True
 
     async def send(self, kind: Kind, payload: bytes | dict[str, Any] = b"") -> bool:
         """Tell the runner; False when it cannot be told (not connected, or gone)."""
@@ -96,6 +107,16 @@ class Link:
 @attrs.frozen
 class Lost:
     reason: str
+
+
+@attrs.frozen
+class TaskEnded:
+    """Dask says the attempt's task ended (its runner's EXIT, if it had one, may still come)."""
+
+
+Report = tuple[Kind, bytes] | Lost | TaskEnded
+"""What a link's follower reads: a runner's frame, or how the attempt was lost, or Dask's
+word that its task ended."""
 
 
 @attrs.define(eq=False)
@@ -146,7 +167,7 @@ class Hub:
     @contextlib.contextmanager
     def expect(self, key: str, member: Member) -> Iterator[Link]:
         """Attempt `key` of `member` is live for the block: its runner may connect."""
-        send, receive = trio.open_memory_channel[tuple[Kind, bytes] | Lost](_EVENTS_BUFFER)
+        send, receive = trio.open_memory_channel[Report](_EVENTS_BUFFER)
         link = Link(key, member, sign(self._secret, key), receive, send)
         self._links[key] = link
         try:

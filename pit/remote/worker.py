@@ -32,7 +32,6 @@ one SDK shim socket, served by another. For each attempt the runner:
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import functools
@@ -41,6 +40,7 @@ import itertools
 import logging
 import math
 import os
+import queue
 import select
 import shutil
 import signal
@@ -376,10 +376,9 @@ class _Runner:
         self._masking = threading.Lock()
         self._connection: _Connection | None = None
         self._channel = 0
-        self._inbox: collections.deque[tuple[Kind, bytes]] = collections.deque()
-        """pit's frames for the attempt's preparation (GO, the tarball, the data)."""
-        self._arrived = threading.Condition()
-        self._lost = False
+        self._inbox: queue.SimpleQueue[tuple[Kind, bytes] | None] = queue.SimpleQueue()
+        """pit's frames for the attempt's preparation (GO, the tarball, the data); None once
+        the connection broke."""
         self._answers: dict[int, _Answer] = {}
         self._ids = itertools.count()
         self._stop_reason: str | None = None
@@ -448,12 +447,14 @@ class _Runner:
 
     def _receive(self, timeout: float | None = None) -> tuple[Kind, bytes] | None:
         """The next frame of pit's for the attempt's preparation; None after `timeout`."""
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: self._inbox or self._lost, timeout):
-                return None
-            if not self._inbox:
-                raise _Lost("the connection to pit broke")
-            return self._inbox.popleft()
+        try:
+            received = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if received is None:
+            self._inbox.put(None)  # for the next look too
+            raise _Lost("the connection to pit broke")
+        return received
 
     def deliver(self, kind: Kind, payload: bytes) -> None:
         """A frame of pit's for this attempt (in the connection's thread): answers for the
@@ -475,15 +476,11 @@ class _Runner:
         except (WireError, ValueError):  # garbled: as good as a lost pit
             self.lost()
             return
-        with self._arrived:
-            self._inbox.append((kind, payload))  # a stop also ends a preparation
-            self._arrived.notify()
+        self._inbox.put((kind, payload))  # a stop also ends a preparation
 
     def lost(self) -> None:
         """The connection to pit broke: the attempt is killed, as nobody could see it end."""
-        with self._arrived:
-            self._lost = True
-            self._arrived.notify()
+        self._inbox.put(None)
         self._kill("lost its connection to pit")
         for waiting in list(self._answers.values()):
             waiting.arrived.set()

@@ -81,6 +81,8 @@ WORKER_MARK = "PIT_WORKER_ID"
 _READ_SIZE = 1 << 16
 _HANDSHAKE_TIMEOUT = 30.0
 _SHIM_READ_TIMEOUT = 5.0
+_SHIM_REQUESTS = 64
+"""SDK requests a worker's shim serves at once."""
 _LEFTOVER_OUTPUT_WAIT = 5.0
 """Seconds the output pipe may stay open once the attempt's process group is dead."""
 _IDLE = 60.0
@@ -215,7 +217,8 @@ class _Service:
 
     def _shim(self, listener: socket.socket) -> None:
         """Serve the shim socket: a thread per request (they are few, and one slow client must
-        not hold up the others)."""
+        not hold up the others), at most `_SHIM_REQUESTS` at a time (a flood is told so)."""
+        serving = threading.BoundedSemaphore(_SHIM_REQUESTS)
         while True:
             try:
                 client, _ = listener.accept()
@@ -225,7 +228,17 @@ class _Service:
                     continue
                 log.exception("pit's SDK shim on this worker stopped")
                 return
-            threading.Thread(target=self._forward, args=(client,), daemon=True).start()
+            if serving.acquire(blocking=False):
+                try:
+                    threading.Thread(
+                        target=self._forward, args=(client, serving), daemon=True
+                    ).start()
+                    continue
+                except RuntimeError:  # no thread to be had
+                    serving.release()
+            with client, contextlib.suppress(OSError):
+                client.settimeout(0.5)
+                client.sendall(SdkResponse(error="pit's shim on this worker is busy").encode())
 
     def _asker(self, client: socket.socket) -> _Runner | None:
         """The attempt whose process the client is (SO_PEERCRED, then its process group or
@@ -239,7 +252,7 @@ class _Service:
         found = peers.identify(pid) if pid else None
         return None if found is None else self.attempts.get(found.member)
 
-    def _forward(self, client: socket.socket) -> None:
+    def _forward(self, client: socket.socket, serving: threading.BoundedSemaphore) -> None:
         """One SDK request of a task, answered by its run's broker through pit. Whatever goes
         wrong with it ends that request only."""
         with client:
@@ -248,6 +261,8 @@ class _Service:
             except Exception as exc:  # one request's failure is that request's only
                 with contextlib.suppress(OSError):
                     client.sendall(SdkResponse(error=f"pit's shim: {exc}").encode())
+            finally:
+                serving.release()
 
     def _forward_one(self, client: socket.socket) -> None:
         request = RequestFrame()
@@ -473,7 +488,7 @@ class _Runner:
                 self._stop(str(fields(payload).get("reason", "stopped")))
             elif kind is Kind.KILL:
                 self._kill("killed")
-        except (WireError, ValueError):  # garbled: as good as a lost pit
+        except (WireError, ValueError, TypeError):  # garbled: as good as a lost pit
             self.lost()
             return
         self._inbox.put((kind, payload))  # a stop also ends a preparation

@@ -302,7 +302,9 @@ class _Connection:
         self._sending = threading.Lock()
         self._closed = False
         self._used = True
-        sock.settimeout(_IDLE)  # a send that cannot go on for this long: the connection broke
+        # Blocking, with no time limit: a pit that reads slowly slows its attempts' output
+        # (as a full pipe slows a local task), it does not break their connection.
+        sock.settimeout(None)
 
     def open(self, runner: _Runner) -> int:
         """A new channel, whose frames go to `runner`: its number. _Lost once it broke."""
@@ -344,14 +346,15 @@ class _Connection:
         that ended are dropped) until it breaks or stays unused for `_IDLE`; then every
         attempt still on it is killed."""
         reader = Reader()
+        waiting = select.poll()
+        waiting.register(self.sock, select.POLLIN)
         try:
             while True:
-                try:
-                    data = self.sock.recv(_READ_SIZE)
-                except TimeoutError:
+                if not waiting.poll(int(_IDLE * 1000)):
                     if self.service.forget(self, if_idle=True):
                         return
                     continue
+                data = self.sock.recv(_READ_SIZE)
                 if not data:
                     return
                 for kind, channel, payload in reader.feed(data):

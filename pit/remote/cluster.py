@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import socket
 import urllib.parse
@@ -43,6 +44,11 @@ _PIT_ENV = ("PIT_", "PYTHONPATH")
 
 
 _WATCH = 0.5
+_BURST = 0.05
+_LINGER = 0.002
+"""Seconds the submitter waits for more attempts to queue when its last batch went less than
+`_BURST` ago: a burst of ready tasks (a fan-out starting) then goes in fewer, bigger batches,
+and a lone attempt goes at once."""
 """Seconds between looks at the states of the attempts' Dask tasks."""
 CANCEL_WAIT = 10.0
 """Seconds to tell Dask to drop an attempt that did not end by itself (a gone scheduler may
@@ -205,13 +211,18 @@ class DaskCluster:
         return submission
 
     async def _submit_queued(self) -> None:
-        """The bridge's one submitter: whatever queued since its last batch, as one batch."""
+        """The bridge's one submitter: whatever queued since its last batch, as one batch (one
+        hop to the bridge's thread, one graph for the scheduler)."""
+        last = -math.inf
         while True:
             await self._wake.wait()
+            if trio.current_time() - last < _BURST:  # in a burst: let more of it queue
+                await trio.sleep(_LINGER)
             self._wake = trio.Event()
             batch = [s for s in self._queued if not s.abandoned]
             self._queued = []
             if batch:
+                last = trio.current_time()
                 await self._submit_batch(batch)
 
     async def _submit_batch(self, batch: list[Submission]) -> None:

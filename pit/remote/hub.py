@@ -76,10 +76,6 @@ class Link:
     _connection: _Connection | None = None
     _channel: int = 0
 
-    @property
-    def connected(self) -> bool:
-        return self._connection is not None
-
     async def report(self, report: Report) -> None:
         """Pass on what its runner reported (waiting while its follower catches up); dropped
         once the attempt is over."""

@@ -291,3 +291,34 @@ def test_a_worker_shim_answers_only_its_own_attempt(
         for run in workspace.run_dirs("shim"):
             (run / "data" / "done").touch()
     assert running.wait() == 0, running.stdout() + running.stderr()
+
+
+def test_a_flood_of_output_arrives_whole_in_order_and_masked(
+    local_dask: str, workspace: Workspace, pit: Pit
+) -> None:
+    """Megabytes through the worker's pipe, its connection to pit and the log, with the secret
+    it read cut out however the chunks fell."""
+    workspace.config('secrets_dir = "secrets.toml"\n' + executor(local_dask))
+    workspace.write("secrets.toml", '[global]\napi_token = "tok-0f-the-flood"\n')
+    workspace.project(
+        "flood",
+        '[dag]\nname = "flood"\n\n[[tasks]]\nname = "talk"\nscript = "tasks/talk.py"\n'
+        'runner = "$ python3"\n',
+        {
+            "tasks/talk.py": (
+                "import sys\n"
+                "from pit_sdk import get_secret\n"
+                "token = get_secret('api_token')\n"
+                "for n in range(60000):\n"
+                "    sys.stdout.write(f'line {n:05d} {token} ' + 'x' * 40 + '\\n')\n"
+            )
+        },
+    )
+
+    result = pit("run", "flood")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = workspace.only_run("flood")
+    lines = [line for line in _log(run, "talk").splitlines() if line.startswith("line ")]
+    assert lines == [f"line {n:05d} *** " + "x" * 40 for n in range(60000)]
+    assert_nothing_left(run)

@@ -51,7 +51,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,8 @@ from pit.actors.masking import Masker
 from pit.actors.orphans import adopt_orphans, end_escapees_now, forget_child
 from pit.actors.process import output_pipe, signal_group, start_group
 from pit.messages.sdk import BadRequest, RequestFrame, SdkResponse
-from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps, unpack
+from pit.remote.projects import keep_tarball, projects, unpack_staged
+from pit.remote.tarballs import Stamps, TooLarge, UnsafeTarball, pack_data, stamps
 from pit.remote.wire import (
     PROJECT,
     SDK,
@@ -88,10 +89,6 @@ _LEFTOVER_OUTPUT_WAIT = 5.0
 _IDLE = 60.0
 """Seconds a connection to a pit process stays open with no attempt on it."""
 _PEERCRED = struct.Struct("3i")
-_TARBALLS_KEPT = 16
-"""Project tarballs a worker keeps: the code of the runs it served last."""
-_PROJECTS_KEPT = 16
-"""Unpacked projects of runs a worker keeps unused: the runs it served last."""
 log = logging.getLogger("pit.remote")
 _guard_stack = contextlib.ExitStack()
 _setting_up = threading.Lock()
@@ -420,7 +417,7 @@ class _Runner:
             self.cache / "runs" / f"{self._run_name()}-{self.attempt.snapshot[:16]}" / "project"
         )
         try:
-            with _projects.using(project), contextlib.ExitStack() as scratch:
+            with projects.using(project), contextlib.ExitStack() as scratch:
                 return self._run_in(project, scratch)
         finally:
             self._connection.close(self._channel)
@@ -446,10 +443,10 @@ class _Runner:
                 raise WireError(f"pit answered {kind.name} to HELLO")
             if not project.is_dir():
                 if (cached := self._cached_tarball()) is not None:
-                    _projects.unpack(project, cached.read_bytes)
+                    projects.unpack(project, cached.read_bytes)
                 else:
                     tarball = self._fetch_tarball()
-                    _projects.unpack(project, lambda: tarball)
+                    projects.unpack(project, lambda: tarball)
             data, found = self._stage_in(scratch)
         except (OSError, _Lost, WireError) as exc:
             return self._exit(None, False, f"cannot prepare the attempt: {exc}")
@@ -533,7 +530,7 @@ class _Runner:
         data = self._fetch(Kind.FETCH, Kind.TARBALL)
         if hashlib.sha256(data).hexdigest() != self.attempt.snapshot:
             raise WireError("the project arrived damaged (its digest differs)")
-        _keep(self._tarball_path(), data)
+        keep_tarball(self._tarball_path(), data)
         return data
 
     def _fetch(self, ask: Kind, answer: Kind) -> bytes:
@@ -561,7 +558,7 @@ class _Runner:
         shared = Path(self.attempt.env.get("PIT_DATA_DIR", ""))
         if not self.attempt.stage_data and shared.is_dir():
             return shared, None
-        staged = _unpack_staged(self._fetch(Kind.FETCH_DATA, Kind.DATA), self.cache / "attempts")
+        staged = unpack_staged(self._fetch(Kind.FETCH_DATA, Kind.DATA), self.cache / "attempts")
         scratch.callback(shutil.rmtree, staged, True)
         return staged, stamps(staged)
 
@@ -760,86 +757,3 @@ def _read(fd: int) -> bytes | None:
         return os.read(fd, _READ_SIZE)
     except BlockingIOError:
         return None
-
-
-def _unpack_staged(data: bytes, attempts: Path) -> Path:
-    """The run's data folder as pit sent it, in a new folder under `attempts`."""
-    attempts.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=attempts))
-    try:
-        unpack(data, staged)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return staged
-
-
-def _keep(path: Path, data: bytes) -> None:
-    """Write a tarball into the cache whole (a rename), dropping the oldest beyond
-    `_TARBALLS_KEPT`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(data)
-    partial.replace(path)
-    kept = sorted(path.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in kept[_TARBALLS_KEPT:]:
-        old.unlink(missing_ok=True)
-
-
-class _Projects:
-    """The runs' projects unpacked in this worker process: a folder per run, unpacked by its
-    first attempt here (atomically: into a side folder, then renamed), used by its attempts,
-    and removed once unused when newer ones pass `_PROJECTS_KEPT`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users: dict[Path, int] = {}
-        self._unpacking: dict[Path, threading.Lock] = {}
-
-    @contextlib.contextmanager
-    def using(self, project: Path) -> Iterator[None]:
-        with self._lock:
-            users = self._users[project] = self._users.get(project, 0) + 1
-        if users == 1:
-            with contextlib.suppress(OSError):  # used now: the newest, for `_prune`
-                os.utime(project.parent)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users[project] -= 1
-                if not self._users[project]:
-                    del self._users[project]
-
-    def unpack(self, project: Path, tarball: Callable[[], bytes]) -> None:
-        """Make sure `project` holds the run's project."""
-        if project.is_dir():
-            return
-        with self._lock:
-            lock = self._unpacking.setdefault(project, threading.Lock())
-        try:
-            with lock:
-                if project.is_dir():  # another attempt of the run did it meanwhile
-                    return
-                self._prune(project.parent.parent)
-                side = project.with_name(f".{project.name}.{threading.get_ident()}")
-                try:
-                    unpack(tarball(), side)
-                    side.rename(project)
-                finally:
-                    shutil.rmtree(side, ignore_errors=True)
-        finally:
-            with self._lock:
-                self._unpacking.pop(project, None)
-
-    def _prune(self, runs: Path) -> None:
-        """Remove the projects of runs no attempt here uses, but the newest `_PROJECTS_KEPT`."""
-        with contextlib.suppress(OSError):
-            folders = sorted(runs.iterdir(), key=lambda f: f.stat().st_mtime, reverse=True)
-            with self._lock:
-                in_use = {project.parent for project in self._users}
-            for folder in [f for f in folders if f not in in_use][_PROJECTS_KEPT:]:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-_projects = _Projects()

@@ -49,10 +49,10 @@ class Follow:
         if self.secret_values:  # the worker masked already; this is pit's own pass
             self.masker = Masker(self.secret_values)
 
-    async def events(self, link: Link, submission: Submission) -> dict[str, Any] | Lost | None:
+    async def events(self, link: Link, submission: Submission) -> dict[str, Any] | Lost:
         """Follow the attempt until it ends: its EXIT report, or Lost (also when Dask's task
         ended without its runner reaching pit, or with no EXIT from it within `END_WAIT`).
-        None only if cancelled (a stop) first: then this can be called again."""
+        A stop cancels it (in the caller's scope); it can then be called again."""
         if self._staged is None:
             self._staged = _Staged(link.data_dir)
         while True:
